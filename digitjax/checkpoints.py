@@ -1,0 +1,88 @@
+"""Checkpoints in the workdir, with orbax-checkpoint.
+
+Two CheckpointManagers, one folder each, so neither retention rule can evict the other:
+- `checkpoints/latest`: the state to resume from, kept two deep so that a checkpoint
+  found corrupt on restore falls back to the one before it;
+- `checkpoints/best`: the state with the best monitored validation metric, which eval
+  mode and the final test figures use.
+
+A checkpoint holds the TrainState pytree and a JSON `meta` dict (epoch, history, early
+stopping counters, config fingerprint): everything the loop needs to continue exactly.
+Saves are synchronous (the states are small) and orbax writes into a temporary folder
+that it renames only when complete, so a failed or interrupted save never replaces a
+good checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import orbax.checkpoint as ocp
+
+from digitjax.errors import UserError
+
+
+def _manager(path: str, keep: int) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                         enable_async_checkpointing=False)
+  return ocp.CheckpointManager(os.path.abspath(path), options=options)
+
+
+class Checkpoints:
+  """The latest and best checkpoints of one workdir."""
+
+  def __init__(self, workdir: str):
+    self.root = os.path.join(workdir, "checkpoints")
+    self.latest = _manager(os.path.join(self.root, "latest"), keep=2)
+    self.best = _manager(os.path.join(self.root, "best"), keep=1)
+
+  @staticmethod
+  def _save(manager, step: int, state, meta: dict):
+    manager.save(int(step), args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+    manager.wait_until_finished()
+
+  def save_latest(self, step: int, state, meta: dict):
+    self._save(self.latest, step, state, meta)
+
+  def save_best(self, step: int, state, meta: dict):
+    self._save(self.best, step, state, meta)
+
+  @staticmethod
+  def _restore(manager, abstract_state, what: str):
+    """The newest readable checkpoint of `manager` as (state, meta), or None if none.
+
+    A checkpoint that fails to restore (truncated or deleted file, half-written step)
+    is reported in one line and the next older one is tried; nothing is deleted.
+    """
+    manager.reload()
+    for step in sorted(manager.all_steps(), reverse=True):
+      try:
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+        return restored.state, restored.meta
+      except Exception as e:  # orbax raises many types for damaged files
+        print(f"warning: {what} checkpoint at step {step} is unreadable "
+              f"({type(e).__name__}: {str(e).splitlines()[0][:150]}); trying an older one.",
+              file=sys.stderr)
+    return None
+
+  def restore_latest(self, abstract_state):
+    return self._restore(self.latest, abstract_state, "latest")
+
+  def restore_best(self, abstract_state):
+    return self._restore(self.best, abstract_state, "best")
+
+  def has_best(self) -> bool:
+    self.best.reload()
+    return bool(self.best.all_steps())
+
+  def close(self):
+    self.latest.close()
+    self.best.close()
+
+
+def require_best(workdir: str, ckpts: Checkpoints):
+  if not ckpts.has_best():
+    raise UserError(f"there is nothing to evaluate in {workdir}: it holds no checkpoint. "
+                    "Train first (--mode=train) or point --workdir at a trained run.")

@@ -1,0 +1,190 @@
+"""The one config schema every experiment shares, and its validation.
+
+Every experiment file in configs/ starts from `get_config()` here and changes a few
+fields, so every field a run can have is listed (and documented) in one place, and
+`--config.a.b=value` overrides always hit a known, typed field.
+
+`validate()` runs before any data is read or anything is compiled: a typo or an
+out-of-range value costs the user one clear message, not a traceback ten minutes in.
+"""
+from __future__ import annotations
+
+import json
+
+import ml_collections
+from ml_collections import config_dict
+
+# Fields that only steer how long / how often a run does things. Changing them does not
+# make a workdir belong to "another config": extending num_epochs and rerunning resumes.
+RUN_CONTROL_FIELDS = ("name", "num_epochs", "checkpoint_every_steps", "log_every_steps",
+                      "dataset.data_dir", "dataset.download")
+
+MONITORS = ("val_loss", "val_accuracy")
+LOSSES = ("cross_entropy", "mse")
+OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
+ON_NONFINITE = ("stop", "skip")
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Defaults: Keras's where the reports are silent (see ../shared/REPORTS.md)."""
+  c = ml_collections.ConfigDict()
+  c.name = "default"  # names the default workdir runs/<name>
+  c.seed = 0  # parameters, dropout, augmentation and data order all derive from it
+
+  c.dataset = ml_collections.ConfigDict()
+  c.dataset.name = "mnist"  # a TFDS name: mnist, fashion_mnist, cifar10, tf_flowers
+  c.dataset.data_dir = config_dict.placeholder(str)  # else $TFDS_DATA_DIR, else TFDS default
+  c.dataset.download = True  # let TFDS download when the data is not prepared
+  c.dataset.train_split = "train"
+  c.dataset.test_split = "test"
+  c.dataset.validation_fraction = 0.1  # carved from the train split, never from test
+  c.dataset.split_seed = 0  # fixed so seeds vary the model, not which images validate
+  c.dataset.max_train_examples = 0  # 0 = all; a small real subset for tests and smoke runs
+  c.dataset.max_test_examples = 0
+  c.dataset.image_size = 0  # 0 = native size; resize (square) otherwise, e.g. 150 for flowers
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "cnn_bn"  # see digitjax.models.MODELS
+  c.model.hidden_units = (512,)  # dense layer widths for the MLP families
+  c.model.hidden_activation = "relu"  # relu | sigmoid
+  c.model.output_activation = "softmax"  # how the loss reads the logits: softmax | sigmoid
+  c.model.dropout = 0.0  # dropout after hidden dense layers (MLP families)
+  c.model.l2 = 0.0  # kernel L2 factor: l2 * sum(w^2) added to the loss, as Keras does
+  c.model.conv_impl = "matmul"  # matmul (k*k shifted slices + one matmul) | xla (lax.conv)
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "rmsprop"  # sgd | momentum | nesterov | rmsprop | adam | adadelta | adagrad
+  c.optimizer.learning_rate = config_dict.placeholder(float)  # None = Keras default
+  c.optimizer.momentum = 0.0  # for sgd; momentum/nesterov default to 0.9
+  c.optimizer.schedule = "constant"  # constant | cosine | warmup_cosine
+  c.optimizer.warmup_epochs = 0
+
+  # Keras's ReduceLROnPlateau, stepped once per epoch on config.monitor.
+  c.reduce_on_plateau = ml_collections.ConfigDict()
+  c.reduce_on_plateau.enabled = False
+  c.reduce_on_plateau.factor = 0.1
+  c.reduce_on_plateau.patience = 10
+  c.reduce_on_plateau.min_delta = 1e-4
+  c.reduce_on_plateau.min_lr = 0.0
+
+  # Keras's EarlyStopping on config.monitor. The best checkpoint is always kept, and test
+  # figures always come from it, so restore_best_weights is what digitjax always does.
+  c.early_stopping = ml_collections.ConfigDict()
+  c.early_stopping.enabled = False
+  c.early_stopping.patience = 5
+  c.early_stopping.min_delta = 0.0
+
+  c.augment = ml_collections.ConfigDict()
+  c.augment.noise_std = 0.0  # additive gaussian noise on [0,1] training images
+
+  c.monitor = "val_loss"  # picks the best checkpoint; drives plateau and early stopping
+  c.loss = "cross_entropy"  # cross_entropy | mse
+  c.batch_size = 128
+  c.eval_batch_size = 1000
+  c.num_epochs = 10
+  c.checkpoint_every_steps = 0  # 0 = at the end of every epoch only
+  c.log_every_steps = 100  # how often the host checks metrics (and non-finite loss)
+  c.on_nonfinite = "stop"  # stop | skip (skip leaves the state as it was for that step)
+  return c
+
+
+def fingerprint(config: ml_collections.ConfigDict) -> dict:
+  """The part of a config that identifies a run (what a workdir must agree with)."""
+  return fingerprint_from_json(config.to_json_best_effort())
+
+
+def fingerprint_from_json(text: str) -> dict:
+  d = json.loads(text)
+  for field in RUN_CONTROL_FIELDS:
+    *parents, leaf = field.split(".")
+    node = d
+    for p in parents:
+      node = node.get(p, {})
+    node.pop(leaf, None)
+  return d
+
+
+def _flatten(d, prefix=""):
+  out = {}
+  for k, v in (d or {}).items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[prefix + k] = v
+  return out
+
+
+def describe_difference(theirs: dict | None, mine: dict) -> str:
+  """'model.name: cnn_bn -> mlp, seed: 0 -> 1' (at most a few fields)."""
+  if theirs is None:
+    return "its config.json is unreadable"
+  a, b = _flatten(theirs), _flatten(mine)
+  diffs = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+           if a.get(k) != b.get(k)]
+  return ", ".join(diffs[:4]) + (f" and {len(diffs) - 4} more" if len(diffs) > 4 else "")
+
+
+def validate(config: ml_collections.ConfigDict) -> list[str]:
+  """Every problem with `config`, one sentence each; an empty list means it is usable.
+
+  Names are checked against the registries of the modules that own them, so adding a
+  model or optimizer there is all it takes to make it valid here.
+  """
+  from digitjax import data, models, optim  # the registries; imported late to stay light
+
+  errors = []
+
+  def one_of(path, value, valid):
+    if value not in valid:
+      errors.append(f"config.{path}={value!r} is not known; valid: {', '.join(sorted(valid))}.")
+
+  def in_range(path, value, lo, hi, lo_open=False, hi_open=False, kind=(int, float)):
+    if isinstance(value, bool) or not isinstance(value, kind):
+      errors.append(f"config.{path}={value!r} must be a number.")
+      return
+    bad = (value <= lo if lo_open else value < lo) or (value >= hi if hi_open else value > hi)
+    if bad:
+      lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
+      errors.append(f"config.{path}={value!r} is out of range; it must lie in {lb}{lo}, {hi}{rb}.")
+
+  inf = float("inf")
+  one_of("dataset.name", config.dataset.name, data.DATASETS)
+  one_of("model.name", config.model.name, models.MODELS)
+  one_of("model.output_activation", config.model.output_activation, OUTPUT_ACTIVATIONS)
+  one_of("model.hidden_activation", config.model.hidden_activation, models.ACTIVATIONS)
+  one_of("model.conv_impl", config.model.conv_impl, models.CONV_IMPLS)
+  one_of("optimizer.name", config.optimizer.name, optim.OPTIMIZERS)
+  one_of("optimizer.schedule", config.optimizer.schedule, optim.SCHEDULES)
+  one_of("monitor", config.monitor, MONITORS)
+  one_of("loss", config.loss, LOSSES)
+  one_of("on_nonfinite", config.on_nonfinite, ON_NONFINITE)
+
+  in_range("dataset.validation_fraction", config.dataset.validation_fraction, 0, 1, True, True)
+  in_range("model.dropout", config.model.dropout, 0, 1, hi_open=True)
+  in_range("model.l2", config.model.l2, 0, inf)
+  if config.optimizer.learning_rate is not None:
+    in_range("optimizer.learning_rate", config.optimizer.learning_rate, 0, inf, lo_open=True)
+  in_range("optimizer.momentum", config.optimizer.momentum, 0, 1, hi_open=True)
+  in_range("optimizer.warmup_epochs", config.optimizer.warmup_epochs, 0, inf)
+  in_range("reduce_on_plateau.factor", config.reduce_on_plateau.factor, 0, 1, True, True)
+  in_range("reduce_on_plateau.patience", config.reduce_on_plateau.patience, 0, inf)
+  in_range("reduce_on_plateau.min_delta", config.reduce_on_plateau.min_delta, 0, inf,
+           lo_open=True)
+  in_range("reduce_on_plateau.min_lr", config.reduce_on_plateau.min_lr, 0, inf)
+  in_range("early_stopping.patience", config.early_stopping.patience, 0, inf)
+  in_range("early_stopping.min_delta", config.early_stopping.min_delta, 0, inf)
+  in_range("augment.noise_std", config.augment.noise_std, 0, inf)
+  for path in ("batch_size", "eval_batch_size", "num_epochs", "log_every_steps"):
+    in_range(path, config[path], 1, inf, kind=int)
+  for path in ("checkpoint_every_steps", "dataset.max_train_examples",
+               "dataset.max_test_examples", "dataset.image_size", "dataset.split_seed"):
+    value = config
+    for part in path.split("."):
+      value = value[part]
+    in_range(path, value, 0, inf, kind=int)
+  units = config.model.hidden_units
+  if not isinstance(units, (tuple, list)) or not all(
+      isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in units):
+    errors.append(f"config.model.hidden_units={units!r} must be a tuple of positive ints, "
+                  "e.g. --config.model.hidden_units='(256,128)'.")
+  return errors

@@ -1,0 +1,65 @@
+"""Entry point: `python -m digitjax.main --config=configs/cnn_bn.py [--workdir=DIR]`.
+
+Intentionally short, as in Flax's examples: flags in, one call into digitjax.train out.
+Any config field can be overridden, e.g. `--config.optimizer.learning_rate=3e-4`.
+Rerunning on the same workdir resumes; `--mode=eval` tests the best checkpoint.
+Problems the user can fix print one line on stderr and exit with status 2.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from digitjax.errors import UserError
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file, e.g. configs/cnn_bn.py.", lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Where checkpoints, metrics and plots go. Default: runs/<config name>.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"],
+                          "train (resumes if the workdir has a checkpoint) or eval "
+                          "(tests the best checkpoint).")
+_FRESH = flags.DEFINE_bool("fresh", False, "Set an existing workdir aside (renamed with a "
+                           "timestamp, never deleted) and start from scratch.")
+
+
+def run(config, workdir: str, mode: str = "train", fresh: bool = False) -> dict:
+  from digitjax import config as config_lib
+
+  errors = config_lib.validate(config)
+  if errors:
+    raise UserError("invalid config:\n  " + "\n  ".join(errors))
+  if fresh and os.path.exists(workdir):
+    aside = f"{workdir.rstrip('/')}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.rename(workdir, aside)
+    print(f"Moved the previous run to {aside}.")
+  from digitjax import train  # imports JAX: after the cheap checks
+  if mode == "eval":
+    return train.evaluate_checkpoint(config, workdir)
+  return train.train_and_evaluate(config, workdir)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax and TFDS are chatty at INFO
+  config = _CONFIG.value
+  if config is None:
+    raise app.UsageError("--config is required, e.g. --config=configs/cnn_bn.py")
+  workdir = _WORKDIR.value or os.path.join("runs", config.name)
+  try:
+    result = run(config, workdir, _MODE.value, _FRESH.value)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  if result.get("interrupted"):
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,166 @@
+"""Model families of the reports, chosen by `config.model.name`.
+
+Each family is a function (model config, num_classes, conv impl) -> layer specs for
+`Sequential`, written to read like the report's Keras code. The final Dense layer emits
+logits; `config.model.output_activation` tells the loss whether they stand for a softmax
+or per-class sigmoids.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from digitjax.models.layers import ACTIVATIONS, CONV_IMPLS, Sequential
+
+
+def _mlp_head(m, num_classes):
+  """Flatten -> [Dense h (-> Dropout)]* -> Dense num_classes, shared by the MLP families."""
+  layers = [("Flatten", {})]
+  for h in m.hidden_units:
+    layers.append(("Dense", dict(features=h, activation=m.hidden_activation, l2=m.l2)))
+    if m.dropout:
+      layers.append(("Dropout", dict(rate=m.dropout)))
+  layers.append(("Dense", dict(features=num_classes, activation=None, l2=m.l2)))
+  return layers
+
+
+def perceptron(m, num_classes, impl):
+  """A1: 784 -> Dense 10 (sigmoid output via config.model.output_activation)."""
+  return [("Flatten", {}), ("Dense", dict(features=num_classes, activation=None, l2=m.l2))]
+
+
+def mlp(m, num_classes, impl):
+  """A2-A5, B1, C1: Dense layers of config.model.hidden_units, optional dropout and L2."""
+  return _mlp_head(m, num_classes)
+
+
+def _conv(features, k, impl, **kw):
+  return ("Conv", dict(features=features, kernel_size=k, impl=impl, **kw))
+
+
+def _dense(features, activation="relu"):
+  return ("Dense", dict(features=features, activation=activation))
+
+
+def _drop(rate):
+  return ("Dropout", dict(rate=rate))
+
+
+def keras_cnn(m, num_classes, impl):
+  """B2 (and D1 net1 without dropout): the Keras examples' MNIST CNN."""
+  return [_conv(32, 3, impl), _conv(64, 3, impl), ("MaxPool", dict(pool_size=2)),
+          _drop(0.25), ("Flatten", {}), _dense(128), _drop(0.5),
+          _dense(num_classes, None)]
+
+
+def net1(m, num_classes, impl):
+  """D1: Conv 32 3x3 -> Conv 64 3x3 -> MP 2 -> D 128 -> D 10 (1,199,882 params on MNIST)."""
+  return [_conv(32, 3, impl), _conv(64, 3, impl), ("MaxPool", dict(pool_size=2)),
+          ("Flatten", {}), _dense(128), _dense(num_classes, None)]
+
+
+def net2(m, num_classes, impl):
+  """D2: as D1 without pooling, second conv stride 2 (12x12x64 map, 1,199,882 params)."""
+  return [_conv(32, 3, impl), _conv(64, 3, impl, strides=2), ("Flatten", {}), _dense(128),
+          _dense(num_classes, None)]
+
+
+def cnn_single(m, num_classes, impl):
+  """B3: Conv 32 3x3 -> MP 2 -> D 10."""
+  return [_conv(32, 3, impl), ("MaxPool", dict(pool_size=2)), ("Flatten", {}),
+          _dense(num_classes, None)]
+
+
+def cnn3_v1(m, num_classes, impl):
+  """B4: three (Conv 3x3 -> MP 2) blocks, 2x2 map, D 128 -> D 10."""
+  layers = []
+  for f in (32, 32, 64):
+    layers += [_conv(f, 3, impl), ("MaxPool", dict(pool_size=2))]
+  return layers + [("Flatten", {}), _dense(128), _dense(num_classes, None)]
+
+
+def cnn3_v2(m, num_classes, impl):
+  """B5: Conv 16 3x3 / 32 2x2 / 64 1x1, all 'same', each + MP 2 -> 3x3 map -> D 128."""
+  layers = []
+  for f, k in ((16, 3), (32, 2), (64, 1)):
+    layers += [_conv(f, k, impl, padding="same"), ("MaxPool", dict(pool_size=2))]
+  return layers + [("Flatten", {}), _dense(128), _drop(m.dropout or 0.5),
+                   _dense(num_classes, None)]
+
+
+def cnn_bn(m, num_classes, impl):
+  """B6, the flagship: four Conv(relu) -> BatchNorm blocks, rising dropout, 5x5 map.
+
+  Read from the report's text: Conv 16 3x3 -> BN -> Drop .20 -> Conv 32 3x3 -> BN -> MP 2
+  -> Drop .30 -> Conv 64 3x3 -> BN -> MP 2 -> Drop .35 -> Conv 64 1x1 -> BN -> Drop .40
+  -> D 128 -> D 10. Maps: 26 -> 24 -> 12 -> 10 -> 5 -> 5 (the published 5x5), and
+  234,026 trainable parameters, the report's count. Conv kernels: he_normal, L2 model.l2.
+  """
+  conv = lambda f, k: _conv(f, k, impl, kernel_init="he_normal", l2=m.l2)
+  bn = ("BatchNorm", {})
+  pool = ("MaxPool", dict(pool_size=2))
+  return [conv(16, 3), bn, _drop(0.20),
+          conv(32, 3), bn, pool, _drop(0.30),
+          conv(64, 3), bn, pool, _drop(0.35),
+          conv(64, 1), bn, _drop(0.40),
+          ("Flatten", {}), _dense(128), _dense(num_classes, None)]
+
+
+def c_v2(m, num_classes, impl):
+  """C2: Conv 32 3x3 -> MP 2 -> Drop 0.25 -> D 10."""
+  return [_conv(32, 3, impl), ("MaxPool", dict(pool_size=2)), _drop(0.25), ("Flatten", {}),
+          _dense(num_classes, None)]
+
+
+def c_v3(m, num_classes, impl):
+  """C3: Conv 32 4x4 -> Conv 64 3x3 -> MP 2 -> Drop .2 -> D 248 -> D 124 -> Drop .4 -> D 10."""
+  return [_conv(32, 4, impl), _conv(64, 3, impl), ("MaxPool", dict(pool_size=2)), _drop(0.2),
+          ("Flatten", {}), _dense(248), _dense(124), _drop(0.4), _dense(num_classes, None)]
+
+
+MODELS = {f.__name__: f for f in (perceptron, mlp, keras_cnn, net1, net2, cnn_single,
+                                   cnn3_v1, cnn3_v2, cnn_bn, c_v2, c_v3)}
+
+
+def build(config, num_classes: int, bn_axis_name: str | None = None) -> Sequential:
+  """The Flax module for config.model; bn_axis_name syncs BatchNorm across devices."""
+  layers = MODELS[config.model.name](config.model, num_classes, config.model.conv_impl)
+  if bn_axis_name:
+    layers = [(k, dict(kw, axis_name=bn_axis_name) if k == "BatchNorm" else kw)
+              for k, kw in layers]
+  return Sequential(layers=tuple(layers), name=None)
+
+
+def summary(model, input_shape, title: str = "model") -> tuple[str, dict]:
+  """A keras.Model.summary()-style table and its totals, computed without any FLOPs.
+
+  Non-trainable parameters are BatchNorm's moving mean and variance, as in Keras.
+  """
+  x = jnp.zeros((1, *input_shape), jnp.float32)
+  rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+  variables = jax.eval_shape(lambda: model.init(rngs, x, train=False))
+  _, state = jax.eval_shape(
+      lambda v: model.apply(v, x, train=False, capture_intermediates=True,
+                            mutable=["intermediates", "losses"]), variables)
+  count = lambda tree: int(sum(np.prod(l.shape) for l in jax.tree.leaves(tree)))
+  params = variables.get("params", {})
+  stats = variables.get("batch_stats", {})
+  rows = []
+  for name, out in state["intermediates"].items():
+    if name == "__call__":
+      continue
+    shape = out["__call__"][0].shape
+    rows.append((name, "(None, " + ", ".join(map(str, shape[1:])) + ")",
+                 count(params.get(name, {})) + count(stats.get(name, {}))))
+  trainable, non_trainable = count(params), count(stats)
+  w = (max(len(r[0]) for r in rows) + 2, max(len(r[1]) for r in rows) + 2, 12)
+  line = "-" * sum(w)
+  text = [f'Model: "{title}"', line,
+          "Layer".ljust(w[0]) + "Output Shape".ljust(w[1]) + "Param #".rjust(w[2]), line]
+  text += [n.ljust(w[0]) + s.ljust(w[1]) + f"{p:,}".rjust(w[2]) for n, s, p in rows]
+  text += [line, f"Total params: {trainable + non_trainable:,}",
+           f"Trainable params: {trainable:,}", f"Non-trainable params: {non_trainable:,}"]
+  totals = dict(total=trainable + non_trainable, trainable=trainable,
+                non_trainable=non_trainable)
+  return "\n".join(text), totals

@@ -1,0 +1,214 @@
+"""The Keras layers the reports use, as small Flax linen modules.
+
+Each layer is its own module so that `summary()` can list it with its output shape and
+parameter count, exactly like `keras.Model.summary()`. Defaults follow Keras: glorot-uniform
+kernels, zero biases, BatchNormalization(momentum=0.99, epsilon=1e-3).
+
+A kernel L2 factor makes a layer `sow` `l2 * sum(kernel**2)` into the 'losses'
+collection; the train step adds that collection to the loss, as Keras adds `model.losses`.
+
+Conv has two implementations with the same parameters and the same numbers:
+- "xla": `lax.conv_general_dilated`.
+- "matmul": the k*k shifted slices of the input concatenated on the channel axis, then
+  one matmul with the reshaped kernel. On XLA:CPU this is 2-3x faster than lax.conv in
+  training (../shared/BENCHMARKS.md), because the matmul runs near the machine's peak.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+ACTIVATIONS: dict[str, Callable | None] = {
+    "relu": nn.relu,
+    "sigmoid": nn.sigmoid,
+    "linear": None,
+}
+INITIALIZERS = {
+    "glorot_uniform": nn.initializers.glorot_uniform,
+    "he_normal": nn.initializers.he_normal,  # truncated normal, fan_in, scale 2: as Keras 3
+}
+CONV_IMPLS = ("matmul", "xla")
+
+
+def _activate(x, activation):
+  fn = ACTIVATIONS[activation or "linear"]
+  return x if fn is None else fn(x)
+
+
+def _sow_l2(module: nn.Module, kernel, l2: float):
+  if l2:
+    module.sow("losses", "l2", l2 * jnp.sum(jnp.square(kernel)))
+
+
+def _pair(v) -> tuple[int, int]:
+  return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+  """TensorFlow/Keras 'same' padding: output ceil(size/stride), extra pixel at the end."""
+  out = -(-size // stride)
+  total = max((out - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+def conv_matmul(x, kernel, strides=(1, 1), padding="VALID"):
+  """NHWC x HWIO convolution as shifted slices + one matmul (same result as lax.conv)."""
+  kh, kw, cin, cout = kernel.shape
+  sh, sw = strides
+  if padding == "SAME":
+    ph = same_padding(x.shape[1], kh, sh)
+    pw = same_padding(x.shape[2], kw, sw)
+    x = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
+  oh = (x.shape[1] - kh) // sh + 1
+  ow = (x.shape[2] - kw) // sw + 1
+  if kh == kw == 1:
+    patches = x[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw, :]
+  else:
+    patches = jnp.concatenate(
+        [x[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]
+         for i in range(kh) for j in range(kw)], axis=-1)
+  return patches @ kernel.reshape(kh * kw * cin, cout)
+
+
+def conv_xla(x, kernel, strides=(1, 1), padding="VALID"):
+  return lax.conv_general_dilated(x, kernel, strides, padding,
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+class Conv(nn.Module):
+  """keras.layers.Conv2D."""
+  features: int
+  kernel_size: int | Sequence[int] = 3
+  strides: int | Sequence[int] = 1
+  padding: str = "valid"
+  activation: str | None = "relu"
+  kernel_init: str = "glorot_uniform"
+  l2: float = 0.0
+  impl: str = "matmul"
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    kh, kw = _pair(self.kernel_size)
+    kernel = self.param("kernel", INITIALIZERS[self.kernel_init](),
+                        (kh, kw, x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    _sow_l2(self, kernel, self.l2)
+    conv = conv_matmul if self.impl == "matmul" else conv_xla
+    y = conv(x, kernel, _pair(self.strides), self.padding.upper()) + bias
+    return _activate(y, self.activation)
+
+
+class Dense(nn.Module):
+  """keras.layers.Dense."""
+  features: int
+  activation: str | None = "relu"
+  kernel_init: str = "glorot_uniform"
+  l2: float = 0.0
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    kernel = self.param("kernel", INITIALIZERS[self.kernel_init](),
+                        (x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    _sow_l2(self, kernel, self.l2)
+    return _activate(x @ kernel + bias, self.activation)
+
+
+class MaxPool(nn.Module):
+  """keras.layers.MaxPooling2D (strides default to the pool size)."""
+  pool_size: int | Sequence[int] = 2
+  strides: int | Sequence[int] | None = None
+  padding: str = "valid"
+
+  def __call__(self, x, train: bool = False):
+    window = _pair(self.pool_size)
+    return nn.max_pool(x, window, _pair(self.strides or self.pool_size), self.padding.upper())
+
+
+class AvgPool(MaxPool):
+  """keras.layers.AveragePooling2D."""
+
+  def __call__(self, x, train: bool = False):
+    window = _pair(self.pool_size)
+    return nn.avg_pool(x, window, _pair(self.strides or self.pool_size), self.padding.upper())
+
+
+class GlobalAvgPool(nn.Module):
+  """keras.layers.GlobalAveragePooling2D."""
+
+  def __call__(self, x, train: bool = False):
+    return x.mean(axis=(1, 2))
+
+
+class Flatten(nn.Module):
+  """keras.layers.Flatten."""
+
+  def __call__(self, x, train: bool = False):
+    return x.reshape(x.shape[0], -1)
+
+
+class ZeroPad(nn.Module):
+  """keras.layers.ZeroPadding2D."""
+  padding: int = 1
+
+  def __call__(self, x, train: bool = False):
+    p = self.padding
+    return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+
+
+class Dropout(nn.Module):
+  """keras.layers.Dropout; draws from the 'dropout' rng stream in training."""
+  rate: float
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    return nn.Dropout(self.rate, deterministic=not train)(x)
+
+
+class BatchNorm(nn.Module):
+  """keras.layers.BatchNormalization; axis_name averages batch statistics over devices."""
+  momentum: float = 0.99
+  epsilon: float = 1e-3
+  axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    return nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
+                        epsilon=self.epsilon, axis_name=self.axis_name)(x)
+
+
+class Activation(nn.Module):
+  """keras.layers.Activation."""
+  activation: str = "relu"
+
+  def __call__(self, x, train: bool = False):
+    return _activate(x, self.activation)
+
+
+LAYERS: dict[str, type[nn.Module]] = {
+    cls.__name__: cls for cls in (Conv, Dense, MaxPool, AvgPool, GlobalAvgPool, Flatten,
+                                  ZeroPad, Dropout, BatchNorm, Activation)
+}
+
+
+def _snake(name: str) -> str:
+  return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+class Sequential(nn.Module):
+  """keras.Sequential over layer specs: a tuple of (layer type name, kwargs dict).
+
+  Layers are named `<index>_<type>` (e.g. `03_batch_norm`) so parameters, summaries and
+  checkpoints read in model order.
+  """
+  layers: Sequence[tuple[str, dict[str, Any]]]
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    for i, (kind, kwargs) in enumerate(self.layers):
+      x = LAYERS[kind](**kwargs, name=f"{i:02d}_{_snake(kind)}")(x, train=train)
+    return x
