@@ -15,6 +15,8 @@ import dataclasses
 import os
 import socket
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only reads files here
+
 import numpy as np
 
 from digitjax.errors import UserError

@@ -43,6 +43,29 @@ def run(config, workdir: str, mode: str = "train", fresh: bool = False) -> dict:
   return train.train_and_evaluate(config, workdir)
 
 
+def parse_flags(argv):
+  """absl's flag parsing, with config-override mistakes as one line instead of a traceback.
+
+  ml_collections raises a bare KeyError/TypeError for an override of a field that does not
+  exist or of the wrong type; say which argument was wrong and exit 2.
+  """
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    message = str(e)
+  except (KeyError, AttributeError, TypeError, ValueError) as e:
+    inner = e.args[0] if e.args and isinstance(e.args[0], Exception) else e
+    if isinstance(inner, KeyError):
+      message = f"the config has no field {str(inner.args[0]).strip(chr(34))}"
+    else:
+      message = str(inner)
+  bad = [a for a in argv[1:] if a.startswith("--config.")]
+  hint = (" Check the --config.* overrides (" + " ".join(bad) + ") against the fields "
+          "in digitjax/config.py.") if bad else ""
+  print(f"error: {message}.{hint}", file=sys.stderr)
+  sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -62,4 +85,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

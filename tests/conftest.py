@@ -1,0 +1,44 @@
+"""Shared test helpers: real MNIST from ../shared when present, tiny fast configs."""
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_TFDS = ROOT.parent / "shared" / "tensorflow_datasets"
+if "TFDS_DATA_DIR" not in os.environ and SHARED_TFDS.is_dir():
+  os.environ["TFDS_DATA_DIR"] = str(SHARED_TFDS)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def mnist_available() -> bool:
+  d = os.environ.get("TFDS_DATA_DIR")
+  return bool(d) and (pathlib.Path(d) / "mnist").is_dir()
+
+
+needs_mnist = pytest.mark.skipif(
+    not mnist_available(), reason="prepared MNIST not found; set TFDS_DATA_DIR")
+
+
+def tiny_config(**overrides):
+  """A small real-MNIST run: 2,000 train images, a 32-unit MLP, 1,000 test images."""
+  from digitjax import config as base
+
+  c = base.get_config()
+  c.name = "tiny"
+  c.model.name = "mlp"
+  c.model.hidden_units = (32,)
+  c.optimizer.name = "adam"
+  c.dataset.max_train_examples = 2000
+  c.dataset.max_test_examples = 1000
+  c.dataset.download = False
+  c.batch_size = 100
+  c.eval_batch_size = 500
+  c.num_epochs = 2
+  for key, value in overrides.items():
+    node = c
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return c

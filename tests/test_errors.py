@@ -1,0 +1,82 @@
+"""Bad input gets one clear message, never a traceback (config, data, CLI)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, needs_mnist, tiny_config
+from digitjax import config as config_lib
+from digitjax import data
+from digitjax.errors import UserError
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("model.name", "resnet9000", "model.name='resnet9000' is not known; valid: .*cnn_bn"),
+    ("optimizer.name", "adamw2", "optimizer.name='adamw2' is not known; valid: .*rmsprop"),
+    ("dataset.name", "imagenet", "dataset.name='imagenet' is not known; valid: .*mnist"),
+    ("optimizer.schedule", "linear", "schedule='linear' is not known"),
+    ("optimizer.learning_rate", -0.1, r"learning_rate=-0.1 is out of range"),
+    ("model.dropout", 1.0, r"dropout=1.0 is out of range; it must lie in \[0, 1\)"),
+    ("dataset.validation_fraction", 0.0, r"validation_fraction=0.0 is out of range"),
+    ("batch_size", 0, r"batch_size=0 is out of range"),
+])
+def test_validation_names_the_field_and_the_fix(field, value, message):
+  errors = config_lib.validate(tiny_config(**{field: value}))
+  assert len(errors) == 1
+  import re
+  assert re.search(message, errors[0]), errors[0]
+
+
+def test_default_and_flagship_configs_are_valid():
+  assert config_lib.validate(config_lib.get_config()) == []
+
+
+def test_missing_dataset_offline_names_tfds_data_dir(tmp_path):
+  c = tiny_config(**{"dataset.data_dir": str(tmp_path)})
+  with pytest.raises(UserError, match="not prepared.*TFDS_DATA_DIR"):
+    data.load_train_val(c)
+
+
+def test_data_dir_that_does_not_exist(tmp_path):
+  c = tiny_config(**{"dataset.data_dir": str(tmp_path / "nope")})
+  with pytest.raises(UserError, match="does not exist.*TFDS_DATA_DIR"):
+    data.load_train_val(c)
+
+
+@needs_mnist
+def test_unknown_split_lists_the_real_ones():
+  c = tiny_config(**{"dataset.test_split": "validation"})
+  with pytest.raises(UserError, match="no split 'validation'; it has .*test"):
+    data.load_test(c)
+
+
+@needs_mnist
+def test_validation_split_is_seeded_disjoint_and_sized():
+  c = tiny_config()
+  train_a, val_a = data.load_train_val(c)
+  train_b, val_b = data.load_train_val(c)
+  assert len(val_a) == 200 and len(train_a) == 1800
+  assert (val_a.images == val_b.images).all()
+  c.dataset.split_seed = 1
+  _, val_c = data.load_train_val(c)
+  assert not (val_a.labels == val_c.labels).all()
+
+
+def _cli(*args):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  return subprocess.run([sys.executable, "-m", "digitjax.main", *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config.model.name=nope"], "model.name='nope' is not known"),
+    (["--config.optimizer.learning_rate=-1"], "learning_rate=-1.0 is out of range"),
+    (["--config.no_such_field=1"], "no_such_field"),
+    (["--config.seed=abc"], "seed"),
+])
+def test_cli_bad_input_is_one_message_on_stderr(tmp_path, args, message):
+  r = _cli("--config=configs/cnn_bn.py", f"--workdir={tmp_path}", *args)
+  assert r.returncode != 0
+  assert message in r.stderr
+  assert "Traceback" not in r.stderr + r.stdout

@@ -1,0 +1,113 @@
+"""End-to-end behaviour on real MNIST subsets: learning, determinism, checkpoints, resume."""
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import needs_mnist, tiny_config
+from digitjax import checkpoints, main, train
+from digitjax.errors import UserError
+
+pytestmark = needs_mnist
+
+
+def _leaves_equal(a, b):
+  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(la) == len(lb)
+  for x, y in zip(la, lb):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_learns_mnist_subset(tmp_path):
+  """5k real training images, a small CNN: well above 95% on 2,000 real test images."""
+  c = tiny_config(**{"model.name": "c_v2", "dataset.max_train_examples": 5000,
+                     "dataset.max_test_examples": 2000, "batch_size": 64, "num_epochs": 4})
+  r = main.run(c, str(tmp_path))
+  assert r["test_accuracy"] > 0.95, r["test_accuracy"]
+  assert r["epochs_run"] == 4
+  for name in ("config.json", "summary.txt", "metrics.jsonl", "history.png",
+               "confusion_matrix.png", "results.json"):
+    assert (tmp_path / name).exists(), name
+  assert any(f.startswith("events") for f in os.listdir(tmp_path / "tb"))
+  saved = json.loads((tmp_path / "results.json").read_text())
+  assert saved["test_accuracy"] == r["test_accuracy"]
+  assert len(saved["per_class"]) == 10 and sum(sum(r) for r in saved["confusion_matrix"]) == 2000
+  history = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+  assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_eval_mode_reproduces_recorded_test_accuracy(tmp_path):
+  c = tiny_config()
+  trained = main.run(c, str(tmp_path))
+  evaluated = main.run(c, str(tmp_path), mode="eval")
+  assert evaluated["test_accuracy"] == trained["test_accuracy"]
+  assert evaluated["test_loss"] == trained["test_loss"]
+
+
+def test_same_seed_same_numbers_different_seed_different(tmp_path):
+  a = main.run(tiny_config(), str(tmp_path / "a"))
+  b = main.run(tiny_config(), str(tmp_path / "b"))
+  c = main.run(tiny_config(seed=1), str(tmp_path / "c"))
+  ha = (tmp_path / "a" / "metrics.jsonl").read_text()
+  hb = (tmp_path / "b" / "metrics.jsonl").read_text()
+  strip = lambda h: [{k: v for k, v in json.loads(l).items() if k != "time"}
+                     for l in h.splitlines()]
+  assert strip(ha) == strip(hb)
+  assert a["test_accuracy"] == b["test_accuracy"] and a["test_loss"] == b["test_loss"]
+  assert c["test_loss"] != a["test_loss"]
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+  """Stop after 1 epoch (and mid-epoch via a step checkpoint), rerun: same as straight."""
+  straight = main.run(tiny_config(**{"num_epochs": 3, "model.dropout": 0.2}),
+                      str(tmp_path / "straight"))
+  resumed_dir = str(tmp_path / "resumed")
+  main.run(tiny_config(**{"num_epochs": 1, "model.dropout": 0.2}), resumed_dir)
+  resumed = main.run(tiny_config(**{"num_epochs": 3, "model.dropout": 0.2}), resumed_dir)
+  assert resumed["test_loss"] == straight["test_loss"]
+  strip = lambda d: [{k: v for k, v in json.loads(l).items() if k != "time"}
+                     for l in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+  assert strip("resumed") == strip("straight")
+
+
+def test_checkpoint_round_trip_is_bit_exact(tmp_path):
+  c = tiny_config()
+  trainer = train.Trainer(c, steps_per_epoch=10)
+  state = trainer.init_state()
+  images = np.random.default_rng(0).integers(0, 255, (500, 28, 28, 1), np.uint8)
+  labels = np.random.default_rng(1).integers(0, 10, 500).astype(np.int32)
+  for b in range(3):  # a trained state, with non-trivial optimizer moments
+    state, _ = trainer.train_on_indices(state, images, labels,
+                                        trainer.epoch_order(1, 500, 100)[b], trainer.step_key)
+  ckpts = checkpoints.Checkpoints(str(tmp_path))
+  meta = dict(epoch=1, history=[{"loss": 0.5}])
+  ckpts.save_latest(int(state.step), state, meta)
+  restored_state, restored_meta = ckpts.restore_latest(trainer.abstract_state())
+  _leaves_equal(state, restored_state)
+  assert restored_meta == meta
+  ckpts.close()
+
+
+def test_nonfinite_loss_stops_with_message_and_keeps_checkpoint(tmp_path):
+  c = tiny_config(**{"optimizer.name": "sgd", "optimizer.learning_rate": 1e30,
+                     "num_epochs": 3, "log_every_steps": 1})
+  with pytest.raises(UserError, match=r"non-finite loss .* at step \d+ \(epoch \d+"):
+    main.run(c, str(tmp_path))
+
+
+def test_workdir_of_another_config_is_refused(tmp_path):
+  main.run(tiny_config(num_epochs=1), str(tmp_path))
+  with pytest.raises(UserError, match="different config.*model.hidden_units"):
+    main.run(tiny_config(**{"model.hidden_units": (64,)}), str(tmp_path))
+  # --fresh sets the old run aside instead of deleting it.
+  main.run(tiny_config(**{"model.hidden_units": (64,), "num_epochs": 1}), str(tmp_path),
+           fresh=True)
+  assert any(p.name.startswith(tmp_path.name + ".old-") for p in tmp_path.parent.iterdir())
+
+
+def test_eval_on_empty_workdir_says_nothing_to_evaluate(tmp_path):
+  with pytest.raises(UserError, match="nothing to evaluate"):
+    main.run(tiny_config(), str(tmp_path), mode="eval")
