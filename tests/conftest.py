@@ -42,3 +42,13 @@ def tiny_config(**overrides):
       node = node[p]
     node[leaf] = value
   return c
+
+
+def pytest_collection_modifyitems(config, items):
+  """Long runs are marked `slow` and run only with DIGITJAX_SLOW=1."""
+  if os.environ.get("DIGITJAX_SLOW") == "1":
+    return
+  skip = pytest.mark.skip(reason="slow: set DIGITJAX_SLOW=1 to run")
+  for item in items:
+    if "slow" in item.keywords:
+      item.add_marker(skip)
