@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import orbax.checkpoint as ocp
 
@@ -38,6 +39,10 @@ class Checkpoints:
 
   @staticmethod
   def _save(manager, step: int, state, meta: dict):
+    # A step is saved twice only when a run replays it after falling back from an
+    # unreadable checkpoint; replay is deterministic, so the good copy on disk stays.
+    if int(step) in manager.all_steps():
+      return
     manager.save(int(step), args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
     manager.wait_until_finished()
@@ -48,12 +53,12 @@ class Checkpoints:
   def save_best(self, step: int, state, meta: dict):
     self._save(self.best, step, state, meta)
 
-  @staticmethod
-  def _restore(manager, abstract_state, what: str):
+  def _restore(self, manager, abstract_state, what: str):
     """The newest readable checkpoint of `manager` as (state, meta), or None if none.
 
     A checkpoint that fails to restore (truncated or deleted file, half-written step)
-    is reported in one line and the next older one is tried; nothing is deleted.
+    is reported in one line, moved to checkpoints/unreadable/ (kept for inspection, and
+    out of the way of the step that will be saved again) and the next older one is tried.
     """
     manager.reload()
     for step in sorted(manager.all_steps(), reverse=True):
@@ -62,9 +67,13 @@ class Checkpoints:
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
         return restored.state, restored.meta
       except Exception as e:  # orbax raises many types for damaged files
+        aside = os.path.join(self.root, "unreadable", f"{what}-{step}-{time.time():.0f}")
+        os.makedirs(os.path.dirname(aside), exist_ok=True)
+        os.rename(os.path.join(manager.directory, str(step)), aside)
+        manager.reload()
         print(f"warning: {what} checkpoint at step {step} is unreadable "
-              f"({type(e).__name__}: {str(e).splitlines()[0][:150]}); trying an older one.",
-              file=sys.stderr)
+              f"({type(e).__name__}: {str(e).splitlines()[0][:150]}); moved it to {aside} "
+              "and trying an older one.", file=sys.stderr)
     return None
 
   def restore_latest(self, abstract_state):

@@ -21,20 +21,10 @@ needs_mnist = pytest.mark.skipif(
 
 
 def tiny_config(**overrides):
-  """A small real-MNIST run: 2,000 train images, a 32-unit MLP, 1,000 test images."""
-  from digitjax import config as base
+  """tests/tiny_config.py with overrides given as {"a.b": value}."""
+  import tiny_config as tiny
 
-  c = base.get_config()
-  c.name = "tiny"
-  c.model.name = "mlp"
-  c.model.hidden_units = (32,)
-  c.optimizer.name = "adam"
-  c.dataset.max_train_examples = 2000
-  c.dataset.max_test_examples = 1000
-  c.dataset.download = False
-  c.batch_size = 100
-  c.eval_batch_size = 500
-  c.num_epochs = 2
+  c = tiny.get_config()
   for key, value in overrides.items():
     node = c
     *parents, leaf = key.split(".")

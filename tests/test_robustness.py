@@ -1,0 +1,106 @@
+"""Faults provoked for real: signals to a subprocess, damaged checkpoints, NaN loss."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, needs_mnist, tiny_config
+from digitjax import main
+
+pytestmark = needs_mnist
+
+
+def _cli(workdir, *overrides, wait=True):
+  cmd = [sys.executable, "-m", "digitjax.main", "--config=tests/tiny_config.py",
+         f"--workdir={workdir}", *overrides]
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  if wait:
+    out, err = proc.communicate(timeout=600)
+    return proc.returncode, out, err
+  return proc
+
+
+def _history(workdir):
+  lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
+  return [{k: v for k, v in json.loads(l).items() if k != "time"} for l in lines]
+
+
+def _results(workdir):
+  return json.loads((pathlib.Path(workdir) / "results.json").read_text())
+
+
+def test_sigterm_checkpoints_mid_epoch_and_resume_is_exact(tmp_path):
+  # 1 epoch = 18 steps of 100; a signal lands mid-epoch almost surely. Small host-check
+  # intervals so the signal is handled within a step or two.
+  args = ("--config.num_epochs=4", "--config.dataset.max_train_examples=20000",
+          "--config.log_every_steps=1")
+  code, _, err = _cli(tmp_path / "straight", *args)
+  assert code == 0, err
+  proc = _cli(tmp_path / "killed", *args, wait=False)
+  for line in proc.stdout:  # wait until training is under way, then interrupt
+    if line.startswith("Epoch 1/"):
+      time.sleep(0.3)
+      proc.send_signal(signal.SIGTERM)
+      break
+  out, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err
+  assert "Received SIGTERM: saved a checkpoint" in err
+  assert not (tmp_path / "killed" / "results.json").exists()
+  code, out, err = _cli(tmp_path / "killed", *args)
+  assert code == 0, err
+  assert "Resuming from" in out
+  assert _history(tmp_path / "killed") == _history(tmp_path / "straight")
+  assert _results(tmp_path / "killed")["test_loss"] == _results(tmp_path / "straight")[
+      "test_loss"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, damage, capfd):
+  straight = main.run(tiny_config(num_epochs=3), str(tmp_path / "straight"))
+  workdir = tmp_path / "damaged"
+  main.run(tiny_config(num_epochs=2), str(workdir))
+  latest = workdir / "checkpoints" / "latest"
+  newest = max(latest.iterdir(), key=lambda p: int(p.name))
+  files = [p for p in (newest / "state").rglob("*") if p.is_file()]
+  for p in files:
+    if damage == "truncate":
+      p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    elif p.name == "manifest.ocdbt" or p.parent.name == "d":
+      p.unlink()
+  capfd.readouterr()
+  resumed = main.run(tiny_config(num_epochs=3), str(workdir))
+  err = capfd.readouterr().err
+  assert f"latest checkpoint at step {newest.name} is unreadable" in err
+  assert resumed["test_loss"] == straight["test_loss"]
+  assert _history(workdir) == _history(tmp_path / "straight")
+
+
+def test_nan_loss_exits_nonzero_with_step_and_keeps_checkpoint(tmp_path):
+  """An absurd learning rate: step 1 is finite (and checkpointed), step 2 explodes."""
+  code, out, err = _cli(tmp_path, "--config.optimizer.name=sgd",
+                        "--config.optimizer.learning_rate=1e30",
+                        "--config.checkpoint_every_steps=1", "--config.log_every_steps=1")
+  assert code == 2, err
+  assert "non-finite loss or gradient at step 2 (epoch 1, batch 2)" in err
+  assert "Traceback" not in err
+  assert [p.name for p in (tmp_path / "checkpoints" / "latest").iterdir()] == ["1"]
+  from digitjax import checkpoints, train
+  c = tiny_config(**{"optimizer.name": "sgd", "optimizer.learning_rate": 1e30})
+  ckpts = checkpoints.Checkpoints(str(tmp_path))
+  state, meta = ckpts.restore_latest(train.Trainer(c, 18).abstract_state())
+  assert int(state.step) == 1 and meta["step_in_epoch"] == 1
+  ckpts.close()
+
+
+def test_skip_mode_skips_nonfinite_steps_and_finishes(tmp_path):
+  r = main.run(tiny_config(**{"optimizer.name": "sgd", "optimizer.learning_rate": 1e30,
+                              "on_nonfinite": "skip", "num_epochs": 1}), str(tmp_path))
+  assert _history(tmp_path)[0]["skipped_steps"] > 0
+  assert "test_accuracy" in r
