@@ -33,11 +33,14 @@ def run(config, workdir: str, mode: str = "train", fresh: bool = False) -> dict:
   errors = config_lib.validate(config)
   if errors:
     raise UserError("invalid config:\n  " + "\n  ".join(errors))
+  from digitjax import data, models  # imports JAX: after the cheap checks
+  info = data.DATASETS[config.dataset.name]
+  models.check_input(config, data.image_shape(config), info.num_classes)
   if fresh and os.path.exists(workdir):
     aside = f"{workdir.rstrip('/')}.old-{time.strftime('%Y%m%d-%H%M%S')}"
     os.rename(workdir, aside)
     print(f"Moved the previous run to {aside}.")
-  from digitjax import train  # imports JAX: after the cheap checks
+  from digitjax import train
   if mode == "eval":
     return train.evaluate_checkpoint(config, workdir)
   return train.train_and_evaluate(config, workdir)

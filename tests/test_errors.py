@@ -80,3 +80,11 @@ def test_cli_bad_input_is_one_message_on_stderr(tmp_path, args, message):
   assert r.returncode != 0
   assert message in r.stderr
   assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_model_that_does_not_fit_the_images_is_refused_before_training(tmp_path):
+  from digitjax import main
+  c = tiny_config(**{"model.name": "cnn3_v1", "dataset.image_size": 12})
+  with pytest.raises(UserError, match="cannot take mnist images of shape \\(12, 12, 1\\)"):
+    main.run(c, str(tmp_path))
+  assert not any(tmp_path.iterdir())  # nothing written

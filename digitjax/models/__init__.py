@@ -132,6 +132,19 @@ def build(config, num_classes: int, bn_axis_name: str | None = None) -> Sequenti
   return Sequential(layers=tuple(layers), name=None)
 
 
+def check_input(config, input_shape, num_classes) -> None:
+  """Raises UserError when config.model cannot take images of input_shape."""
+  from digitjax.errors import UserError
+
+  try:
+    summary(build(config, num_classes), input_shape, config.model.name)
+  except Exception as e:  # shape errors surface as TypeError/ValueError from lax
+    raise UserError(
+        f"model {config.model.name!r} cannot take {config.dataset.name} images of shape "
+        f"{tuple(input_shape)}: {str(e).splitlines()[0][:200]}. Choose another model or "
+        "set --config.dataset.image_size.") from e
+
+
 def summary(model, input_shape, title: str = "model") -> tuple[str, dict]:
   """A keras.Model.summary()-style table and its totals, computed without any FLOPs.
 
@@ -151,6 +164,8 @@ def summary(model, input_shape, title: str = "model") -> tuple[str, dict]:
     if name == "__call__":
       continue
     shape = out["__call__"][0].shape
+    if 0 in shape:
+      raise ValueError(f"layer {name} produces an empty output {shape}")
     rows.append((name, "(None, " + ", ".join(map(str, shape[1:])) + ")",
                  count(params.get(name, {})) + count(stats.get(name, {}))))
   trainable, non_trainable = count(params), count(stats)

@@ -1,0 +1,74 @@
+"""Optimizers with Keras defaults, schedules, plateau, losses, early stopping."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import needs_mnist, tiny_config
+from digitjax import main, optim, train
+
+
+@pytest.mark.parametrize("name,lr", [("sgd", 0.01), ("rmsprop", 1e-3), ("adam", 1e-3),
+                                     ("adadelta", 1e-3), ("adagrad", 1e-3),
+                                     ("momentum", 0.01), ("nesterov", 0.01)])
+def test_keras_default_learning_rates_and_every_optimizer_steps(name, lr):
+  c = tiny_config(**{"optimizer.name": name})
+  assert optim.learning_rate(c) == lr
+  tx = optim.make(c, steps_per_epoch=10)
+  params = {"w": jnp.ones(3)}
+  updates, _ = tx.update({"w": jnp.ones(3)}, tx.init(params), params)
+  assert jnp.all(updates["w"] < 0)  # a descent step
+
+
+def test_rmsprop_matches_keras_update_rule():
+  """Keras 3: v = rho v + (1-rho) g^2; w -= lr g / sqrt(v + eps), eps 1e-7."""
+  c = tiny_config(**{"optimizer.name": "rmsprop"})
+  tx = optim.make(c, 10)
+  g = jnp.array([0.5, -2.0])
+  updates, _ = tx.update(g, tx.init(g), g)
+  v = 0.1 * g ** 2
+  np.testing.assert_allclose(updates, -1e-3 * g / jnp.sqrt(v + 1e-7), rtol=1e-6)
+
+
+def test_schedules():
+  c = tiny_config(**{"optimizer.schedule": "cosine", "num_epochs": 2})
+  s = optim.schedule(c, steps_per_epoch=10)
+  assert s(0) == pytest.approx(1e-3) and s(20) == pytest.approx(0.0, abs=1e-9)
+  c = tiny_config(**{"optimizer.schedule": "warmup_cosine", "optimizer.warmup_epochs": 1})
+  s = optim.schedule(c, steps_per_epoch=10)
+  assert s(0) == 0.0 and s(10) == pytest.approx(1e-3)
+
+
+def test_plateau_halves_after_patience_and_stops_at_min_lr():
+  c = tiny_config(**{"reduce_on_plateau.enabled": True, "reduce_on_plateau.factor": 0.5,
+                     "reduce_on_plateau.patience": 2, "reduce_on_plateau.min_lr": 2.5e-4})
+  tx = optim.plateau(c)
+  state = tx.init({})
+  scales = []
+  for value in [1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]:
+    _, state = tx.update({}, state, value=jnp.asarray(value))
+    scales.append(float(state.scale))
+  assert scales[:3] == [1.0, 1.0, 1.0] and scales[3] == 0.5
+  assert min(scales) == 0.25  # 2.5e-4 / 1e-3
+
+
+def test_sigmoid_cross_entropy_is_keras_normalised_sigmoid():
+  logits = jnp.array([[2.0, -1.0, 0.5]])
+  s = jax.nn.sigmoid(logits)
+  expected = -jnp.log(s[0, 2] / s.sum())
+  got = train.compute_loss(logits, jnp.array([2]), "cross_entropy", "sigmoid")
+  np.testing.assert_allclose(got[0], expected, rtol=1e-6)
+  mse = train.compute_loss(logits, jnp.array([2]), "mse", "softmax")
+  p = jax.nn.softmax(logits)[0]
+  np.testing.assert_allclose(mse[0], jnp.mean((jnp.array([0, 0, 1.0]) - p) ** 2), rtol=1e-6)
+
+
+@needs_mnist
+def test_early_stopping_stops_and_tests_the_best_epoch(tmp_path):
+  # An lr that overfits fast on 2k images: val_loss rises soon after its minimum.
+  c = tiny_config(**{"early_stopping.enabled": True, "early_stopping.patience": 1,
+                     "num_epochs": 30, "optimizer.learning_rate": 0.01,
+                     "model.hidden_units": (256,)})
+  r = main.run(c, str(tmp_path))
+  assert r["stopped_early"] and r["epochs_run"] < 30
+  assert r["epochs_run"] == r["best_epoch"] + 1
