@@ -50,6 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.output_activation = "softmax"  # how the loss reads the logits: softmax | sigmoid
   c.model.dropout = 0.0  # dropout after hidden dense layers (MLP families)
   c.model.l2 = 0.0  # kernel L2 factor: l2 * sum(w^2) added to the loss, as Keras does
+  c.model.aux_weight = 0.3  # weight of auxiliary-head losses (GoogLeNet) in training
   c.model.conv_impl = "matmul"  # matmul (k*k shifted slices + one matmul) | xla (lax.conv)
 
   c.optimizer = ml_collections.ConfigDict()
@@ -162,6 +163,7 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
   in_range("dataset.validation_fraction", config.dataset.validation_fraction, 0, 1, True, True)
   in_range("model.dropout", config.model.dropout, 0, 1, hi_open=True)
   in_range("model.l2", config.model.l2, 0, inf)
+  in_range("model.aux_weight", config.model.aux_weight, 0, inf)
   if config.optimizer.learning_rate is not None:
     in_range("optimizer.learning_rate", config.optimizer.learning_rate, 0, inf, lo_open=True)
   in_range("optimizer.momentum", config.optimizer.momentum, 0, 1, hi_open=True)

@@ -94,11 +94,16 @@ def train_step(state: TrainState, images, labels, key, *, model, tx, config,
   def loss_fn(params):
     logits, mutated = model.apply(
         {"params": params, "batch_stats": state.batch_stats}, x, train=True,
-        rngs={"dropout": dropout_key}, mutable=["batch_stats", "losses"])
-    data_loss = compute_loss(logits, labels, config.loss,
-                             config.model.output_activation).mean()
+        rngs={"dropout": dropout_key}, mutable=["batch_stats", "losses", "aux"])
+    per_example = lambda out: compute_loss(out, labels, config.loss,
+                                           config.model.output_activation).mean()
+    data_loss = per_example(logits)
+    # Auxiliary heads (GoogLeNet) sow their logits into 'aux' in training only; their
+    # losses join the objective with weight model.aux_weight, and are absent in eval.
+    aux = sum(per_example(a) for a in jax.tree.leaves(mutated.get("aux", {})))
     penalty = sum(jnp.sum(v) for v in jax.tree.leaves(mutated.get("losses", {})))
-    return data_loss + penalty, (logits, mutated["batch_stats"])
+    loss = data_loss + config.model.aux_weight * aux + penalty
+    return loss, (logits, mutated.get("batch_stats", {}))
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params)
