@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.name = "default"  # names the default workdir runs/<name>
   c.seed = 0  # parameters, dropout, augmentation and data order all derive from it
+  c.num_seeds = 1  # >1: train seeds seed..seed+num_seeds-1 side by side, vmapped in one jit
 
   c.dataset = ml_collections.ConfigDict()
   c.dataset.name = "mnist"  # a TFDS name: mnist, fashion_mnist, cifar10, tf_flowers
@@ -176,7 +177,7 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
   in_range("early_stopping.patience", config.early_stopping.patience, 0, inf)
   in_range("early_stopping.min_delta", config.early_stopping.min_delta, 0, inf)
   in_range("augment.noise_std", config.augment.noise_std, 0, inf)
-  for path in ("batch_size", "eval_batch_size", "num_epochs", "log_every_steps"):
+  for path in ("num_seeds", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps"):
     in_range(path, config[path], 1, inf, kind=int)
   for path in ("checkpoint_every_steps", "dataset.max_train_examples",
                "dataset.max_test_examples", "dataset.image_size", "dataset.split_seed"):

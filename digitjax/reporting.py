@@ -14,6 +14,13 @@ import os
 import numpy as np
 
 
+def epoch_lines(records: list[dict], num_epochs: int) -> list[str]:
+  """One Keras-style line per record; prefixed by the seed when several train at once."""
+  several = len({r["seed"] for r in records}) > 1
+  return [(f"[seed {r['seed']}] " if several else "") + epoch_line(r, num_epochs)
+          for r in records]
+
+
 def epoch_line(record: dict, num_epochs: int) -> str:
   return (f"Epoch {record['epoch']}/{num_epochs} - {record['time']:.1f}s - "
           f"loss: {record['loss']:.4f} - accuracy: {record['accuracy']:.4f} - "
@@ -45,26 +52,54 @@ class TensorBoard:
     from tensorboardX import SummaryWriter
     self.writer = SummaryWriter(os.path.join(workdir, "tb"))
 
-  def write(self, record: dict):
+  def write(self, record: dict, prefix: str = ""):
     for key, value in record.items():
-      if key != "epoch" and isinstance(value, (int, float)):
-        self.writer.add_scalar(key, value, record["epoch"])
+      if key not in ("epoch", "seed") and isinstance(value, (int, float)):
+        self.writer.add_scalar(prefix + key, value, record["epoch"])
     self.writer.flush()
 
   def close(self):
     self.writer.close()
 
 
+SEED_STATS = ("test_loss", "test_accuracy", "test_accuracy_last_epoch", "val_loss",
+              "val_accuracy", "train_loss", "train_accuracy", "epochs_run", "best_epoch")
+
+
+def combine_seeds(per_seed: list[dict]) -> dict:
+  """Mean and standard deviation (ddof=1) over seeds of each headline figure."""
+  out = dict(per_seed=per_seed, seeds=[p["seed"] for p in per_seed])
+  for key in SEED_STATS:
+    values = [p[key] for p in per_seed if p.get(key) is not None]
+    if values:
+      out[key] = float(np.mean(values))
+      out[key + "_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+  return out
+
+
+def test_summary(results: dict) -> str:
+  if "per_seed" in results:
+    return (f"accuracy {results['test_accuracy']:.4f} ± {results['test_accuracy_std']:.4f} "
+            f"over {len(results['per_seed'])} seeds")
+  return f"loss {results['test_loss']:.4f}, accuracy {results['test_accuracy']:.4f}"
+
+
 def plot_history(history: list[dict], path: str) -> None:
+  """Loss and accuracy per epoch, train (solid) vs val (dashed), one colour per seed."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  epochs = [r["epoch"] for r in history]
+  seeds = sorted({r["seed"] for r in history})
   fig, axes = plt.subplots(1, 2, figsize=(10, 4))
   for ax, metric in zip(axes, ("loss", "accuracy")):
-    ax.plot(epochs, [r[metric] for r in history], label="train")
-    ax.plot(epochs, [r["val_" + metric] for r in history], label="val")
+    for i, seed in enumerate(seeds):
+      mine = [r for r in history if r["seed"] == seed]
+      tag = f" (seed {seed})" if len(seeds) > 1 else ""
+      epochs = [r["epoch"] for r in mine]
+      ax.plot(epochs, [r[metric] for r in mine], color=f"C{i}", label="train" + tag)
+      ax.plot(epochs, [r["val_" + metric] for r in mine], "--", color=f"C{i}",
+              label="val" + tag)
     ax.set_xlabel("epoch")
     ax.set_title(metric)
     ax.legend()

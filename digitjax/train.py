@@ -1,8 +1,9 @@
 """Training and evaluation, top to bottom: state, loss, steps, epoch loop, final test.
 
 The steps are pure functions of (state, batch, key). They never touch the host, so the
-same code can be jitted, vmapped over seeds, or run over devices: pass `axis_name` and
-gradients, metrics and BatchNorm statistics are averaged over that named axis.
+same code is jitted, vmapped over seeds (config.num_seeds replicas in one program), and
+partitioned over devices (digitjax.distributed); under pmap/shard_map, pass `axis_name`
+and gradients and metrics are averaged over that named axis.
 
 Everything random derives from config.seed: parameters from one key, the data order of
 epoch e from fold_in(data key, e), dropout and augmentation of step s from
@@ -15,7 +16,6 @@ early stopping and ReduceLROnPlateau, signals.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import signal
 import sys
@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from digitjax import augment, checkpoints, config as config_lib, data, models, optim
+from digitjax import augment, checkpoints, config as config_lib, data, distributed, models
+from digitjax import optim
 from digitjax import reporting
 from digitjax.errors import UserError
 
@@ -132,41 +133,114 @@ def eval_step(params, batch_stats, images, labels, mask, *, model, config):
               count=mask.sum()), preds
 
 
+def over_replicas(fn, num: int, in_axes):
+  """`fn` over a leading replica (seed) axis: jax.vmap for several replicas.
+
+  For one replica the plain function runs on the squeezed inputs, so a single-seed run
+  compiles to exactly the program it would without any replica axis.
+  """
+  if num > 1:
+    return jax.vmap(fn, in_axes=in_axes)
+
+  def single(*args):
+    args = [a if ax is None else jax.tree.map(lambda x: x[0], a)
+            for a, ax in zip(args, in_axes)]
+    return jax.tree.map(lambda x: x[None], fn(*args))
+  return single
+
+
+def _select(mask, new, old):
+  """Per replica: new where mask (shape (R,)) is true, else old."""
+  def one(n, o):
+    return jnp.where(mask.reshape((-1,) + (1,) * (n.ndim - 1)), n, o)
+  return jax.tree.map(one, new, old)
+
+
 class Trainer:
-  """Builds the model, optimizer and jitted steps for one config."""
+  """The model, optimizer and jitted steps for one config, over its seed replicas.
+
+  Replica k trains with seed config.seed + k; every array has a leading replica axis.
+  """
 
   def __init__(self, config, steps_per_epoch: int):
     self.config = config
     self.info = data.DATASETS[config.dataset.name]
     self.input_shape = data.image_shape(config)
+    self.num_replicas = config.num_seeds
+    self.seeds = [config.seed + k for k in range(config.num_seeds)]
+    self.mesh = distributed.data_mesh()
     self.model = models.build(config, self.info.num_classes)
     self.tx = optim.make(config, steps_per_epoch)
     self.plateau_tx = optim.plateau(config)
     self.schedule = optim.schedule(config, steps_per_epoch)
-    self.init_key, self.data_key, self.step_key = seed_keys(config.seed)
+    keys = jnp.stack([seed_keys(s) for s in self.seeds])
+    self.init_keys, self.data_keys, self.step_keys = keys[:, 0], keys[:, 1], keys[:, 2]
+    r = self.num_replicas
     step = functools.partial(train_step, model=self.model, tx=self.tx, config=config)
+    split = self.mesh.size > 1
+    batch = distributed.batch_sharded(self.mesh)
 
-    def train_on_indices(state, all_images, all_labels, idx, key):
-      return step(state, all_images[idx], all_labels[idx], key)
+    def step_on_indices(state, all_images, all_labels, idx, key, active):
+      images, labels = all_images[idx], all_labels[idx]
+      if split:  # data parallel: XLA partitions the step along the batch
+        images = jax.lax.with_sharding_constraint(images, batch)
+        labels = jax.lax.with_sharding_constraint(labels, batch)
+      new, metrics = step(state, images, labels, key)
+      return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), metrics
 
-    self.train_on_indices = jax.jit(train_on_indices, donate_argnums=0)
-    self.eval_step = jax.jit(functools.partial(eval_step, model=self.model, config=config))
+    mapped = over_replicas(step_on_indices, r, (0, None, None, 0, 0, 0))
+
+    def train_on_order(state, all_images, all_labels, order, b, keys, active):
+      return mapped(state, all_images, all_labels, order[:, b], keys, active)
+
+    self.train_on_order = jax.jit(train_on_order, donate_argnums=0)
+    self._eval = jax.jit(over_replicas(
+        functools.partial(eval_step, model=self.model, config=config), r,
+        (0, 0, None, None, None)))
+    self._plateau = jax.jit(over_replicas(
+        lambda st, v: self.plateau_tx.update({}, st, value=v)[1], r, (0, 0)))
+    self._orders = {}  # (n, batch_size) -> jitted per-replica epoch order
+    self._init = jax.jit(over_replicas(
+        lambda k: create_train_state(self.model, self.tx, self.plateau_tx, self.input_shape,
+                                     k), r, (0,)))
+
+  def replicate(self, tree):
+    """Places host or device arrays replicated on the data mesh (all processes)."""
+    return jax.device_put(tree, distributed.replicated(self.mesh))
 
   def init_state(self) -> TrainState:
-    return create_train_state(self.model, self.tx, self.plateau_tx, self.input_shape,
-                              self.init_key)
+    return self.replicate(self._init(self.init_keys))
 
   def abstract_state(self):
-    return jax.eval_shape(self.init_state)
+    """Shapes, dtypes and (replicated) shardings of the state: orbax's restore target."""
+    sharding = distributed.replicated(self.mesh)
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+                        jax.eval_shape(self._init, self.init_keys))
 
   def epoch_order(self, epoch: int, n: int, batch_size: int):
-    """Batch indices of an epoch, (steps, batch): a seeded shuffle, remainder dropped."""
-    perm = jax.random.permutation(jax.random.fold_in(self.data_key, epoch), n)
-    steps = n // batch_size
-    return perm[: steps * batch_size].reshape(steps, batch_size)
+    """Per replica, an epoch's batch indices (R, steps, batch): seeded, remainder dropped."""
+    if (n, batch_size) not in self._orders:
+      def one(key, epoch):
+        perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
+        steps = n // batch_size
+        return perm[: steps * batch_size].reshape(steps, batch_size)
+      self._orders[n, batch_size] = jax.jit(over_replicas(one, self.num_replicas, (0, None)))
+    return self.replicate(self._orders[n, batch_size](self.data_keys, np.int32(epoch)))
+
+  def step(self, state, images, labels, order, b: int, active):
+    return self.train_on_order(state, images, labels, order, np.int32(b), self.step_keys,
+                               active)
+
+  def plateau_update(self, state: TrainState, values) -> TrainState:
+    plateau = self._plateau(state.plateau, jnp.asarray(values, jnp.float32))
+    return state.replace(plateau=self.replicate(plateau))
+
+  def learning_rates(self, state: TrainState) -> np.ndarray:
+    host = distributed.to_host((state.step, state.plateau.scale))
+    return np.array([float(self.schedule(s)) for s in host[0]]) * host[1]
 
   def evaluate(self, state: TrainState, split: data.Split):
-    """Mean loss and accuracy over a split, and every prediction (fixed batch shape)."""
+    """Per replica: mean loss and accuracy over a split (arrays (R,)), predictions (R, N)."""
     bs = self.config.eval_batch_size
     sums = dict(loss=0.0, correct=0.0, count=0.0)
     preds = []
@@ -179,12 +253,14 @@ class Trainer:
       if n < bs:
         images = np.concatenate([images, np.zeros((bs - n, *images.shape[1:]), np.uint8)])
         labels = np.concatenate([labels, np.zeros(bs - n, np.int32)])
-      out, p = self.eval_step(state.params, state.batch_stats, images, labels, mask)
-      for k, v in jax.device_get(out).items():
-        sums[k] += float(v)
-      preds.append(np.asarray(p)[:n])
-    return (dict(loss=sums["loss"] / sums["count"], accuracy=sums["correct"] / sums["count"]),
-            np.concatenate(preds))
+      out, p = self._eval(state.params, state.batch_stats,
+                          *self.replicate((images, labels, mask)))
+      out, p = distributed.to_host((out, p))
+      for k in sums:
+        sums[k] = sums[k] + out[k].astype(np.float64)
+      preds.append(p[:, :n])
+    metrics = dict(loss=sums["loss"] / sums["count"], accuracy=sums["correct"] / sums["count"])
+    return metrics, np.concatenate(preds, axis=1)
 
 
 def _improved(value, best, monitor: str, min_delta: float = 0.0) -> bool:
@@ -221,90 +297,122 @@ class _Signals:
 def prepare_workdir(config, workdir: str) -> None:
   """Refuses a workdir that holds a run of a different config; records this config."""
   os.makedirs(workdir, exist_ok=True)
+  _check_workdir_config(config, workdir)
+  if distributed.is_main_process():
+    path = os.path.join(workdir, "config.json")
+    with open(path + ".tmp", "w") as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    os.replace(path + ".tmp", path)
+
+
+def _check_workdir_config(config, workdir):
   path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    try:
+      theirs = config_lib.fingerprint_from_json(f.read())
+    except ValueError:
+      theirs = None
   mine = config_lib.fingerprint(config)
-  if os.path.exists(path):
-    with open(path) as f:
-      try:
-        theirs = config_lib.fingerprint_from_json(f.read())
-      except ValueError:
-        theirs = None
-    if theirs != mine:
-      diff = config_lib.describe_difference(theirs, mine)
-      raise UserError(
-          f"workdir {workdir} holds a run of a different config ({diff}). Use another "
-          "--workdir, or --fresh to set the old run aside (it is renamed, not deleted).")
-  with open(path + ".tmp", "w") as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-  os.replace(path + ".tmp", path)
+  if theirs != mine:
+    raise UserError(
+        f"workdir {workdir} holds a run of a different config "
+        f"({config_lib.describe_difference(theirs, mine)}). Use another --workdir or the "
+        "config it was made with, or --fresh to set the old run aside (renamed, not "
+        "deleted).")
+
+
+def _step_of(state) -> int:
+  return int(distributed.to_host(state.step)[0])
+
+
+def _new_meta(num_replicas: int) -> dict:
+  """The host-side loop state that checkpoints carry besides the TrainState."""
+  r = num_replicas
+  return dict(epoch=0, step_in_epoch=0, partial=None, history=[], train_seconds=0.0,
+              best=[None] * r, best_epoch=[0] * r, es_best=[None] * r, wait=[0] * r,
+              active=[True] * r, epochs_run=[0] * r)
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains (resuming from the workdir's latest checkpoint), then tests the best state."""
   t_start = time.time()
+  main = distributed.is_main_process()
   prepare_workdir(config, workdir)
   train, val = data.load_train_val(config)
+  if config.batch_size % jax.device_count():
+    raise UserError(f"batch_size={config.batch_size} must be a multiple of the "
+                    f"{jax.device_count()} devices it is split over.")
   steps_per_epoch = len(train) // config.batch_size
   trainer = Trainer(config, steps_per_epoch)
+  r = trainer.num_replicas
   summary, totals = models.summary(trainer.model, trainer.input_shape, config.model.name)
-  print(summary)
-  with open(os.path.join(workdir, "summary.txt"), "w") as f:
-    f.write(summary + "\n")
+  if main:
+    print(summary)
+    with open(os.path.join(workdir, "summary.txt"), "w") as f:
+      f.write(summary + "\n")
 
   ckpts = checkpoints.Checkpoints(workdir)
-  restored = ckpts.restore_latest(trainer.abstract_state())
+  abstract = trainer.abstract_state()
+  restored = ckpts.restore_latest(abstract)
   if restored is None:
-    state = trainer.init_state()
-    meta = dict(epoch=0, step_in_epoch=0, partial=None, history=[], best=None,
-                best_epoch=0, wait=0, train_seconds=0.0, stopped_early=False)
+    state, meta = trainer.init_state(), _new_meta(r)
+    best_state = None
   else:
     state, meta = restored
-    print(f"Resuming from {workdir}: epoch {meta['epoch']}, step {int(state.step)}.")
+    state = trainer.replicate(state)
+    best = ckpts.restore_best(abstract)
+    best_state = trainer.replicate(best[0]) if best else None
+    print(f"Resuming from {workdir}: epoch {meta['epoch']}, step {_step_of(state)}.")
 
-  images = jax.device_put(train.images)
-  labels = jax.device_put(train.labels)
-  tb = reporting.TensorBoard(workdir)
-  monitor = config.monitor
+  images, labels = trainer.replicate((train.images, train.labels))
+  tb = reporting.TensorBoard(workdir) if main else None
+  monitor, sign = config.monitor, (1.0 if config.monitor == "val_loss" else -1.0)
   interrupted = None
   try:
     with _Signals() as signals:
-      while meta["epoch"] < config.num_epochs and not meta["stopped_early"]:
+      while meta["epoch"] < config.num_epochs and any(meta["active"]):
         epoch = meta["epoch"] + 1
         t0 = time.time()
         order = trainer.epoch_order(epoch, len(train), config.batch_size)
-        sums = meta["partial"] or dict(loss=0.0, accuracy=0.0, steps=0, skipped=0)
+        active = trainer.replicate(np.array(meta["active"]))
+        sums = meta["partial"] or dict(loss=[0.0] * r, accuracy=[0.0] * r, steps=[0] * r,
+                                       skipped=[0] * r)
         pending = []
 
         def drain():
           """Pulls pending step metrics to the host; the only sync inside an epoch."""
           for i, m in pending:
-            m = jax.device_get(m)
-            if not m["finite"]:
-              if config.on_nonfinite == "stop":
-                raise NonFiniteLoss(
-                    f"non-finite loss or gradient at step {i} (epoch {epoch}, batch "
-                    f"{i - (epoch - 1) * steps_per_epoch}); training stopped and the last "
-                    f"good checkpoint in {workdir} is kept. Lower the learning rate, or "
-                    "set --config.on_nonfinite=skip to skip such steps.")
-              sums["skipped"] += 1
-              continue
-            sums["loss"] += float(m["loss"])
-            sums["accuracy"] += float(m["accuracy"])
-            sums["steps"] += 1
+            m = distributed.to_host(m)
+            for k in range(r):
+              if not meta["active"][k]:
+                continue
+              if not m["finite"][k]:
+                if config.on_nonfinite == "stop":
+                  seed = f" of seed {trainer.seeds[k]}" if r > 1 else ""
+                  raise NonFiniteLoss(
+                      f"non-finite loss or gradient at step {i} (epoch {epoch}, batch "
+                      f"{i - (epoch - 1) * steps_per_epoch}){seed}; training stopped and "
+                      f"the last good checkpoint in {workdir} is kept. Lower the learning "
+                      "rate, or set --config.on_nonfinite=skip to skip such steps.")
+                sums["skipped"][k] += 1
+                continue
+              sums["loss"][k] += float(m["loss"][k])
+              sums["accuracy"][k] += float(m["accuracy"][k])
+              sums["steps"][k] += 1
           pending.clear()
 
+        every = config.checkpoint_every_steps
         for b in range(meta["step_in_epoch"], steps_per_epoch):
-          step_no = int((epoch - 1) * steps_per_epoch + b + 1)
-          state, m = trainer.train_on_indices(state, images, labels, order[b],
-                                              trainer.step_key)
+          step_no = (epoch - 1) * steps_per_epoch + b + 1
+          state, m = trainer.step(state, images, labels, order, b, active)
           pending.append((step_no, m))
-          every = config.checkpoint_every_steps
-          if len(pending) >= config.log_every_steps or signals.received or (
-              every and step_no % every == 0):
+          at_checkpoint = bool(every and step_no % every == 0)
+          if len(pending) >= config.log_every_steps or signals.received or at_checkpoint:
             drain()
-          if (signals.received or (every and step_no % every == 0)) and (
-              b + 1 < steps_per_epoch):
-            meta.update(step_in_epoch=b + 1, partial=dict(sums),
+          if (signals.received or at_checkpoint) and b + 1 < steps_per_epoch:
+            meta.update(step_in_epoch=b + 1, partial=sums,
                         train_seconds=meta["train_seconds"] + time.time() - t0)
             t0 = time.time()
             ckpts.save_latest(step_no, state, meta)
@@ -316,65 +424,95 @@ def train_and_evaluate(config, workdir: str) -> dict:
         drain()
 
         val_metrics, _ = trainer.evaluate(state, val)
-        lr = float(trainer.schedule(state.step)) * float(state.plateau.scale)
-        record = dict(epoch=epoch, loss=sums["loss"] / max(sums["steps"], 1),
-                      accuracy=sums["accuracy"] / max(sums["steps"], 1),
-                      val_loss=val_metrics["loss"], val_accuracy=val_metrics["accuracy"],
-                      lr=lr, time=time.time() - t0, skipped_steps=sums["skipped"])
+        lrs = trainer.learning_rates(state)
         if config.reduce_on_plateau.enabled:
-          value = record[monitor] if monitor == "val_loss" else -record[monitor]
-          _, plateau = trainer.plateau_tx.update({}, state.plateau, value=value)
-          state = state.replace(plateau=plateau)
-        print(reporting.epoch_line(record, config.num_epochs), flush=True)
-        meta["history"].append(record)
+          state = trainer.plateau_update(state, sign * val_metrics[monitor[4:]])
+        seconds = time.time() - t0
+        records = []
+        for k in range(r):
+          if not meta["active"][k]:
+            continue
+          records.append(dict(
+              epoch=epoch, seed=trainer.seeds[k],
+              loss=sums["loss"][k] / max(sums["steps"][k], 1),
+              accuracy=sums["accuracy"][k] / max(sums["steps"][k], 1),
+              val_loss=float(val_metrics["loss"][k]),
+              val_accuracy=float(val_metrics["accuracy"][k]), lr=float(lrs[k]),
+              time=seconds, skipped_steps=sums["skipped"][k]))
+        meta["history"].extend(records)
         meta.update(epoch=epoch, step_in_epoch=0, partial=None,
-                    train_seconds=meta["train_seconds"] + record["time"])
-        if _improved(record[monitor], meta["best"], monitor):
-          meta.update(best=record[monitor], best_epoch=epoch)
-          ckpts.save_best(int(state.step), state, meta)
+                    train_seconds=meta["train_seconds"] + seconds)
+        improved = np.zeros(r, bool)
         es = config.early_stopping
-        if es.enabled:
-          if _improved(record[monitor], meta.get("es_best"), monitor, es.min_delta):
-            meta.update(es_best=record[monitor], wait=0)
-          else:
-            meta["wait"] += 1
-            if meta["wait"] >= es.patience:
-              meta["stopped_early"] = True
-              print(f"Early stopping: no {monitor} improvement of {es.min_delta} for "
-                    f"{es.patience} epochs; best epoch {meta['best_epoch']}.")
-        ckpts.save_latest(int(state.step), state, meta)
-        reporting.write_history(workdir, meta["history"])
-        tb.write(record)
+        for record in records:
+          k = trainer.seeds.index(record["seed"])
+          meta["epochs_run"][k] = epoch
+          if _improved(record[monitor], meta["best"][k], monitor):
+            meta["best"][k], meta["best_epoch"][k] = record[monitor], epoch
+            improved[k] = True
+          if es.enabled:
+            if _improved(record[monitor], meta["es_best"][k], monitor, es.min_delta):
+              meta["es_best"][k], meta["wait"][k] = record[monitor], 0
+            else:
+              meta["wait"][k] += 1
+              if meta["wait"][k] >= es.patience:
+                meta["active"][k] = False
+                if main:
+                  print(f"Early stopping{' seed %d' % record['seed'] if r > 1 else ''}: no "
+                        f"{monitor} improvement of {es.min_delta} for {es.patience} "
+                        f"epochs; best epoch {meta['best_epoch'][k]}.")
+        if main:
+          for line in reporting.epoch_lines(records, config.num_epochs):
+            print(line, flush=True)
+        if improved.any():
+          best_state = _select(jnp.asarray(improved), state,
+                               state if best_state is None else best_state)
+          ckpts.save_best(_step_of(state), best_state, meta)
+        ckpts.save_latest(_step_of(state), state, meta)
+        if main:
+          reporting.write_history(workdir, meta["history"])
+          for record in records:
+            tb.write(record, prefix=f"seed{record['seed']}/" if r > 1 else "")
   finally:
-    tb.close()
+    if tb:
+      tb.close()
   if interrupted:
     ckpts.close()
-    print(f"Received {interrupted}: saved a checkpoint at step {int(state.step)} in "
+    print(f"Received {interrupted}: saved a checkpoint at step {_step_of(state)} in "
           f"{workdir}. Rerun the same command to resume.", file=sys.stderr)
-    return dict(interrupted=interrupted, step=int(state.step))
+    return dict(interrupted=interrupted, step=_step_of(state))
 
-  if meta["history"]:
-    reporting.plot_history(meta["history"], os.path.join(workdir, "history.png"))
-  last_test = None
-  if meta["history"] and meta["best_epoch"] != meta["epoch"]:
-    last_test, _ = trainer.evaluate(state, data.load_test(config))
   results = evaluate_checkpoint(config, workdir, trainer=trainer, ckpts=ckpts, quiet=True)
-  final = meta["history"][-1] if meta["history"] else {}
-  best = next((r for r in meta["history"] if r["epoch"] == meta["best_epoch"]), {})
-  results.update(
-      model=config.model.name, dataset=config.dataset.name, seed=config.seed,
-      params=totals, epochs_run=meta["epoch"], best_epoch=meta["best_epoch"],
-      stopped_early=meta["stopped_early"],
-      train_loss=final.get("loss"), train_accuracy=final.get("accuracy"),
-      val_loss=best.get("val_loss"), val_accuracy=best.get("val_accuracy"),
-      test_accuracy_last_epoch=(last_test or {"accuracy": results["test_accuracy"]})[
-          "accuracy"],
-      train_seconds=meta["train_seconds"], wall_seconds=time.time() - t_start,
-      steps_per_second=int(state.step) / max(meta["train_seconds"], 1e-9))
-  reporting.write_json(os.path.join(workdir, "results.json"), results)
+  per_seed = results["per_seed"] if r > 1 else [results]
+  last_test = None
+  if any(b != e for b, e in zip(meta["best_epoch"], meta["epochs_run"])):
+    last_test, _ = trainer.evaluate(state, data.load_test(config))
+  for k, res in enumerate(per_seed):
+    mine = [h for h in meta["history"] if h["seed"] == trainer.seeds[k]]
+    final = mine[-1] if mine else {}
+    best = next((h for h in mine if h["epoch"] == meta["best_epoch"][k]), {})
+    res.update(
+        seed=trainer.seeds[k], epochs_run=meta["epochs_run"][k],
+        best_epoch=meta["best_epoch"][k],
+        stopped_early=not meta["active"][k], train_loss=final.get("loss"),
+        train_accuracy=final.get("accuracy"), val_loss=best.get("val_loss"),
+        val_accuracy=best.get("val_accuracy"),
+        test_accuracy_last_epoch=(float(last_test["accuracy"][k]) if last_test
+                                  else res["test_accuracy"]))
+  results = reporting.combine_seeds(per_seed) if r > 1 else per_seed[0]
+  steps = int(distributed.to_host(state.step)[0])
+  results.update(model=config.model.name, dataset=config.dataset.name, params=totals,
+                 num_seeds=r, devices=jax.device_count(), processes=jax.process_count(),
+                 train_seconds=meta["train_seconds"], wall_seconds=time.time() - t_start,
+                 steps_per_second=steps / max(meta["train_seconds"], 1e-9))
+  if main:
+    if meta["history"]:
+      reporting.plot_history(meta["history"], os.path.join(workdir, "history.png"))
+    reporting.write_json(os.path.join(workdir, "results.json"), results)
+    print(f"Test (best epoch{'s' if r > 1 else ''} "
+          f"{', '.join(map(str, meta['best_epoch']))}): {reporting.test_summary(results)}. "
+          f"Results in {workdir}/results.json")
   ckpts.close()
-  print(f"Test (best epoch {meta['best_epoch']}): loss {results['test_loss']:.4f}, "
-        f"accuracy {results['test_accuracy']:.4f}. Results in {workdir}/results.json")
   return results
 
 
@@ -398,28 +536,24 @@ def evaluate_checkpoint(config, workdir: str, trainer: Trainer | None = None,
   if restored is None:
     raise UserError(f"every best checkpoint in {workdir} is unreadable; retrain.")
   state, meta = restored
+  state = trainer.replicate(state)
   test = data.load_test(config)
   metrics, preds = trainer.evaluate(state, test)
-  cm = reporting.confusion_matrix(test.labels, preds, trainer.info.num_classes)
-  reporting.plot_confusion(cm, trainer.info.class_names,
-                           os.path.join(workdir, "confusion_matrix.png"))
-  results = dict(test_loss=metrics["loss"], test_accuracy=metrics["accuracy"],
-                 test_examples=len(test), checkpoint_step=int(state.step),
-                 per_class=reporting.per_class(cm, trainer.info.class_names),
-                 confusion_matrix=cm.tolist())
+  per_seed = []
+  for k in range(trainer.num_replicas):
+    cm = reporting.confusion_matrix(test.labels, preds[k], trainer.info.num_classes)
+    per_seed.append(dict(
+        seed=trainer.seeds[k], test_loss=float(metrics["loss"][k]),
+        test_accuracy=float(metrics["accuracy"][k]), test_examples=len(test),
+        checkpoint_step=int(distributed.to_host(state.step)[k]),
+        per_class=reporting.per_class(cm, trainer.info.class_names),
+        confusion_matrix=cm.tolist()))
+  if distributed.is_main_process():
+    total = sum(np.array(p["confusion_matrix"]) for p in per_seed)
+    reporting.plot_confusion(total, trainer.info.class_names,
+                             os.path.join(workdir, "confusion_matrix.png"))
+  results = reporting.combine_seeds(per_seed) if len(per_seed) > 1 else per_seed[0]
   if not quiet:
-    print(f"Test (checkpoint of epoch {meta['best_epoch']}, step {int(state.step)}): "
-          f"loss {metrics['loss']:.4f}, accuracy {metrics['accuracy']:.4f}")
+    print(f"Test (best checkpoint, epoch{'s' if len(per_seed) > 1 else ''} "
+          f"{', '.join(map(str, meta['best_epoch']))}): {reporting.test_summary(results)}")
   return results
-
-
-def _check_workdir_config(config, workdir):
-  path = os.path.join(workdir, "config.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      theirs = config_lib.fingerprint_from_json(f.read())
-    if theirs != config_lib.fingerprint(config):
-      raise UserError(
-          f"workdir {workdir} was trained with a different config "
-          f"({config_lib.describe_difference(theirs, config_lib.fingerprint(config))}); "
-          "evaluate it with the config it was trained with.")

@@ -124,7 +124,7 @@ def test_nan_loss_exits_nonzero_with_step_and_keeps_checkpoint(tmp_path):
   c = tiny_config(**{"optimizer.name": "sgd", "optimizer.learning_rate": 1e30})
   ckpts = checkpoints.Checkpoints(str(tmp_path))
   state, meta = ckpts.restore_latest(train.Trainer(c, 18).abstract_state())
-  assert int(state.step) == 1 and meta["step_in_epoch"] == 1
+  assert int(state.step[0]) == 1 and meta["step_in_epoch"] == 1
   ckpts.close()
 
 

@@ -80,12 +80,13 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
   state = trainer.init_state()
   images = np.random.default_rng(0).integers(0, 255, (500, 28, 28, 1), np.uint8)
   labels = np.random.default_rng(1).integers(0, 10, 500).astype(np.int32)
+  order = trainer.epoch_order(1, 500, 100)
+  active = trainer.replicate(np.array([True]))
   for b in range(3):  # a trained state, with non-trivial optimizer moments
-    state, _ = trainer.train_on_indices(state, images, labels,
-                                        trainer.epoch_order(1, 500, 100)[b], trainer.step_key)
+    state, _ = trainer.step(state, images, labels, order, b, active)
   ckpts = checkpoints.Checkpoints(str(tmp_path))
   meta = dict(epoch=1, history=[{"loss": 0.5}])
-  ckpts.save_latest(int(state.step), state, meta)
+  ckpts.save_latest(int(state.step[0]), state, meta)
   restored_state, restored_meta = ckpts.restore_latest(trainer.abstract_state())
   _leaves_equal(state, restored_state)
   assert restored_meta == meta
