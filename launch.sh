@@ -2,12 +2,16 @@
 # The thin shell front of digitjax. Creates .venv on first use (and again whenever
 # pyproject.toml changes), points TFDS at ../shared/tensorflow_datasets when that folder
 # exists and TFDS_DATA_DIR is unset, then:
-#   ./launch.sh configs/cnn_bn.py [--workdir=DIR] [--mode=eval] [--config.FIELD=VALUE ...]
-#   ./launch.sh test [PYTEST ARGS]        the test suite (what CI runs)
+#   ./launch.sh CONFIG [--workdir=DIR] [--mode=eval] [--config.FIELD=VALUE ...]   one run
+#   ./launch.sh test [PYTEST ARGS]                    the test suite (what CI runs)
+#   ./launch.sh sweep SWEEP_FILE [OPTIONS]            a sweep (experiments/sweep.py --help)
+#   ./launch.sh --processes N CONFIG [...]            N processes on this machine (jax.distributed)
+#   ./launch.sh --slurm [--nodes N] [--gpus-per-node G] [--time HH:MM:SS] [--submit] CONFIG [...]
+#                                                     write (and submit) an sbatch script
 set -euo pipefail
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
 VENV=${DIGITJAX_VENV:-.venv}
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
@@ -19,6 +23,7 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$st
   "$VENV/bin/python" -m pip install -q -e ".[test]" >&2
   touch "$stamp"
 fi
+PY="$(cd "$VENV" && pwd)/bin/python"
 
 if [ -z "${TFDS_DATA_DIR:-}" ] && [ -d ../shared/tensorflow_datasets ]; then
   TFDS_DATA_DIR=$(cd ../shared/tensorflow_datasets && pwd)
@@ -26,8 +31,54 @@ if [ -z "${TFDS_DATA_DIR:-}" ] && [ -d ../shared/tensorflow_datasets ]; then
 fi
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
+processes() {  # N CONFIG [ARGS]: one coordinator on localhost, N processes, signals forwarded
+  local n=$1 config=$2; shift 2
+  local port=$((20000 + RANDOM % 20000)) pids=() status=0
+  trap 'kill -TERM "${pids[@]}" 2>/dev/null' TERM INT
+  for ((i = 0; i < n; i++)); do
+    DIGITJAX_NUM_PROCESSES=$n DIGITJAX_PROCESS_ID=$i DIGITJAX_COORDINATOR=localhost:$port \
+      "$PY" -m digitjax.main --config="$config" "$@" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+  return $status
+}
+
+slurm() {  # write runs/slurm/<config>.sbatch: one process per GPU, jax.distributed auto
+  local nodes=1 gpus=1 time=04:00:00 submit=0
+  while [[ "${1:-}" == --* ]]; do
+    case "$1" in
+      --nodes) nodes=$2; shift 2 ;;
+      --gpus-per-node) gpus=$2; shift 2 ;;
+      --time) time=$2; shift 2 ;;
+      --submit) submit=1; shift ;;
+      *) echo "error: unknown --slurm option $1" >&2; exit 2 ;;
+    esac
+  done
+  local config=${1:?"error: --slurm needs a config file"}; shift
+  mkdir -p runs/slurm
+  local script="runs/slurm/$(basename "$config" .py).sbatch"
+  cat > "$script" <<SBATCH
+#!/usr/bin/env bash
+#SBATCH --job-name=digitjax-$(basename "$config" .py)
+#SBATCH --nodes=$nodes
+#SBATCH --ntasks-per-node=$gpus
+#SBATCH --gpus-per-task=1
+#SBATCH --time=$time
+#SBATCH --output=runs/slurm/%x-%j.out
+cd $(pwd)
+export TF_CPP_MIN_LOG_LEVEL=2 DIGITJAX_DISTRIBUTED=auto ${TFDS_DATA_DIR:+TFDS_DATA_DIR=$TFDS_DATA_DIR}
+srun $PY -m digitjax.main --config=$config $(printf '%q ' "$@")
+SBATCH
+  echo "Wrote $script"
+  if [ "$submit" = 1 ]; then sbatch "$script"; fi
+}
+
 case "${1:-}" in
-  test) shift; exec "$VENV/bin/python" -m pytest "$@" ;;
+  test) shift; exec "$PY" -m pytest "$@" ;;
+  sweep) shift; exec "$PY" -m experiments.sweep "$@" ;;
+  --processes) n=${2:?"error: --processes needs a count"}; shift 2; processes "$n" "$@" ;;
+  --slurm) shift; slurm "$@" ;;
   ""|-h|--help) usage ;;
-  *) config=$1; shift; exec "$VENV/bin/python" -m digitjax.main --config="$config" "$@" ;;
+  *) config=$1; shift; exec "$PY" -m digitjax.main --config="$config" "$@" ;;
 esac

@@ -32,8 +32,9 @@ def initialize_from_env() -> None:
   n = int(os.environ.get("DIGITJAX_NUM_PROCESSES", "1"))
   if n <= 1:
     return
-  if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS") == "cpu":
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  # CPU devices of different processes talk through gloo (GPUs use NCCL regardless).
+  # Asking for the backend here would initialise it too early, so set it unconditionally.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(
       coordinator_address=os.environ.get("DIGITJAX_COORDINATOR", "localhost:12355"),
       num_processes=n, process_id=int(os.environ["DIGITJAX_PROCESS_ID"]))

@@ -74,6 +74,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS are chatty at INFO
+  from digitjax import distributed
+  distributed.initialize_from_env()  # several processes (launch.sh --processes / --slurm)
   config = _CONFIG.value
   if config is None:
     raise app.UsageError("--config is required, e.g. --config=configs/cnn_bn.py")
