@@ -1,0 +1,1 @@
+"""Experiment drivers built on digitjax: sweeps, report reproduction, benchmarks."""

@@ -1,0 +1,213 @@
+"""Run a sweep: every point of a grid of config values, over seeds, then aggregate.
+
+  ./launch.sh sweep experiments/sweeps/hidden_units.py [--root runs/sweeps] [--quick]
+
+A sweep file (like a config, Python) defines `get_sweep()` returning a dict:
+  name:      names the sweep's folder and tables
+  base:      the base ml_collections config
+  axes:      {"config.path": [values, ...], ...}: the grid is their product
+  seeds:     how many seeds per point (seed 0..n-1)
+  metric:    what the table and plot summarise (a results.json key), e.g. test_accuracy
+  vmap_seeds: train a point's seeds side by side in one program (default True);
+             False runs them one after another (for models too big to replicate)
+
+Every point runs in its own workdir <root>/<name>/<point>; a point whose results.json
+exists is skipped, so an interrupted sweep continues where it stopped (and an interrupted
+point resumes from its checkpoint). The aggregate goes to <root>/<name>/summary.{csv,md}
+and <metric>.png: mean ± std (ddof 1) and n per point.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import importlib.util
+import itertools
+import json
+import os
+import sys
+
+import numpy as np
+
+from digitjax import config as config_lib
+from digitjax.errors import UserError
+
+QUICK = {"dataset.max_train_examples": 1000, "dataset.max_test_examples": 500,
+         "num_epochs": 1, "batch_size": 50, "eval_batch_size": 250}
+
+
+def load_sweep(path: str) -> dict:
+  if not os.path.isfile(path):
+    raise UserError(f"sweep file {path!r} does not exist; see experiments/sweeps/.")
+  spec = importlib.util.spec_from_file_location("sweep_file", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  sweep = dict(vmap_seeds=True, metric="test_accuracy", seeds=3)
+  sweep.update(module.get_sweep())
+  return sweep
+
+
+def _set(config, path: str, value):
+  node = config
+  *parents, leaf = path.split(".")
+  try:
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  except (KeyError, AttributeError, TypeError) as e:
+    raise UserError(f"sweep axis {path}={value!r} does not fit the config: {e}") from e
+
+
+def _slug(value) -> str:
+  if isinstance(value, (tuple, list)):
+    return "x".join(map(str, value))
+  return str(value)
+
+
+def points(sweep: dict):
+  """(point name, {axis: value}) for every grid point, in a stable order."""
+  axes = sweep["axes"]
+  for values in itertools.product(*axes.values()):
+    setting = dict(zip(axes, values))
+    name = ",".join(f"{k}={_slug(v)}" for k, v in setting.items())
+    yield name, setting
+
+
+def point_configs(sweep: dict, setting: dict, extra: dict):
+  """The configs that make up one point: one with num_seeds=n, or n single-seed ones."""
+  config = copy.deepcopy(sweep["base"])
+  config.lock()  # a misspelt axis must fail, not add a new field
+  for path, value in {**setting, **extra}.items():
+    _set(config, path, value)
+  if sweep["vmap_seeds"]:
+    config.num_seeds = sweep["seeds"]
+    return [(None, config)]
+  configs = []
+  for seed in range(sweep["seeds"]):
+    single = copy.deepcopy(config)
+    single.seed = seed
+    configs.append((f"seed{seed}", single))
+  return configs
+
+
+def run_point(configs, workdir: str) -> list[dict]:
+  """Per-seed results of one point, training whatever has not finished yet."""
+  from digitjax import main
+
+  per_seed = []
+  for sub, config in configs:
+    wd = os.path.join(workdir, sub) if sub else workdir
+    path = os.path.join(wd, "results.json")
+    if os.path.exists(path):
+      print(f"  {wd}: done, skipped")
+      with open(path) as f:
+        results = json.load(f)
+    else:
+      errors = config_lib.validate(config)
+      if errors:
+        raise UserError("invalid config:\n  " + "\n  ".join(errors))
+      results = main.run(config, wd)
+      if results.get("interrupted"):
+        raise KeyboardInterrupt
+    per_seed.extend(results.get("per_seed", [results]))
+  return per_seed
+
+
+def aggregate(sweep: dict, rows: list[dict], folder: str) -> str:
+  """Writes summary.csv, summary.md and <metric>.png; returns the markdown table."""
+  metric, axes = sweep["metric"], list(sweep["axes"])
+  for row in rows:
+    values = [s[metric] for s in row["per_seed"] if s.get(metric) is not None]
+    row.update(n=len(values), mean=float(np.mean(values)),
+               std=float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+               values=values)
+  with open(os.path.join(folder, "summary.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(axes + [f"{metric}_mean", f"{metric}_std", "n", "values"])
+    for row in rows:
+      w.writerow([_slug(row["setting"][a]) for a in axes] +
+                 [f"{row['mean']:.6f}", f"{row['std']:.6f}", row["n"],
+                  " ".join(f"{v:.6f}" for v in row["values"])])
+  lines = [f"# Sweep {sweep['name']}: {metric}, mean ± std over seeds", "",
+           "| " + " | ".join(axes) + f" | {metric} | n |",
+           "|" + "---|" * (len(axes) + 2)]
+  for row in rows:
+    lines.append("| " + " | ".join(_slug(row["setting"][a]) for a in axes) +
+                 f" | {row['mean']:.4f} ± {row['std']:.4f} | {row['n']} |")
+  table = "\n".join(lines) + "\n"
+  with open(os.path.join(folder, "summary.md"), "w") as f:
+    f.write(table)
+  _plot(sweep, rows, os.path.join(folder, f"{metric}.png"))
+  return table
+
+
+def _plot(sweep, rows, path):
+  """The metric against the first axis, one line per value of the other axes."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  axes = list(sweep["axes"])
+  first, rest = axes[0], axes[1:]
+  groups = {}
+  for row in rows:
+    key = tuple(_slug(row["setting"][a]) for a in rest)
+    groups.setdefault(key, []).append(row)
+  fig, ax = plt.subplots(figsize=(7, 4))
+  labels = [_slug(v) for v in sweep["axes"][first]]
+  for key, group in groups.items():
+    x = [labels.index(_slug(r["setting"][first])) for r in group]
+    ax.errorbar(x, [r["mean"] for r in group], yerr=[r["std"] for r in group], marker="o",
+                capsize=3, label=", ".join(f"{a}={v}" for a, v in zip(rest, key)) or None)
+  ax.set_xticks(range(len(labels)), labels)
+  ax.set_xlabel(first)
+  ax.set_ylabel(sweep["metric"])
+  ax.set_title(f"{sweep['name']} (mean ± std over {sweep['seeds']} seeds)")
+  if rest:
+    ax.legend()
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def run_sweep(path: str, root: str = "runs/sweeps", quick: bool = False,
+              seeds: int | None = None) -> str:
+  sweep = load_sweep(path)
+  if seeds:
+    sweep["seeds"] = seeds
+  folder = os.path.join(root, sweep["name"] + ("-quick" if quick else ""))
+  os.makedirs(folder, exist_ok=True)
+  extra = QUICK if quick else {}
+  grid = list(points(sweep))
+  rows = []
+  for i, (name, setting) in enumerate(grid, 1):
+    print(f"[{i}/{len(grid)}] {sweep['name']}: {name}", flush=True)
+    per_seed = run_point(point_configs(sweep, setting, extra), os.path.join(folder, name))
+    rows.append(dict(name=name, setting=setting, per_seed=per_seed))
+  table = aggregate(sweep, rows, folder)
+  print(table)
+  print(f"Wrote {folder}/summary.md, summary.csv and {sweep['metric']}.png")
+  return folder
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("sweep", help="a sweep file, e.g. experiments/sweeps/hidden_units.py")
+  parser.add_argument("--root", default="runs/sweeps", help="where sweep folders go")
+  parser.add_argument("--quick", action="store_true",
+                      help="tiny data and one epoch per point: checks a sweep end to end")
+  parser.add_argument("--seeds", type=int, help="override the sweep's number of seeds")
+  args = parser.parse_args(argv)
+  try:
+    run_sweep(args.sweep, args.root, args.quick, args.seeds)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  except KeyboardInterrupt:
+    print("Interrupted: rerun the same command to continue the sweep.", file=sys.stderr)
+    sys.exit(130)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,71 @@
+"""Sweeps: grid x seeds, resumable, aggregated into mean ± std tables and a plot."""
+import glob
+import os
+import subprocess
+
+import pytest
+
+from conftest import ROOT, needs_mnist
+from digitjax import config as config_lib
+from experiments import sweep as sweep_lib
+
+SWEEP = '''
+import sys
+sys.path.insert(0, {tests!r})
+import tiny_config
+def get_sweep():
+  c = tiny_config.get_config()
+  return dict(name="tiny", base=c, seeds=2, metric="test_accuracy",
+              axes={{"model.hidden_units": [(8,), (32,)], "optimizer.name": ["sgd", "adam"]}})
+'''
+
+
+@needs_mnist
+def test_sweep_runs_every_point_aggregates_and_resumes(tmp_path, capsys):
+  path = tmp_path / "tiny_sweep.py"
+  path.write_text(SWEEP.format(tests=str(ROOT / "tests")))
+  folder = sweep_lib.run_sweep(str(path), root=str(tmp_path / "runs"), quick=True)
+  table = open(os.path.join(folder, "summary.md")).read()
+  rows = [l for l in table.splitlines() if l.startswith("| ") and "±" in l]
+  assert len(rows) == 4 and all(l.rstrip().endswith("| 2 |") for l in rows)
+  assert os.path.exists(os.path.join(folder, "test_accuracy.png"))
+  csv_lines = open(os.path.join(folder, "summary.csv")).read().splitlines()
+  assert csv_lines[0].startswith("model.hidden_units,optimizer.name,test_accuracy_mean,test_accuracy_std,n")
+  assert len(csv_lines) == 5
+  capsys.readouterr()
+  sweep_lib.run_sweep(str(path), root=str(tmp_path / "runs"), quick=True)  # resumes
+  out = capsys.readouterr().out
+  assert out.count("done, skipped") == 4
+  assert open(os.path.join(folder, "summary.md")).read() == table
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(str(ROOT / "experiments/sweeps/*.py"))))
+def test_shipped_sweeps_define_valid_points(path):
+  sweep = sweep_lib.load_sweep(path)
+  grid = list(sweep_lib.points(sweep))
+  assert len(grid) >= 2 and sweep["seeds"] >= 3
+  for _, setting in grid:
+    for _, config in sweep_lib.point_configs(sweep, setting, {}):
+      assert config_lib.validate(config) == []
+
+
+def test_sweep_with_unknown_axis_is_a_clear_error(tmp_path):
+  path = tmp_path / "bad.py"
+  path.write_text("from digitjax import config as base\n"
+                  "def get_sweep():\n"
+                  "  return dict(name='bad', base=base.get_config(), seeds=3,\n"
+                  "              axes={'model.widht': [1, 2]})\n")
+  r = subprocess.run([os.sys.executable, "-m", "experiments.sweep", str(path), "--root",
+                      str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+  assert r.returncode == 2 and "model.widht" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_slurm_script_is_written(tmp_path):
+  r = subprocess.run(["./launch.sh", "--slurm", "--nodes", "2", "--gpus-per-node", "4",
+                      "configs/cnn_bn.py", "--config.seed=3"], cwd=ROOT, capture_output=True,
+                     text=True, timeout=600)
+  assert r.returncode == 0, r.stderr
+  script = (ROOT / "runs/slurm/cnn_bn.sbatch").read_text()
+  assert "#SBATCH --nodes=2" in script and "#SBATCH --ntasks-per-node=4" in script
+  assert "DIGITJAX_DISTRIBUTED=auto" in script
+  assert "srun" in script and "--config=configs/cnn_bn.py --config.seed=3" in script
