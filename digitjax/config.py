@@ -232,3 +232,12 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
     errors.append(f"config.model.first_pool={tuple(config.model.first_pool)!r} must be "
                   "(pool size, stride), e.g. (3,2).")
   return errors
+
+
+def variant(variants: dict, name: str, where: str) -> ml_collections.ConfigDict:
+  """The config of variant `name` of a report file (`--config=configs/report_b.py:b1`)."""
+  from digitjax.errors import UserError
+
+  if name not in variants:
+    raise UserError(f"{where} has no variant {name!r}; it has {', '.join(variants)}.")
+  return variants[name]()

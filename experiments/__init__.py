@@ -1,0 +1,1 @@
+"""Reproduction of the reports' tables: the catalogue of rows and the runner."""
