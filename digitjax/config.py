@@ -40,7 +40,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.dataset.test_split = "test"
   c.dataset.validation_fraction = 0.1  # carved from the train split, never from test
   # A TFDS split string read as the validation set instead of carving validation_fraction,
-  # e.g. "train[80%:]" with train_split "train[:80%]" for tf_flowers (it has no test split).
+  # e.g. "train[80%:]" with train_split "train[:80%]" for tf_flowers (it has no test split);
+  # max_test_examples caps it as it caps the test split.
   c.dataset.validation_split = config_dict.placeholder(str)
   c.dataset.split_seed = 0  # fixed so seeds vary the model, not which images validate
   c.dataset.max_train_examples = 0  # 0 = all; a small real subset for tests and smoke runs

@@ -228,7 +228,8 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
 
 
 _REPORT = flags.DEFINE_string("report", "all", "A, B, C, D, E or all.")
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per row (0, 1, ... N-1).")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per row (0, 1, ... N-1); --quick: 1 "
+                              "unless given.")
 _ROWS = flags.DEFINE_string("rows", None, "Only these comma-separated row ids, e.g. B2,B6.")
 _QUICK = flags.DEFINE_bool("quick", False, "A few steps of every row on tiny subsets (CI).")
 _HEAVY = flags.DEFINE_bool("heavy", False, "Also run the rows beyond a 2-core CPU.")
@@ -245,7 +246,8 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS are chatty at INFO
   try:
-    written = reproduce(_REPORT.value, _SEEDS.value, _ROWS.value, _QUICK.value,
+    seeds = 1 if _QUICK.value and not flags.FLAGS["seeds"].present else _SEEDS.value
+    written = reproduce(_REPORT.value, seeds, _ROWS.value, _QUICK.value,
                         _HEAVY.value, _WORKROOT.value, _OUT.value)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
