@@ -20,6 +20,7 @@ RUN_CONTROL_FIELDS = ("name", "num_epochs", "checkpoint_every_steps", "log_every
                       "dataset.data_dir", "dataset.download")
 
 MONITORS = ("val_loss", "val_accuracy")
+HEADS = ("flatten", "gap")
 LOSSES = ("cross_entropy", "mse")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 ON_NONFINITE = ("stop", "skip")
@@ -39,6 +40,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.dataset.train_split = "train"
   c.dataset.test_split = "test"
   c.dataset.validation_fraction = 0.1  # carved from the train split, never from test
+  # A TFDS split string read as the validation set instead of carving validation_fraction,
+  # e.g. "train[80%:]" with train_split "train[:80%]" for tf_flowers (it has no test split);
+  # max_test_examples caps it as it caps the test split.
+  c.dataset.validation_split = config_dict.placeholder(str)
   c.dataset.split_seed = 0  # fixed so seeds vary the model, not which images validate
   c.dataset.max_train_examples = 0  # 0 = all; a small real subset for tests and smoke runs
   c.dataset.max_test_examples = 0
@@ -53,6 +58,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.l2 = 0.0  # kernel L2 factor: l2 * sum(w^2) added to the loss, as Keras does
   c.model.aux_weight = 0.3  # weight of auxiliary-head losses (GoogLeNet) in training
   c.model.conv_impl = "matmul"  # matmul (k*k shifted slices + one matmul) | xla (lax.conv)
+  # The flowers families (E1, E6 ladder): conv blocks, each Conv -> [BN] -> MaxPool.
+  c.model.filters = (16, 32, 64)  # conv filters per block
+  c.model.kernel_sizes = (3, 3, 3)  # conv kernel per block (same length as filters)
+  c.model.batch_norm = False  # BatchNormalization after every conv
+  c.model.first_pool = (2, 2)  # (pool size, stride) of the first max-pooling
+  c.model.head = "flatten"  # flatten | gap (GlobalAveragePooling2D) before the dense layers
+  c.model.input_scale = 1.0  # multiplies the [0, 1] images; 255 = the raw pixels Keras saw
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "rmsprop"  # sgd | momentum | nesterov | rmsprop | adam | adadelta | adagrad
@@ -78,6 +90,12 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.augment = ml_collections.ConfigDict()
   c.augment.noise_std = 0.0  # additive gaussian noise on [0,1] training images
+  # ImageDataGenerator's random affine transforms (0 = off), 'nearest' fill as Keras:
+  c.augment.rotation_range = 0.0  # degrees: angle uniform in [-r, r]
+  c.augment.zoom_range = 0.0  # z: zoom factors (x and y drawn apart) uniform in [1-z, 1+z]
+  c.augment.width_shift_range = 0.0  # fraction of the width: shift uniform in [-w, w]
+  c.augment.height_shift_range = 0.0  # fraction of the height
+  c.augment.horizontal_flip = False  # mirror left-right with probability 1/2
 
   c.monitor = "val_loss"  # picks the best checkpoint; drives plateau and early stopping
   c.loss = "cross_entropy"  # cross_entropy | mse
@@ -96,14 +114,19 @@ def fingerprint(config: ml_collections.ConfigDict) -> dict:
 
 
 def fingerprint_from_json(text: str) -> dict:
-  d = json.loads(text)
-  for field in RUN_CONTROL_FIELDS:
-    *parents, leaf = field.split(".")
-    node = d
-    for p in parents:
-      node = node.get(p, {})
-    node.pop(leaf, None)
-  return d
+  """The run-identifying fields of a config.json, less those at their default value.
+
+  Leaving defaults out means a field added to the schema later (at a default that keeps
+  the old behaviour) does not make every existing workdir "another config".
+  """
+  d = _flatten(json.loads(text))
+  defaults = _defaults()
+  return {k: v for k, v in d.items()
+          if k not in RUN_CONTROL_FIELDS and (k not in defaults or defaults[k] != v)}
+
+
+def _defaults() -> dict:
+  return _flatten(json.loads(get_config().to_json_best_effort()))
 
 
 def _flatten(d, prefix=""):
@@ -120,7 +143,8 @@ def describe_difference(theirs: dict | None, mine: dict) -> str:
   """'model.name: cnn_bn -> mlp, seed: 0 -> 1' (at most a few fields)."""
   if theirs is None:
     return "its config.json is unreadable"
-  a, b = _flatten(theirs), _flatten(mine)
+  defaults = _defaults()
+  a, b = {**defaults, **_flatten(theirs)}, {**defaults, **_flatten(mine)}
   diffs = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
            if a.get(k) != b.get(k)]
   return ", ".join(diffs[:4]) + (f" and {len(diffs) - 4} more" if len(diffs) > 4 else "")
@@ -160,6 +184,7 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
   one_of("monitor", config.monitor, MONITORS)
   one_of("loss", config.loss, LOSSES)
   one_of("on_nonfinite", config.on_nonfinite, ON_NONFINITE)
+  one_of("model.head", config.model.head, HEADS)
 
   in_range("dataset.validation_fraction", config.dataset.validation_fraction, 0, 1, True, True)
   in_range("model.dropout", config.model.dropout, 0, 1, hi_open=True)
@@ -177,6 +202,15 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
   in_range("early_stopping.patience", config.early_stopping.patience, 0, inf)
   in_range("early_stopping.min_delta", config.early_stopping.min_delta, 0, inf)
   in_range("augment.noise_std", config.augment.noise_std, 0, inf)
+  in_range("augment.rotation_range", config.augment.rotation_range, 0, 180)
+  in_range("augment.zoom_range", config.augment.zoom_range, 0, 1, hi_open=True)
+  in_range("augment.width_shift_range", config.augment.width_shift_range, 0, 1, hi_open=True)
+  in_range("augment.height_shift_range", config.augment.height_shift_range, 0, 1,
+           hi_open=True)
+  if not isinstance(config.augment.horizontal_flip, bool):
+    errors.append(f"config.augment.horizontal_flip={config.augment.horizontal_flip!r} must "
+                  "be True or False.")
+  in_range("model.input_scale", config.model.input_scale, 0, inf, lo_open=True)
   for path in ("num_seeds", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps"):
     in_range(path, config[path], 1, inf, kind=int)
   for path in ("checkpoint_every_steps", "dataset.max_train_examples",
@@ -185,9 +219,27 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
     for part in path.split("."):
       value = value[part]
     in_range(path, value, 0, inf, kind=int)
-  units = config.model.hidden_units
-  if not isinstance(units, (tuple, list)) or not all(
-      isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in units):
-    errors.append(f"config.model.hidden_units={units!r} must be a tuple of positive ints, "
-                  "e.g. --config.model.hidden_units='(256,128)'.")
+  for path, example in (("hidden_units", "(256,128)"), ("filters", "(32,64,128)"),
+                        ("kernel_sizes", "(3,3,5)"), ("first_pool", "(3,2)")):
+    value = config.model[path]
+    if not isinstance(value, (tuple, list)) or not all(
+        isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in value):
+      errors.append(f"config.model.{path}={value!r} must be a tuple of positive ints, "
+                    f"e.g. --config.model.{path}='{example}'.")
+  if len(config.model.kernel_sizes) != len(config.model.filters):
+    errors.append(f"config.model.kernel_sizes={tuple(config.model.kernel_sizes)!r} needs one "
+                  f"kernel size per conv block of config.model.filters="
+                  f"{tuple(config.model.filters)!r}.")
+  if len(config.model.first_pool) != 2:
+    errors.append(f"config.model.first_pool={tuple(config.model.first_pool)!r} must be "
+                  "(pool size, stride), e.g. (3,2).")
   return errors
+
+
+def variant(variants: dict, name: str, where: str) -> ml_collections.ConfigDict:
+  """The config of variant `name` of a report file (`--config=configs/report_b.py:b1`)."""
+  from digitjax.errors import UserError
+
+  if name not in variants:
+    raise UserError(f"{where} has no variant {name!r}; it has {', '.join(variants)}.")
+  return variants[name]()

@@ -131,7 +131,18 @@ def _read(config, split: str, limit: int = 0) -> Split:
 
 
 def load_train_val(config) -> tuple[Split, Split]:
-  """The train split, less a seeded validation_fraction that becomes the val split."""
+  """The train split, less a seeded validation_fraction that becomes the val split.
+
+  With config.dataset.validation_split set, that TFDS split is the val split instead
+  (tf_flowers: train "train[:80%]", val "train[80%:]", as report E's 80/20 split).
+  """
+  if config.dataset.validation_split:
+    train = _read(config, config.dataset.train_split, config.dataset.max_train_examples)
+    val = _read(config, config.dataset.validation_split, config.dataset.max_test_examples)
+    if len(train) < config.batch_size:
+      raise UserError(f"{len(train)} training examples in {config.dataset.train_split!r} "
+                      f"are fewer than batch_size={config.batch_size}.")
+    return train, val
   full = _read(config, config.dataset.train_split, config.dataset.max_train_examples)
   n = len(full)
   n_val = int(round(n * config.dataset.validation_fraction))

@@ -54,6 +54,9 @@ def parse_flags(argv):
   """
   try:
     return flags.FLAGS(argv)
+  except UserError as e:  # raised by a config file itself, e.g. an unknown variant
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   except flags.Error as e:
     message = str(e)
   except (KeyError, AttributeError, TypeError, ValueError) as e:

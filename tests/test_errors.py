@@ -88,3 +88,33 @@ def test_model_that_does_not_fit_the_images_is_refused_before_training(tmp_path)
   with pytest.raises(UserError, match="cannot take mnist images of shape \\(12, 12, 1\\)"):
     main.run(c, str(tmp_path))
   assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_unknown_config_variant_is_one_message_listing_the_variants(tmp_path):
+  r = _cli("--config=configs/report_b.py:b7", f"--workdir={tmp_path}")
+  assert r.returncode == 2
+  assert "configs/report_b.py has no variant 'b7'; it has b1_keras_mlp" in r.stderr
+  assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_new_model_fields_are_validated():
+  errors = config_lib.validate(tiny_config(**{"model.head": "avg"}))
+  assert len(errors) == 1 and "model.head='avg' is not known; valid: flatten, gap" in errors[0]
+  errors = config_lib.validate(tiny_config(**{"model.kernel_sizes": (3, 3)}))
+  assert len(errors) == 1 and "one kernel size per conv block" in errors[0]
+  errors = config_lib.validate(tiny_config(**{"model.input_scale": 0.0}))
+  assert len(errors) == 1 and "input_scale=0.0 is out of range" in errors[0]
+
+
+def test_config_json_written_before_a_field_existed_is_the_same_config():
+  """Fields added to the schema at their default must not orphan existing workdirs."""
+  import json
+  c = tiny_config()
+  old = json.loads(c.to_json_best_effort())
+  del old["augment"]["rotation_range"], old["model"]["filters"]
+  del old["dataset"]["validation_split"]
+  assert config_lib.fingerprint_from_json(json.dumps(old)) == config_lib.fingerprint(c)
+  c.augment.rotation_range = 10.0
+  assert config_lib.fingerprint_from_json(json.dumps(old)) != config_lib.fingerprint(c)
+  assert "augment.rotation_range: 0.0 -> 10.0" in config_lib.describe_difference(
+      config_lib.fingerprint_from_json(json.dumps(old)), config_lib.fingerprint(c))

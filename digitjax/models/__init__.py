@@ -1,16 +1,21 @@
 """Model families of the reports, chosen by `config.model.name`.
 
 Each family is a function (model config, num_classes, conv impl) -> layer specs for
-`Sequential`, written to read like the report's Keras code. The final Dense layer emits
-logits; `config.model.output_activation` tells the loss whether they stand for a softmax
-or per-class sigmoids.
+`Sequential`, written to read like the report's Keras code; a family that branches
+(GoogLeNet) returns its Flax module instead. The final Dense layer emits logits;
+`config.model.output_activation` tells the loss whether they stand for a softmax or
+per-class sigmoids. Reports A-D's families are here; report E's in flowers.py and
+imagenet.py.
 """
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from digitjax.models.flowers import flowers_cnn
+from digitjax.models.imagenet import alexnet, googlenet, vgg16, vgg16_app
 from digitjax.models.layers import ACTIVATIONS, CONV_IMPLS, Sequential
 
 
@@ -120,12 +125,15 @@ def c_v3(m, num_classes, impl):
 
 
 MODELS = {f.__name__: f for f in (perceptron, mlp, keras_cnn, net1, net2, cnn_single,
-                                   cnn3_v1, cnn3_v2, cnn_bn, c_v2, c_v3)}
+                                   cnn3_v1, cnn3_v2, cnn_bn, c_v2, c_v3, flowers_cnn,
+                                   alexnet, vgg16, vgg16_app, googlenet)}
 
 
-def build(config, num_classes: int, bn_axis_name: str | None = None) -> Sequential:
+def build(config, num_classes: int, bn_axis_name: str | None = None) -> nn.Module:
   """The Flax module for config.model; bn_axis_name syncs BatchNorm across devices."""
   layers = MODELS[config.model.name](config.model, num_classes, config.model.conv_impl)
+  if isinstance(layers, nn.Module):  # a branching family (GoogLeNet: no BatchNorm)
+    return layers
   if bn_axis_name:
     layers = [(k, dict(kw, axis_name=bn_axis_name) if k == "BatchNorm" else kw)
               for k, kw in layers]
@@ -148,22 +156,34 @@ def check_input(config, input_shape, num_classes) -> None:
 def summary(model, input_shape, title: str = "model") -> tuple[str, dict]:
   """A keras.Model.summary()-style table and its totals, computed without any FLOPs.
 
-  Non-trainable parameters are BatchNorm's moving mean and variance, as in Keras.
+  One row per top-level submodule: every layer of a Sequential model, the blocks of a
+  branching one (GoogLeNet's inception modules and auxiliary heads). The forward pass
+  traced is the training one, so layers used in training only (auxiliary heads) are
+  listed too. Non-trainable parameters are BatchNorm's moving mean and variance, as in
+  Keras.
   """
   x = jnp.zeros((1, *input_shape), jnp.float32)
   rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
   variables = jax.eval_shape(lambda: model.init(rngs, x, train=False))
-  _, state = jax.eval_shape(
-      lambda v: model.apply(v, x, train=False, capture_intermediates=True,
-                            mutable=["intermediates", "losses"]), variables)
+  order = []  # top-level submodules in call order (pytrees come back with sorted keys)
+
+  def record(next_fun, args, kwargs, context):
+    path = context.module.path
+    if context.method_name == "__call__" and len(path) == 1 and path[0] not in order:
+      order.append(path[0])
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(record):
+    _, state = jax.eval_shape(
+        lambda v: model.apply(v, x, train=True, capture_intermediates=True, rngs=rngs,
+                              mutable=["intermediates", "losses", "batch_stats", "aux"]),
+        variables)
   count = lambda tree: int(sum(np.prod(l.shape) for l in jax.tree.leaves(tree)))
   params = variables.get("params", {})
   stats = variables.get("batch_stats", {})
   rows = []
-  for name, out in state["intermediates"].items():
-    if name == "__call__":
-      continue
-    shape = out["__call__"][0].shape
+  for name in order:
+    shape = state["intermediates"][name]["__call__"][0].shape
     if 0 in shape:
       raise ValueError(f"layer {name} produces an empty output {shape}")
     rows.append((name, "(None, " + ", ".join(map(str, shape[1:])) + ")",

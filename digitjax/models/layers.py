@@ -87,6 +87,7 @@ class Conv(nn.Module):
   padding: str = "valid"
   activation: str | None = "relu"
   kernel_init: str = "glorot_uniform"
+  bias_init: float = 0.0  # a constant, as keras.initializers.Constant (0 = Keras default)
   l2: float = 0.0
   impl: str = "matmul"
 
@@ -95,7 +96,7 @@ class Conv(nn.Module):
     kh, kw = _pair(self.kernel_size)
     kernel = self.param("kernel", INITIALIZERS[self.kernel_init](),
                         (kh, kw, x.shape[-1], self.features))
-    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    bias = self.param("bias", nn.initializers.constant(self.bias_init), (self.features,))
     _sow_l2(self, kernel, self.l2)
     conv = conv_matmul if self.impl == "matmul" else conv_xla
     y = conv(x, kernel, _pair(self.strides), self.padding.upper()) + bias
@@ -107,13 +108,14 @@ class Dense(nn.Module):
   features: int
   activation: str | None = "relu"
   kernel_init: str = "glorot_uniform"
+  bias_init: float = 0.0
   l2: float = 0.0
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     kernel = self.param("kernel", INITIALIZERS[self.kernel_init](),
                         (x.shape[-1], self.features))
-    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    bias = self.param("bias", nn.initializers.constant(self.bias_init), (self.features,))
     _sow_l2(self, kernel, self.l2)
     return _activate(x @ kernel + bias, self.activation)
 
@@ -181,6 +183,18 @@ class BatchNorm(nn.Module):
                         epsilon=self.epsilon, axis_name=self.axis_name)(x)
 
 
+class Rescaling(nn.Module):
+  """keras.layers.Rescaling: x * scale.
+
+  digitjax always feeds [0, 1] images; a model that in Keras saw raw [0, 255] pixels
+  (no Rescaling(1/255) layer, as in the early E6 ladder steps) starts with Rescaling(255).
+  """
+  scale: float = 1.0
+
+  def __call__(self, x, train: bool = False):
+    return x * self.scale
+
+
 class Activation(nn.Module):
   """keras.layers.Activation."""
   activation: str = "relu"
@@ -191,7 +205,7 @@ class Activation(nn.Module):
 
 LAYERS: dict[str, type[nn.Module]] = {
     cls.__name__: cls for cls in (Conv, Dense, MaxPool, AvgPool, GlobalAvgPool, Flatten,
-                                  ZeroPad, Dropout, BatchNorm, Activation)
+                                  ZeroPad, Dropout, BatchNorm, Rescaling, Activation)
 }
 
 
@@ -203,12 +217,15 @@ class Sequential(nn.Module):
   """keras.Sequential over layer specs: a tuple of (layer type name, kwargs dict).
 
   Layers are named `<index>_<type>` (e.g. `03_batch_norm`) so parameters, summaries and
-  checkpoints read in model order.
+  checkpoints read in model order; a spec whose kwargs hold a "name" keeps that name
+  instead (keras.applications' `block1_conv1`, `fc1`, ...).
   """
   layers: Sequence[tuple[str, dict[str, Any]]]
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     for i, (kind, kwargs) in enumerate(self.layers):
-      x = LAYERS[kind](**kwargs, name=f"{i:02d}_{_snake(kind)}")(x, train=train)
+      kwargs = dict(kwargs)
+      name = kwargs.pop("name", None) or f"{i:02d}_{_snake(kind)}"
+      x = LAYERS[kind](**kwargs, name=name)(x, train=train)
     return x

@@ -1,0 +1,260 @@
+"""Re-run a report's rows for several seeds and tabulate them beside the published figures.
+
+  python -m experiments.reproduce --report B            # B's rows, 3 seeds each
+  python -m experiments.reproduce --report all --quick  # a few steps of every row (CI)
+  python -m experiments.reproduce --report D --rows D1-30,D3 --seeds 5
+
+Each run goes through digitjax.main.run in its own workdir, runs/reproduce/<row>/seed<k>
+(the config's seed set to k), so an interrupted reproduction resumes: finished runs are
+read back from their results.json, unfinished ones resume from their checkpoint.
+Writes experiments/results/<report>.md and .csv (--quick: under runs/reproduce-quick/,
+never over the real tables).
+
+Rows whose dataset is not prepared locally (TFDS builder's is_prepared; nothing is ever
+downloaded here) are listed as "pending data" and picked up unchanged once the data is
+there; with --quick they run on tfds.testing.mock_data at their real image size instead.
+Rows marked heavy in the catalogue (beyond a 2-core CPU) are listed as skipped unless
+--heavy is given.
+
+Verdict, as REPORTS.md defines it: with `noise` the standard deviation of our figure
+over seeds, "reproduced" when |ours - published| <= noise, "above" / "below" when the
+difference exceeds it. Below-by-noise is the only failing verdict; "above" is welcome.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import statistics
+import sys
+import time
+from unittest import mock
+
+from absl import app, flags, logging
+
+from experiments import catalogue
+
+# --quick: the smallest input each large family accepts (the aux heads of GoogLeNet need
+# 65 px, AlexNet's three strided pools 67); everything else keeps its real size.
+QUICK_IMAGE_SIZE = {"vgg16": 32, "vgg16_app": 32, "alexnet": 72, "googlenet": 80,
+                    "flowers_cnn": 48}
+MOCK_EXAMPLES = 64
+
+
+def quick(config):
+  """A copy of config cut to a few steps on a tiny subset (CI, tests)."""
+  c = config.copy_and_resolve_references()
+  c.num_epochs = 1
+  c.batch_size = min(c.batch_size, 16)
+  c.eval_batch_size = 32
+  c.dataset.max_train_examples = 64
+  c.dataset.max_test_examples = 32
+  if c.model.name in QUICK_IMAGE_SIZE:
+    c.dataset.image_size = QUICK_IMAGE_SIZE[c.model.name]
+  return c
+
+
+def is_prepared(config) -> bool:
+  """Whether TFDS has config's dataset prepared locally (never downloads)."""
+  import tensorflow_datasets as tfds
+
+  data_dir = config.dataset.data_dir or os.environ.get("TFDS_DATA_DIR") or None
+  try:
+    return tfds.builder(config.dataset.name, data_dir=data_dir).is_prepared()
+  except Exception:  # an unreadable folder means "not prepared" here, not a crash
+    return False
+
+
+@contextlib.contextmanager
+def mock_tfds(num_examples: int = MOCK_EXAMPLES):
+  """tfds.testing.mock_data (random examples at the dataset's real feature shapes), with
+  is_prepared() true so digitjax.data reads them instead of refusing to download."""
+  import tensorflow_datasets as tfds
+
+  with tfds.testing.mock_data(num_examples=num_examples,
+                              policy=tfds.testing.MockPolicy.USE_CODE), \
+      mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", lambda self: True):
+    yield
+
+
+def verdict(published, mean, noise, n) -> str:
+  if published is None:
+    return "no published figure"
+  diff = mean - published
+  sign = f"{diff:+.2f} pts"
+  caveat = "" if n >= 2 else ", 1 seed: no noise estimate"
+  if abs(diff) <= noise:
+    return f"reproduced ({sign}{caveat})"
+  return f"{'above' if diff > 0 else 'below'} ({sign}{caveat})"
+
+
+def run_row(row: catalogue.Row, seeds: int, workroot: str, is_quick: bool,
+            heavy: bool) -> dict:
+  """Runs (or reads back) every seed of a row; returns its table entry."""
+  from digitjax import main
+  from digitjax.errors import UserError
+
+  config = catalogue.load_config(row.config)
+  entry = dict(id=row.id, config=row.config, published=row.published, metric=row.metric,
+               epochs=row.epochs, runs=[], status="")
+  if is_quick:
+    config = quick(config)
+  elif row.heavy and not heavy:
+    entry["status"] = "needs a GPU: skipped (--heavy runs it)"
+    return entry
+  context = contextlib.nullcontext()
+  if not is_prepared(config):
+    if not is_quick:
+      entry["status"] = f"pending data ({config.dataset.name} not prepared)"
+      return entry
+    context = mock_tfds()
+    entry["status"] = "mock data"
+  for seed in range(seeds):
+    config.seed = seed
+    workdir = os.path.join(workroot, row.id, f"seed{seed}")
+    path = os.path.join(workdir, "results.json")
+    try:
+      result = _finished(path, config)
+      if result is None:
+        with context:
+          result = main.run(config, workdir)
+        if result.get("interrupted"):
+          entry["status"] = "interrupted: rerun to resume"
+          return entry
+    except UserError as e:
+      entry["status"] = f"error: {str(e).splitlines()[0][:160]}"
+      return entry
+    figure = result["test_accuracy"] if row.metric == "test" else result["val_accuracy"]
+    entry["runs"].append(dict(seed=seed, accuracy=100 * figure,
+                              wall_seconds=result["wall_seconds"],
+                              epochs_run=result["epochs_run"]))
+  return entry
+
+
+def _finished(path: str, config) -> dict | None:
+  """results.json of a finished run of this very config, else None (run or resume)."""
+  from digitjax import config as config_lib
+
+  if not os.path.exists(path):
+    return None
+  config_path = os.path.join(os.path.dirname(path), "config.json")
+  with open(config_path) as f:
+    if config_lib.fingerprint_from_json(f.read()) != config_lib.fingerprint(config):
+      return None  # main.run will refuse the workdir with a clear message
+  with open(path) as f:
+    result = json.load(f)
+  return result if result.get("epochs_run", 0) >= 1 else None
+
+
+COLUMNS = ("row", "config", "published %", "metric", "ours mean %", "ours std", "seeds",
+           "epochs", "epochs run", "wall time per run", "verdict")
+
+
+def table_rows(entries: list[dict], is_quick: bool) -> list[dict]:
+  out = []
+  for e in entries:
+    accs = [r["accuracy"] for r in e["runs"]]
+    n = len(accs)
+    mean = statistics.fmean(accs) if accs else None
+    std = statistics.stdev(accs) if n >= 2 else 0.0
+    if not accs:
+      v = e["status"]
+    elif is_quick:
+      v = "quick run: not comparable" + (f" ({e['status']})" if e["status"] else "")
+    else:
+      v = verdict(e["published"], mean, std, n)
+    walls = [r["wall_seconds"] for r in e["runs"]]
+    out.append({
+        "row": e["id"], "config": e["config"],
+        "published %": "" if e["published"] is None else f"{e['published']:.2f}",
+        "metric": e["metric"],
+        "ours mean %": "" if mean is None else f"{mean:.2f}",
+        "ours std": "" if mean is None else f"{std:.2f}",
+        "seeds": str(n), "epochs": str(e["epochs"]),
+        "epochs run": ",".join(str(r["epochs_run"]) for r in e["runs"]),
+        "wall time per run": f"{statistics.fmean(walls):.0f} s" if walls else "",
+        "verdict": v})
+  return out
+
+
+def write_tables(report: str, rows: list[dict], out_dir: str, note: str) -> tuple[str, str]:
+  os.makedirs(out_dir, exist_ok=True)
+  md_path = os.path.join(out_dir, f"{report}.md")
+  csv_path = os.path.join(out_dir, f"{report}.csv")
+  lines = [f"# Report {report}: reproduction", "", note, "",
+           "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+  lines += ["| " + " | ".join(r[c].replace("|", "/") for c in COLUMNS) + " |" for r in rows]
+  with open(md_path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  buf = io.StringIO()
+  writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+  writer.writeheader()
+  writer.writerows(rows)
+  with open(csv_path, "w") as f:
+    f.write(buf.getvalue())
+  return md_path, csv_path
+
+
+def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
+              is_quick: bool = False, heavy: bool = False, workroot: str | None = None,
+              out_dir: str | None = None) -> dict[str, str]:
+  """Runs the chosen rows and writes one table per report; returns {report: md path}."""
+  from digitjax.errors import UserError
+
+  if seeds < 1:
+    raise UserError(f"--seeds={seeds}: at least one seed is needed.")
+  chosen = catalogue.rows(report, rows)
+  workroot = workroot or os.path.join("runs", "reproduce-quick" if is_quick else "reproduce")
+  out_dir = out_dir or (os.path.join(workroot, "results") if is_quick
+                        else os.path.join(catalogue.ROOT, "experiments", "results"))
+  written = {}
+  for rep in catalogue.REPORTS:
+    mine = [r for r in chosen if r.report == rep]
+    if not mine:
+      continue
+    t0 = time.time()
+    entries = []
+    for row in mine:
+      print(f"== {row.id} ({row.config})", flush=True)
+      entries.append(run_row(row, seeds, workroot, is_quick, heavy))
+    note = (f"{seeds} seed(s) per row{' (--quick: a few steps on tiny subsets)' if is_quick else ''}; "
+            f"produced by `python -m experiments.reproduce --report {rep}` in "
+            f"{time.time() - t0:.0f} s. Figures are accuracies in percent on the split "
+            "named in the metric column; verdicts as defined at the end of REPORTS.md.")
+    written[rep], _ = write_tables(rep, table_rows(entries, is_quick), out_dir, note)
+  return written
+
+
+_REPORT = flags.DEFINE_string("report", "all", "A, B, C, D, E or all.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per row (0, 1, ... N-1); --quick: 1 "
+                              "unless given.")
+_ROWS = flags.DEFINE_string("rows", None, "Only these comma-separated row ids, e.g. B2,B6.")
+_QUICK = flags.DEFINE_bool("quick", False, "A few steps of every row on tiny subsets (CI).")
+_HEAVY = flags.DEFINE_bool("heavy", False, "Also run the rows beyond a 2-core CPU.")
+_WORKROOT = flags.DEFINE_string("workroot", None, "Default runs/reproduce[-quick].")
+_OUT = flags.DEFINE_string("out", None, "Where tables go. Default experiments/results "
+                           "(--quick: <workroot>/results).")
+
+
+def main(argv):
+  from digitjax.errors import UserError
+
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax and TFDS are chatty at INFO
+  try:
+    seeds = 1 if _QUICK.value and not flags.FLAGS["seeds"].present else _SEEDS.value
+    written = reproduce(_REPORT.value, seeds, _ROWS.value, _QUICK.value,
+                        _HEAVY.value, _WORKROOT.value, _OUT.value)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  for rep, path in written.items():
+    print(f"Report {rep}: {path}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,133 @@
+"""Reference parameter counts from Keras itself, for tests/test_models.py (not a test).
+
+  KERAS_BACKEND=jax python tests/keras_reference.py
+
+Builds, with Keras 3, the Keras models that digitjax's report-E families transcribe
+(keras.applications.VGG16; the hand-written VGG16, AlexNet and GoogLeNet of Keras
+tutorials; the flowers CNNs) and prints `model.count_params()` for each. The numbers are
+hard-coded in tests/test_models.py; rerun this when a layout changes. Building costs no
+training, only the weights' memory (VGG16: ~0.5 GB).
+"""
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import keras
+from keras import layers as kl
+
+
+def vgg16_hand(size, classes=5):
+  m = keras.Sequential([keras.Input((size, size, 3))])
+  for filters, n in ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)):
+    for _ in range(n):
+      m.add(kl.Conv2D(filters, 3, padding="same", activation="relu"))
+    m.add(kl.MaxPooling2D(2))
+  m.add(kl.Flatten())
+  m.add(kl.Dense(4096, activation="relu"))
+  m.add(kl.Dense(4096, activation="relu"))
+  m.add(kl.Dense(classes, activation="softmax"))
+  return m
+
+
+def alexnet(size, classes=5):
+  return keras.Sequential([
+      keras.Input((size, size, 3)),
+      kl.Conv2D(96, 11, strides=4, activation="relu"), kl.BatchNormalization(),
+      kl.MaxPooling2D(3, strides=2),
+      kl.ZeroPadding2D(2), kl.Conv2D(256, 5, activation="relu"), kl.BatchNormalization(),
+      kl.MaxPooling2D(3, strides=2),
+      kl.ZeroPadding2D(1), kl.Conv2D(384, 3, activation="relu"), kl.BatchNormalization(),
+      kl.ZeroPadding2D(1), kl.Conv2D(384, 3, activation="relu"), kl.BatchNormalization(),
+      kl.ZeroPadding2D(1), kl.Conv2D(256, 3, activation="relu"), kl.BatchNormalization(),
+      kl.MaxPooling2D(3, strides=2), kl.Flatten(),
+      kl.Dense(4096, activation="relu"), kl.Dropout(0.5),
+      kl.Dense(4096, activation="relu"), kl.Dropout(0.5),
+      kl.Dense(classes, activation="softmax")])
+
+
+def googlenet(size, classes=5):
+  """The Analytics Vidhya Keras GoogLeNet (three outputs)."""
+  conv = lambda f, k, s=1: kl.Conv2D(f, k, strides=s, padding="same", activation="relu")
+
+  def inception(x, f1, f3r, f3, f5r, f5, fp):
+    b1 = conv(f1, 1)(x)
+    b3 = conv(f3, 3)(conv(f3r, 1)(x))
+    b5 = conv(f5, 5)(conv(f5r, 1)(x))
+    bp = conv(fp, 1)(kl.MaxPooling2D(3, strides=1, padding="same")(x))
+    return kl.concatenate([b1, b3, b5, bp], axis=3)
+
+  def aux(x):
+    x = kl.AveragePooling2D(5, strides=3)(x)
+    x = kl.Flatten()(conv(128, 1)(x))
+    x = kl.Dropout(0.7)(kl.Dense(1024, activation="relu")(x))
+    return kl.Dense(classes, activation="softmax")(x)
+
+  inp = keras.Input((size, size, 3))
+  x = conv(64, 7, 2)(inp)
+  x = kl.MaxPooling2D(3, strides=2, padding="same")(x)
+  x = conv(192, 3)(conv(64, 1)(x))
+  x = kl.MaxPooling2D(3, strides=2, padding="same")(x)
+  x = inception(x, 64, 96, 128, 16, 32, 32)
+  x = inception(x, 128, 128, 192, 32, 96, 64)
+  x = kl.MaxPooling2D(3, strides=2, padding="same")(x)
+  x = inception(x, 192, 96, 208, 16, 48, 64)
+  a1 = aux(x)
+  x = inception(x, 160, 112, 224, 24, 64, 64)
+  x = inception(x, 128, 128, 256, 24, 64, 64)
+  x = inception(x, 112, 144, 288, 32, 64, 64)
+  a2 = aux(x)
+  x = inception(x, 256, 160, 320, 32, 128, 128)
+  x = kl.MaxPooling2D(3, strides=2, padding="same")(x)
+  x = inception(x, 256, 160, 320, 32, 128, 128)
+  x = inception(x, 384, 192, 384, 48, 128, 128)
+  x = kl.Dropout(0.4)(kl.GlobalAveragePooling2D()(x))
+  out = kl.Dense(classes, activation="softmax")(x)
+  return keras.Model(inp, [out, a1, a2])
+
+
+def flowers(size, filters, kernels, hidden, bn=False, first_pool=(2, 2), gap=False,
+            dropout=0.0, classes=5):
+  m = keras.Sequential([keras.Input((size, size, 3)), kl.Rescaling(1 / 255)])
+  for i, (f, k) in enumerate(zip(filters, kernels)):
+    m.add(kl.Conv2D(f, k, padding="same", activation="relu"))
+    if bn:
+      m.add(kl.BatchNormalization())
+    m.add(kl.MaxPooling2D(first_pool[0] if i == 0 else 2,
+                          strides=first_pool[1] if i == 0 else 2))
+  m.add(kl.GlobalAveragePooling2D() if gap else kl.Flatten())
+  for h in hidden:
+    if dropout:
+      m.add(kl.Dropout(dropout))
+    m.add(kl.Dense(h, activation="relu"))
+  if dropout:
+    m.add(kl.Dropout(dropout))
+  m.add(kl.Dense(classes))
+  return m
+
+
+MODELS = {
+    "vgg16_app 224": lambda: keras.applications.VGG16(weights=None, classes=5),
+    "vgg16 150": lambda: vgg16_hand(150),
+    "alexnet 150": lambda: alexnet(150),
+    "googlenet 150": lambda: googlenet(150),
+    "googlenet 224": lambda: googlenet(224),
+    "flowers E1 v1 150": lambda: flowers(150, (16, 32, 64), (3, 3, 3), (128,)),
+    "flowers E6.0 150": lambda: flowers(150, (32, 64, 128), (3, 3, 3), (512,), dropout=0.2),
+    "flowers E6.1 150": lambda: flowers(150, (32, 64, 128, 64), (3, 3, 3, 5), (512,),
+                                        dropout=0.2),
+    "flowers E6.2 150": lambda: flowers(150, (32, 64, 128, 64), (3, 3, 3, 5), (512,),
+                                        gap=True, dropout=0.5),
+    "flowers E6.3 150": lambda: flowers(150, (32, 64, 128, 128), (3, 3, 3, 5), (512,),
+                                        gap=True, dropout=0.5),
+    "flowers E6.4 150": lambda: flowers(150, (32, 64, 128, 128), (3, 3, 3, 5), (512,),
+                                        bn=True, first_pool=(3, 2), gap=True, dropout=0.5),
+}
+
+if __name__ == "__main__":
+  for name, make in MODELS.items():
+    m = make()
+    trainable = sum(int(w.numpy().size) if hasattr(w, "numpy") else int(w.size)
+                    for w in m.trainable_weights)
+    print(f"{name}: total {m.count_params():,}, trainable {trainable:,}", flush=True)
+    del m
+    keras.backend.clear_session()

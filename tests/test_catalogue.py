@@ -1,0 +1,205 @@
+"""Every config of every report builds and trains one step; the reproduce runner's tables.
+
+One training step per distinct train step runs at --quick sizes
+(experiments.reproduce.quick: the big 224-px networks at the smallest input they take)
+on random uint8 images, through the real Trainer (the jitted step with augmentation).
+Configs that differ from a stepped one only in what the loop does around the step
+(epochs, early stopping, plateau, splits, name) share its step; so do the optimizer
+variants of E2-E5 (every optimizer itself steps in test_optim) and VGG16 hand-written vs
+keras.applications (same layers, checked). Each sharing is asserted, so a variant that
+starts to differ in anything else fails until it gets its own step.
+"""
+import csv
+import importlib.util
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import ROOT, needs_mnist
+from digitjax import config as config_lib
+from digitjax import data, main, train
+from experiments import catalogue, reproduce
+
+
+def _variants(report):
+  spec = importlib.util.spec_from_file_location("r", ROOT / "configs" / f"report_{report}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return [f"configs/report_{report}.py:{v}" for v in module.VARIANTS]
+
+
+ALL_SPECS = [s for r in "abcde" for s in _variants(r)] + ["configs/cnn_bn.py"]
+# Fields the compiled train step does not depend on (the loop, the data split, names).
+LOOP_FIELDS = ("name", "num_epochs", "early_stopping", "reduce_on_plateau", "monitor",
+               "eval_batch_size", "log_every_steps", "checkpoint_every_steps",
+               "dataset.train_split", "dataset.test_split", "dataset.validation_split",
+               "dataset.validation_fraction")
+SHARED_FIELDS = {"_alexnet_": ("optimizer.name",), "_vgg16_": ("optimizer.name",),
+                 "_googlenet_": ("optimizer.name",)}  # _vgg16_ matches _vgg16_app_ too
+
+
+def _step_key(spec):
+  """The quick config's fields that shape its train step, as a comparable dict."""
+  d = config_lib._flatten(reproduce.quick(catalogue.load_config(spec)).to_dict())
+  ignored = LOOP_FIELDS + next((v for k, v in SHARED_FIELDS.items() if k in spec), ())
+  d = {k: v for k, v in d.items() if not any(k == f or k.startswith(f + ".") for f in ignored)}
+  if d["model.name"] == "vgg16_app":
+    d["model.name"] = "vgg16"  # same layers (test_vgg16_app_has_the_layers_of_vgg16)
+  return d
+
+
+def _groups():
+  groups = []  # [(stepped spec, [specs sharing its step])]
+  for spec in sorted(ALL_SPECS, key=lambda s: (not s.endswith("_sgd"), "_app_" in s, s)):
+    key = _step_key(spec)
+    for stepped, members in groups:
+      if _step_key(stepped) == key:
+        members.append(spec)
+        break
+    else:
+      groups.append((spec, []))
+  return groups
+
+
+GROUPS = _groups()
+STEPPED = [g[0] for g in GROUPS]
+SHARING = [(m, g[0]) for g in GROUPS for m in g[1]]
+
+
+def test_every_row_of_the_catalogue_has_a_valid_config():
+  ids = [r.id for r in catalogue.ROWS]
+  assert len(ids) == len(set(ids))
+  assert {r.report for r in catalogue.ROWS} == set("ABCDE")
+  for row in catalogue.ROWS:
+    assert row.config in ALL_SPECS, row
+    assert row.metric in ("test", "val") and row.epochs >= 1
+    c = catalogue.load_config(row.config)
+    assert config_lib.validate(c) == [], (row.id, config_lib.validate(c))
+    assert c.num_epochs == row.epochs, row.id
+
+
+@pytest.mark.parametrize("spec", STEPPED)
+def test_config_trains_one_step(spec):
+  c = reproduce.quick(catalogue.load_config(spec))
+  assert config_lib.validate(c) == []
+  shape = data.image_shape(c)
+  trainer = train.Trainer(c, steps_per_epoch=4)
+  # Parameters do not depend on the conv implementation; lax.conv initialises eagerly
+  # in a fraction of a second, the matmul form's slices take seconds op by op.
+  init = c.copy_and_resolve_references()
+  init.model.conv_impl = "xla"
+  state = train.Trainer(init, steps_per_epoch=4).init_state()
+  before = [np.asarray(p).copy() for p in jax.tree.leaves(state.params)]
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (c.batch_size, *shape), dtype=np.uint8)
+  labels = rng.integers(0, trainer.info.num_classes, c.batch_size).astype(np.int32)
+  state, m = trainer.train_on_indices(state, images, labels, jnp.arange(c.batch_size),
+                                      trainer.step_key)
+  assert bool(m["finite"]) and np.isfinite(float(m["loss"])) and int(state.step) == 1
+  after = jax.tree.leaves(state.params)
+  assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+@pytest.mark.parametrize("spec,stepped", SHARING)
+def test_config_shares_a_stepped_configs_train_step(spec, stepped):
+  assert config_lib.validate(catalogue.load_config(spec)) == []
+  assert _step_key(spec) == _step_key(stepped)
+  assert spec in ALL_SPECS and stepped in STEPPED
+
+
+def test_every_config_is_stepped_or_shares_a_step():
+  assert sorted(STEPPED + [m for m, _ in SHARING]) == sorted(ALL_SPECS)
+  assert len(STEPPED) < len(ALL_SPECS)
+
+
+def test_vgg16_app_has_the_layers_of_vgg16():
+  from digitjax import models
+  shapes = []
+  for spec in ("configs/report_e.py:e3_vgg16_sgd", "configs/report_e.py:e4_vgg16_app_sgd"):
+    c = reproduce.quick(catalogue.load_config(spec))
+    model = models.build(c, 5)
+    v = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+    # both name their layers so that sorted names follow the layer order
+    shapes.append([l.shape for l in jax.tree.leaves(v["params"])])
+  assert shapes[0] == shapes[1]
+
+
+@pytest.mark.parametrize("spec,shape", [
+    ("configs/report_d.py:d3_cifar_net1_adam", (32, 32, 3)),
+    ("configs/report_e.py:e1_flowers_base_v1", (150, 150, 3)),
+])
+def test_rows_without_local_data_run_on_mock_data_at_real_size(tmp_path, spec, shape):
+  c = catalogue.load_config(spec)
+  c.num_epochs, c.batch_size, c.eval_batch_size = 1, 16, 32
+  c.dataset.max_train_examples, c.dataset.max_test_examples = 48, 32
+  with reproduce.mock_tfds(num_examples=48):
+    r = main.run(c, str(tmp_path))
+  assert data.image_shape(c) == shape
+  assert r["epochs_run"] == 1 and 0 <= r["test_accuracy"] <= 1
+  assert f"(None, {shape[0] - 2}, {shape[1] - 2}," in (tmp_path / "summary.txt").read_text() \
+      or spec.endswith("v1")  # D3's first conv is 'valid'; E1's are 'same'
+
+
+def test_verdicts_follow_reports_md():
+  assert reproduce.verdict(99.51, 99.45, 0.08, 3).startswith("reproduced")
+  assert reproduce.verdict(99.51, 99.30, 0.08, 3).startswith("below (-0.21")
+  assert reproduce.verdict(99.51, 99.70, 0.08, 3).startswith("above (+0.19")
+  assert "1 seed" in reproduce.verdict(99.51, 99.51, 0.0, 1)
+  assert reproduce.verdict(None, 97.0, 0.1, 3) == "no published figure"
+
+
+def _table(path):
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+@needs_mnist
+def test_reproduce_quick_writes_well_formed_tables_and_resumes(tmp_path):
+  out = tmp_path / "results"
+  written = reproduce.reproduce("A", seeds=2, rows="A1,A4", is_quick=True,
+                                workroot=str(tmp_path / "runs"), out_dir=str(out))
+  assert set(written) == {"A"}
+  rows = _table(out / "A.csv")
+  assert [r["row"] for r in rows] == ["A1", "A4"]
+  assert rows[0]["published %"] == "92.78" and rows[1]["published %"] == ""
+  for r in rows:
+    assert r["seeds"] == "2" and r["epochs run"] == "1,1"
+    assert 0 <= float(r["ours mean %"]) <= 100 and float(r["ours std"]) >= 0
+    assert r["verdict"].startswith("quick run")
+    assert r["wall time per run"].endswith(" s")
+  seeds = [json.loads((tmp_path / "runs" / "A1" / f"seed{k}" / "config.json").read_text())
+           ["seed"] for k in (0, 1)]
+  assert seeds == [0, 1]
+  md = (out / "A.md").read_text().splitlines()
+  header = next(l for l in md if l.startswith("| row"))
+  assert header.count("|") == len(reproduce.COLUMNS) + 1
+  assert sum(l.startswith("| A") for l in md) == 2
+  # Rerun: finished runs are read back, not retrained.
+  stamp = os.path.getmtime(tmp_path / "runs" / "A1" / "seed0" / "results.json")
+  reproduce.reproduce("A", seeds=2, rows="A1", is_quick=True,
+                      workroot=str(tmp_path / "runs"), out_dir=str(out))
+  assert os.path.getmtime(tmp_path / "runs" / "A1" / "seed0" / "results.json") == stamp
+  assert _table(out / "A.csv")[0]["ours mean %"] == rows[0]["ours mean %"]
+
+
+def test_reproduce_lists_pending_data_and_gpu_rows_without_running(tmp_path):
+  out = tmp_path / "results"
+  reproduce.reproduce("D", seeds=3, rows="D1,D3", workroot=str(tmp_path / "runs"),
+                      out_dir=str(out))
+  rows = {r["row"]: r for r in _table(out / "D.csv")}
+  assert rows["D1"]["verdict"].startswith("needs a GPU")
+  assert rows["D3"]["verdict"].startswith("pending data (cifar10")
+  assert rows["D3"]["published %"] == "64.69" and rows["D3"]["ours mean %"] == ""
+  assert not (tmp_path / "runs").exists()
+
+
+def test_reproduce_bad_report_or_row_is_a_user_error():
+  from digitjax.errors import UserError
+  with pytest.raises(UserError, match="unknown report 'F'"):
+    catalogue.rows("F")
+  with pytest.raises(UserError, match="no row B9 in report B; it has B1"):
+    catalogue.rows("B", "B9")

@@ -1,0 +1,124 @@
+"""Report E's families: Keras's parameter counts at full size, GoogLeNet's aux heads.
+
+Reference counts come from Keras 3 itself (tests/keras_reference.py builds the same
+layers with keras.applications / keras.layers and prints count_params()). Counting uses
+models.summary, i.e. jax.eval_shape: no FLOPs, so full 224x224 models cost nothing.
+"""
+import jax
+import jax.numpy as jnp
+import pytest
+
+from digitjax import data, models
+from experiments import catalogue
+
+
+def _summary(spec, image_size=None):
+  c = catalogue.load_config(spec)
+  if image_size:
+    c.dataset.image_size = image_size
+  shape = data.image_shape(c)
+  return models.summary(models.build(c, 5), shape, c.model.name)
+
+
+# (config, total, trainable): numbers printed by tests/keras_reference.py (Keras 3.15).
+@pytest.mark.parametrize("spec,total,trainable", [
+    ("configs/report_e.py:e4_vgg16_app_sgd", 134_281_029, 134_281_029),  # 224, as Keras says
+    ("configs/report_e.py:e3_vgg16_sgd", 65_075_013, 65_075_013),  # 150x150: 4x4x512 map
+    ("configs/report_e.py:e2_alexnet_sgd", 29_995_781, 29_993_029),  # BN moving stats
+    ("configs/report_e.py:e5_googlenet_sgd", 7_172_927, 7_172_927),  # with both aux heads
+    ("configs/report_e.py:e1_flowers_base_v1", 2_678_565, 2_678_565),
+    ("configs/report_e.py:e6_v7_step0", 21_329_989, 21_329_989),
+    ("configs/report_e.py:e6_v7_step1", 2_955_397, 2_955_397),
+    ("configs/report_e.py:e6_v7_step2", 333_957, 333_957),
+    ("configs/report_e.py:e6_v7_step3", 571_589, 571_589),
+    ("configs/report_e.py:e6_v7_step4", 572_997, 572_293),
+    ("configs/report_e.py:e6_v7_step5", 572_997, 572_293),  # augmentation adds no weights
+])
+def test_report_e_param_counts_equal_keras(spec, total, trainable):
+  text, totals = _summary(spec)
+  assert (totals["total"], totals["trainable"]) == (total, trainable)
+  assert f"Total params: {total:,}" in text
+
+
+def test_googlenet_at_224_equals_keras():
+  _, totals = _summary("configs/report_e.py:e5_googlenet_sgd", image_size=224)
+  assert totals["total"] == 10_318_655  # Keras, same layers at 224x224x3
+
+
+def test_vgg16_app_summary_reads_like_keras():
+  text, _ = _summary("configs/report_e.py:e4_vgg16_app_sgd")
+  lines = text.splitlines()
+  assert next(l for l in lines if l.startswith("block1_conv1")).split()[-1] == "1,792"
+  assert "(None, 7, 7, 512)" in next(l for l in lines if l.startswith("block5_pool"))
+  names = [l.split()[0] for l in lines if l.startswith(("block", "flatten", "fc", "pred"))]
+  assert names[-4:] == ["flatten", "fc1", "fc2", "predictions"]
+  assert next(l for l in lines if l.startswith("fc1")).split()[-1] == "102,764,544"
+
+
+def test_googlenet_summary_lists_blocks_in_call_order_and_adds_up():
+  text, totals = _summary("configs/report_e.py:e5_googlenet_sgd")
+  rows = [l.split() for l in text.splitlines() if l[:1].islower() and "(None" in l]
+  names = [r[0] for r in rows]
+  assert names[:3] == ["conv_1_7x7_2", "max_pool_1_3x3_2", "conv_2a_1x1_1"]
+  assert names.index("inception_4a") < names.index("aux_1") < names.index("inception_4b")
+  assert names.index("inception_4d") < names.index("aux_2") < names.index("inception_4e")
+  assert names[-1] == "output"
+  assert sum(int(r[-1].replace(",", "")) for r in rows) == totals["total"]
+  assert "(None, 10, 10, 512)" in next(l for l in text.splitlines() if "inception_4a" in l)
+
+
+def _googlenet(size=80):
+  c = catalogue.load_config("configs/report_e.py:e5_googlenet_sgd")
+  return models.build(c, 5), jnp.zeros((2, size, size, 3))
+
+
+def test_googlenet_sows_aux_logits_in_training_only():
+  model, x = _googlenet()
+  rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+  variables = jax.eval_shape(lambda: model.init(rngs, x))
+  assert {"aux_1", "aux_2", "output"} <= set(variables["params"])  # built even at init
+  out, state = jax.eval_shape(
+      lambda v: model.apply(v, x, train=True, rngs=rngs, mutable=["aux"]), variables)
+  aux = jax.tree.leaves(state["aux"])
+  assert out.shape == (2, 5) and [a.shape for a in aux] == [(2, 5), (2, 5)]
+  _, state = jax.eval_shape(lambda v: model.apply(v, x, train=False, mutable=["aux"]),
+                            variables)
+  assert not jax.tree.leaves(state.get("aux", {}))
+
+
+def test_aux_logits_join_the_training_loss_with_aux_weight_and_not_eval():
+  """train_step's loss = main + aux_weight * sum(aux losses); eval_step: main only."""
+  import flax.linen as nn
+  import numpy as np
+  from conftest import tiny_config
+  from digitjax import optim, train
+
+  class TwoHeads(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=False):
+      x = x.reshape(x.shape[0], -1)
+      aux = nn.Dense(3, name="aux")(x)
+      if train:
+        self.sow("aux", "logits", aux)
+      return nn.Dense(3, name="main")(x)
+
+  model = TwoHeads()
+  x = jax.random.uniform(jax.random.key(0), (4, 2, 2, 1))
+  images = (x * 255).astype(jnp.uint8)
+  labels = jnp.array([0, 1, 2, 1])
+  params = model.init(jax.random.key(1), x)["params"]
+  ce = lambda logits: train.compute_loss(logits, labels, "cross_entropy", "softmax").mean()
+  scaled = images.astype(jnp.float32) / 255.0
+  main_loss = ce(model.apply({"params": params}, scaled))
+  aux_loss = ce(nn.Dense(3).apply({"params": params["aux"]}, scaled.reshape(4, -1)))
+  for weight in (0.0, 0.3):
+    c = tiny_config(**{"model.aux_weight": weight})
+    tx = optim.make(c, 1)
+    state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats={},
+                             opt_state=tx.init(params),
+                             plateau=optim.plateau(c).init(params))
+    _, m = train.train_step(state, images, labels, jax.random.key(2), model=model, tx=tx,
+                            config=c)
+    np.testing.assert_allclose(m["loss"], main_loss + weight * aux_loss, rtol=1e-5)
+  out, _ = train.eval_step(params, {}, images, labels, jnp.ones(4), model=model, config=c)
+  np.testing.assert_allclose(out["loss"], 4 * main_loss, rtol=1e-5)
