@@ -97,9 +97,11 @@ def test_config_trains_one_step(spec):
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (c.batch_size, *shape), dtype=np.uint8)
   labels = rng.integers(0, trainer.info.num_classes, c.batch_size).astype(np.int32)
-  state, m = trainer.train_on_indices(state, images, labels, jnp.arange(c.batch_size),
-                                      trainer.step_key)
-  assert bool(m["finite"]) and np.isfinite(float(m["loss"])) and int(state.step) == 1
+  order = jnp.arange(c.batch_size)[None, None]  # (replicas, steps, batch)
+  state, m = trainer.step(state, images, labels, order, 0,
+                          trainer.replicate(np.array([True])))
+  assert bool(m["finite"][0]) and np.isfinite(float(m["loss"][0]))
+  assert int(state.step[0]) == 1
   after = jax.tree.leaves(state.params)
   assert any(not np.array_equal(a, b) for a, b in zip(before, after))
 
