@@ -1,0 +1,1 @@
+"""Experiments run from the repository root: `python -m experiments.<name>`."""
