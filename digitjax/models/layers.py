@@ -12,6 +12,10 @@ Conv has two implementations with the same parameters and the same numbers:
 - "matmul": the k*k shifted slices of the input concatenated on the channel axis, then
   one matmul with the reshaped kernel. On XLA:CPU this is 2-3x faster than lax.conv in
   training (../shared/BENCHMARKS.md), because the matmul runs near the machine's peak.
+
+MaxPool and Dropout compute exactly what nn.max_pool and nn.Dropout compute (values,
+gradients, dropout masks bit for bit) in forms XLA:CPU runs faster; see fast_ops.py for
+why, and experiments/BENCH.md for the measured effect on whole train steps.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from digitjax.models import fast_ops
 
 ACTIVATIONS: dict[str, Callable | None] = {
     "relu": nn.relu,
@@ -128,7 +134,8 @@ class MaxPool(nn.Module):
 
   def __call__(self, x, train: bool = False):
     window = _pair(self.pool_size)
-    return nn.max_pool(x, window, _pair(self.strides or self.pool_size), self.padding.upper())
+    return fast_ops.max_pool(x, window, _pair(self.strides or self.pool_size),
+                             self.padding.upper())
 
 
 class AvgPool(MaxPool):
@@ -162,13 +169,23 @@ class ZeroPad(nn.Module):
     return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
 
 
+class _DropoutMask(nn.Module):
+  """Draws the key where nn.Dropout would (a child named Dropout_0), so masks match."""
+  rate: float
+
+  def __call__(self, x):
+    return fast_ops.dropout(x, self.rate, self.make_rng("dropout"))
+
+
 class Dropout(nn.Module):
   """keras.layers.Dropout; draws from the 'dropout' rng stream in training."""
   rate: float
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    return nn.Dropout(self.rate, deterministic=not train)(x)
+    if not train or self.rate == 0.0:
+      return x
+    return _DropoutMask(self.rate, name="Dropout_0")(x)
 
 
 class BatchNorm(nn.Module):

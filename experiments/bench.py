@@ -1,0 +1,287 @@
+"""Training-speed benchmark: python -m experiments.bench [--steps N] [--compare] [--out F].
+
+Why: digitjax claims to train the reports' models faster than Keras or PyTorch on the
+same machine. This command measures it in one process run, so every ratio it prints is
+side by side under the same load: for keras_mlp (B1), keras_cnn (B2) and cnn_bn (B6) at
+batch 128 on synthetic MNIST-shaped uint8 data kept on the device (as the trainer does):
+
+- compile seconds of the jitted train step (`Trainer.train_on_indices`);
+- steady-state epoch seconds: one warm-up epoch, then the median of --repeats epochs.
+  With --steps N each "epoch" is N steps, scaled to 60,000 images (marked `*`);
+- samples/s; training FLOPs per sample, both from XLA's cost analysis of the compiled
+  step and counted (dense/conv multiply-adds x 2 x 3); achieved GFLOP/s (counted FLOPs,
+  so it compares across implementations), and its fraction of this machine's fp32
+  matmul peak (2048x2048 jnp.dot, measured in the same run);
+- K=8 seeds vmapped in one jitted step vs 8 sequential runs (perceptron A1, keras_mlp);
+- with --reference-layers, cnn_bn and keras_cnn again with the library MaxPool/Dropout
+  (nn.max_pool, nn.Dropout) that digitjax's layers replace, for the before/after ratio;
+- with --compare, PyTorch eager and Keras 3 (JAX backend) on the same models and data.
+
+Figures are noisy on shared machines; quote the ratios, with the absolute numbers of
+the same run. The JSON (--out) holds everything printed.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
+
+import argparse
+import contextlib
+import json
+import platform
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from digitjax import config as base
+from digitjax import train
+from digitjax.models import layers as L
+from experiments import compare, seeds
+
+EPOCH_IMAGES = 60_000
+MODELS = ("keras_mlp", "keras_cnn", "cnn_bn")
+
+
+def model_config(name: str, batch: int):
+  """The benchmarked configs: REPORTS.md B1, B2, B6 (A1 for the seeds table)."""
+  c = base.get_config()
+  c.batch_size = batch
+  c.dataset.validation_fraction = 0.1
+  if name == "keras_mlp":
+    c.model.name, c.model.hidden_units, c.model.dropout = "mlp", (512, 512), 0.2
+    c.optimizer.name = "rmsprop"
+  elif name == "keras_cnn":
+    c.model.name, c.optimizer.name = "keras_cnn", "adadelta"
+  elif name == "cnn_bn":
+    c.model.name, c.model.l2, c.optimizer.name = "cnn_bn", 1e-4, "rmsprop"
+    c.augment.noise_std = 0.1
+  elif name == "perceptron":
+    c.model.name, c.model.output_activation, c.optimizer.name = "perceptron", "sigmoid", "sgd"
+  else:
+    raise ValueError(name)
+  return c
+
+
+def synthetic(n: int = EPOCH_IMAGES, seed: int = 0):
+  rng = np.random.default_rng(seed)
+  return (rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
+          rng.integers(0, 10, (n,), dtype=np.int32))
+
+
+def matmul_peak(n: int = 2048, repeats: int = 9) -> float:
+  """fp32 GFLOP/s of an n x n jnp.dot (median of repeats): this machine's matmul peak."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  dot = jax.jit(jnp.dot)
+  dot(a, a).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    dot(a, a).block_until_ready()
+    times.append(time.perf_counter() - t0)
+  return 2 * n ** 3 / float(np.median(times)) / 1e9
+
+
+class _RefMaxPool(L.MaxPool):
+  def __call__(self, x, train: bool = False):
+    w = L._pair(self.pool_size)
+    return nn.max_pool(x, w, L._pair(self.strides or self.pool_size), self.padding.upper())
+
+
+class _RefDropout(L.Dropout):
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    return nn.Dropout(self.rate, deterministic=not train)(x)
+
+
+@contextlib.contextmanager
+def reference_layers():
+  """Builds models with flax's nn.max_pool / nn.Dropout, as digitjax did before."""
+  saved = dict(L.LAYERS)
+  L.LAYERS.update(MaxPool=_RefMaxPool, Dropout=_RefDropout)
+  try:
+    yield
+  finally:
+    L.LAYERS.clear()
+    L.LAYERS.update(saved)
+
+
+def counted_flops(trainer) -> float:
+  """Training FLOPs per sample of the dense and conv layers: 2 x multiply-adds x 3.
+
+  Unlike XLA's cost analysis, this does not depend on how a layer is written (XLA also
+  counts elementwise and integer ops, e.g. the dropout hash), so GFLOP/s and the fraction
+  of peak compare across implementations and frameworks (../shared/BENCHMARKS.md's rule).
+  """
+  x = jnp.zeros((1, *trainer.input_shape), jnp.float32)
+  variables = jax.eval_shape(lambda: trainer.model.init(jax.random.key(0), x))
+  _, inter = jax.eval_shape(lambda v: trainer.model.apply(
+      v, x, capture_intermediates=True, mutable=["intermediates", "losses"]), variables)
+  macs = 0
+  for layer, p in variables["params"].items():
+    kernel = p.get("kernel")
+    if kernel is None:
+      continue
+    out = inter["intermediates"][layer]["__call__"][0].shape
+    macs += kernel.size * (int(np.prod(out[1:-1])) if kernel.ndim == 4 else 1)
+  return 6.0 * macs
+
+
+def bench_flax(name, config, images, labels, steps, repeats):
+  """Compile time, FLOPs/sample, and median epoch seconds of the digitjax train step."""
+  bs = config.batch_size
+  full = len(labels) // bs
+  k = min(steps or full, full)
+  trainer = train.Trainer(config, full)
+  state = trainer.init_state()
+  images, labels = jax.device_put(images), jax.device_put(labels)
+  key = trainer.step_key
+  order = trainer.epoch_order(0, len(labels), bs)
+  t0 = time.perf_counter()
+  step = trainer.train_on_indices.lower(state, images, labels, order[0], key).compile()
+  compile_s = time.perf_counter() - t0
+  cost = step.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  xla_flops = float(cost.get("flops", 0.0)) / bs
+  flops = counted_flops(trainer)
+
+  def epoch(state, e):
+    order = trainer.epoch_order(e, len(labels), bs)
+    for b in range(k):
+      state, metrics = step(state, images, labels, order[b], key)
+    jax.block_until_ready((state, metrics))  # the only sync: async dispatch in between
+    return state
+
+  state = epoch(state, 1)  # warm-up
+  times = []
+  for e in range(repeats):
+    t0 = time.perf_counter()
+    state = epoch(state, e + 2)
+    times.append(time.perf_counter() - t0)
+  scale = full / k
+  epoch_s = float(np.median(times)) * scale
+  return dict(model=name, compile_s=compile_s, epoch_s=epoch_s, scaled=k < full,
+              steps_timed=k, epoch_times=[t * scale for t in times],
+              samples_per_s=full * bs / epoch_s, flops_per_sample=flops,
+              xla_flops_per_sample=xla_flops, gflops=flops * full * bs / epoch_s / 1e9,
+              xla_gflops=xla_flops * full * bs / epoch_s / 1e9)
+
+
+def bench_seeds(name, images, labels, k, steps, repeats, batch):
+  """Seconds for `steps` steps of k seeds: vmapped in one program vs one after another."""
+  config = model_config(name, batch)
+  trainers = seeds.seed_trainers(config, k, len(labels) // batch)
+  dimages, dlabels = jax.device_put(images), jax.device_put(labels)
+  vstate, vstep = seeds.run_vmapped(trainers, dimages, dlabels, 1, 2)  # compile + warm
+  sstates = seeds.run_sequential(trainers, dimages, dlabels, 1, 2)
+  jax.block_until_ready((vstate, sstates))
+  tv, ts = [], []
+  for r in range(repeats):
+    t0 = time.perf_counter()
+    vstate, _ = seeds.run_vmapped(trainers, dimages, dlabels, r + 2, steps, vstep, vstate)
+    jax.block_until_ready(vstate)
+    tv.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    sstates = seeds.run_sequential(trainers, dimages, dlabels, r + 2, steps, sstates)
+    jax.block_until_ready(sstates)
+    ts.append(time.perf_counter() - t0)
+  v, s = float(np.median(tv)), float(np.median(ts))
+  return dict(model=name, k=k, steps=steps, vmapped_s=v, sequential_s=s, speedup=s / v)
+
+
+def _fmt_table(rows, peak, compared):
+  head = ("model", "compile s", "epoch s", "samples/s", "MFLOP/sample (XLA)",
+          "MFLOP/sample (model)", "GFLOP/s", "% of peak")
+  extra = []
+  if compared:
+    extra = ["torch s", "torch/ours", "keras s", "keras/ours"]
+  lines = [" | ".join(head + tuple(extra)), " | ".join("---" for _ in head + tuple(extra))]
+  for r in rows:
+    cells = [r["model"], f"{r['compile_s']:.1f}",
+             f"{r['epoch_s']:.1f}{'*' if r['scaled'] else ''}", f"{r['samples_per_s']:,.0f}",
+             f"{r['xla_flops_per_sample'] / 1e6:.2f}", f"{r['flops_per_sample'] / 1e6:.2f}",
+             f"{r['gflops']:.1f}",
+             f"{100 * r['gflops'] / peak:.0f}%"]
+    if compared:
+      for fw in ("torch", "keras"):
+        t = r.get(f"{fw}_epoch_s")
+        cells += ([f"{t:.1f}{'*' if r['scaled'] else ''}", f"{t / r['epoch_s']:.2f}x"]
+                  if t else ["-", "-"])
+    lines.append(" | ".join(cells))
+  return "\n".join("| " + l + " |" for l in lines)
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--models", default=",".join(MODELS))
+  p.add_argument("--batch", type=int, default=128)
+  p.add_argument("--steps", type=int, default=0,
+                 help="time N steps per 'epoch' and scale to 60,000 images (0: full epochs)")
+  p.add_argument("--repeats", type=int, default=3, help="timed epochs after the warm-up")
+  p.add_argument("--compare", action="store_true", help="also PyTorch eager and Keras 3 (JAX)")
+  p.add_argument("--torch-threads", type=int, default=0, help="0: PyTorch's default")
+  p.add_argument("--reference-layers", action="store_true",
+                 help="also time cnn_bn/keras_cnn with nn.max_pool and nn.Dropout")
+  p.add_argument("--seeds", type=int, default=8, help="K for the vmapped-seeds table (0: skip)")
+  p.add_argument("--seed-steps", type=int, default=100)
+  p.add_argument("--out", default="bench.json")
+  a = p.parse_args(argv)
+
+  images, labels = synthetic()
+  results = dict(argv=vars(a), backend=jax.default_backend(), devices=str(jax.devices()),
+                 cpu_count=os.cpu_count(), machine=platform.machine(), jax=jax.__version__)
+  peak_before = matmul_peak()
+  rows = []
+  for name in a.models.split(","):
+    print(f"timing {name} ...", flush=True)
+    row = bench_flax(name, model_config(name, a.batch), images, labels, a.steps, a.repeats)
+    rows.append(row)
+    if a.reference_layers and name in ("cnn_bn", "keras_cnn"):
+      with reference_layers():
+        ref = bench_flax(name, model_config(name, a.batch), images, labels, a.steps,
+                         a.repeats)
+      ref["model"] = f"{name} (reference layers)"
+      rows.append(ref)
+    if a.compare:
+      steps, full = row["steps_timed"], len(labels) // a.batch
+      if compare.torch_available():
+        t, threads = compare.torch_epoch_seconds(name, images, labels, a.batch, steps,
+                                                 a.repeats, a.torch_threads or None)
+        row.update(torch_epoch_s=t * full / steps, torch_threads=threads)
+      t, backend = compare.keras_epoch_seconds(name, images, labels, a.batch, steps, a.repeats)
+      row.update(keras_epoch_s=t * full / steps, keras_backend=backend)
+  peak = max(peak_before, matmul_peak())  # before and after: the less disturbed one
+  results.update(matmul_peak_gflops=peak, rows=rows)
+  if a.compare and not compare.torch_available():
+    print("PyTorch is not installed: `pip install -e .[bench]` to compare with it.")
+
+  print(f"\nfp32 matmul peak (2048x2048 jnp.dot): {peak:.1f} GFLOP/s; batch {a.batch}; "
+        f"{'* = ' + str(a.steps) + ' steps scaled to 60,000 images' if a.steps else ''}")
+  print(_fmt_table(rows, peak, a.compare))
+  ratios = {}
+  for name in ("cnn_bn", "keras_cnn"):
+    r = {x["model"]: x for x in rows}
+    if name in r and f"{name} (reference layers)" in r:
+      ratios[name] = r[f"{name} (reference layers)"]["epoch_s"] / r[name]["epoch_s"]
+      print(f"{name}: digitjax layers {ratios[name]:.2f}x faster than nn.max_pool/nn.Dropout")
+  results["layer_speedups"] = ratios
+
+  if a.seeds:
+    results["seeds"] = []
+    print(f"\nK={a.seeds} seeds, {a.seed_steps} steps each: vmapped in one jit vs sequential")
+    for name in ("perceptron", "keras_mlp"):
+      s = bench_seeds(name, images, labels, a.seeds, a.seed_steps, a.repeats, a.batch)
+      results["seeds"].append(s)
+      print(f"  {name:10s} vmapped {s['vmapped_s']:.2f} s, sequential {s['sequential_s']:.2f} s: "
+            f"{s['speedup']:.2f}x")
+  with open(a.out, "w") as f:
+    json.dump(results, f, indent=2)
+  print(f"\nJSON: {a.out}")
+  return results
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,34 @@
+"""The benchmark's machinery: vmapped seeds equal sequential runs; FLOP counting."""
+import jax
+import numpy as np
+import pytest
+
+from experiments import bench, seeds
+
+
+@pytest.mark.parametrize("name,hidden,dropout", [("perceptron", None, 0.0),
+                                                 ("mlp", (32, 16), 0.2)])
+def test_vmapped_seeds_equal_sequential_runs(name, hidden, dropout):
+  c = bench.model_config("perceptron" if name == "perceptron" else "keras_mlp", 32)
+  if hidden:
+    c.model.hidden_units, c.model.dropout = hidden, dropout
+  images, labels = bench.synthetic(256)
+  images, labels = jax.device_put(images), jax.device_put(labels)
+  trainers = seeds.seed_trainers(c, 3, len(labels) // 32)
+  vstate, _ = seeds.run_vmapped(trainers, images, labels, epoch=1, steps=4)
+  sequential = seeds.run_sequential(trainers, images, labels, epoch=1, steps=4)
+  for k, s in enumerate(sequential):
+    assert int(s.step) == int(vstate.step[k]) == 4
+    for a, b in zip(jax.tree.leaves(s.params), jax.tree.leaves(vstate.params)):
+      np.testing.assert_allclose(b[k], a, rtol=1e-5, atol=1e-6)
+  # the seeds really differ (own init, data order and dropout keys)
+  first = jax.tree.leaves(vstate.params)[0]
+  assert not np.allclose(first[0], first[1])
+
+
+def test_counted_flops_match_the_published_counts():
+  from digitjax import train
+  flops = {n: bench.counted_flops(train.Trainer(bench.model_config(n, 128), 1))
+           for n in ("keras_mlp", "keras_cnn")}
+  assert flops["keras_mlp"] == pytest.approx(4.01e6, rel=1e-3)   # ../shared/BENCHMARKS.md
+  assert flops["keras_cnn"] == pytest.approx(71.95e6, rel=1e-3)
