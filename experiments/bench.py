@@ -5,7 +5,7 @@ same machine. This command measures it in one process run, so every ratio it pri
 side by side under the same load: for keras_mlp (B1), keras_cnn (B2) and cnn_bn (B6) at
 batch 128 on synthetic MNIST-shaped uint8 data kept on the device (as the trainer does):
 
-- compile seconds of the jitted train step (`Trainer.train_on_indices`);
+- compile seconds of the jitted train step (`Trainer.train_on_order`);
 - steady-state epoch seconds: one warm-up epoch, then the median of --repeats epochs.
   With --steps N each "epoch" is N steps, scaled to 60,000 images (marked `*`);
 - samples/s; training FLOPs per sample, both from XLA's cost analysis of the compiled
@@ -138,10 +138,11 @@ def bench_flax(name, config, images, labels, steps, repeats):
   trainer = train.Trainer(config, full)
   state = trainer.init_state()
   images, labels = jax.device_put(images), jax.device_put(labels)
-  key = trainer.step_key
+  keys, active = trainer.step_keys, trainer.replicate(np.array([True]))
   order = trainer.epoch_order(0, len(labels), bs)
   t0 = time.perf_counter()
-  step = trainer.train_on_indices.lower(state, images, labels, order[0], key).compile()
+  step = trainer.train_on_order.lower(state, images, labels, order, np.int32(0), keys,
+                                      active).compile()
   compile_s = time.perf_counter() - t0
   cost = step.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -151,7 +152,7 @@ def bench_flax(name, config, images, labels, steps, repeats):
   def epoch(state, e):
     order = trainer.epoch_order(e, len(labels), bs)
     for b in range(k):
-      state, metrics = step(state, images, labels, order[b], key)
+      state, metrics = step(state, images, labels, order, np.int32(b), keys, active)
     jax.block_until_ready((state, metrics))  # the only sync: async dispatch in between
     return state
 
@@ -175,13 +176,13 @@ def bench_seeds(name, images, labels, k, steps, repeats, batch):
   config = model_config(name, batch)
   trainers = seeds.seed_trainers(config, k, len(labels) // batch)
   dimages, dlabels = jax.device_put(images), jax.device_put(labels)
-  vstate, vstep = seeds.run_vmapped(trainers, dimages, dlabels, 1, 2)  # compile + warm
+  vstate = seeds.run_vmapped(trainers, dimages, dlabels, 1, 2)  # compile + warm
   sstates = seeds.run_sequential(trainers, dimages, dlabels, 1, 2)
   jax.block_until_ready((vstate, sstates))
   tv, ts = [], []
   for r in range(repeats):
     t0 = time.perf_counter()
-    vstate, _ = seeds.run_vmapped(trainers, dimages, dlabels, r + 2, steps, vstep, vstate)
+    vstate = seeds.run_vmapped(trainers, dimages, dlabels, r + 2, steps, vstate)
     jax.block_until_ready(vstate)
     tv.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
