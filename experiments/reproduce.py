@@ -220,7 +220,8 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
       print(f"== {row.id} ({row.config})", flush=True)
       entries.append(run_row(row, seeds, workroot, is_quick, heavy))
     note = (f"{seeds} seed(s) per row{' (--quick: a few steps on tiny subsets)' if is_quick else ''}; "
-            f"produced by `python -m experiments.reproduce --report {rep}` in "
+            f"produced by `python -m experiments.reproduce --report {rep}"
+            f"{' --rows ' + rows if rows else ''} --seeds {seeds}` in "
             f"{time.time() - t0:.0f} s. Figures are accuracies in percent on the split "
             "named in the metric column; verdicts as defined at the end of REPORTS.md.")
     written[rep], _ = write_tables(rep, table_rows(entries, is_quick), out_dir, note)
