@@ -82,16 +82,14 @@ class Checkpoints:
   def restore_best(self, abstract_state):
     return self._restore(self.best, abstract_state, "best")
 
-  def has_best(self) -> bool:
-    self.best.reload()
-    return bool(self.best.all_steps())
-
   def close(self):
     self.latest.close()
     self.best.close()
 
 
-def require_best(workdir: str, ckpts: Checkpoints):
-  if not ckpts.has_best():
+def require_best(workdir: str) -> None:
+  """Raises UserError unless the workdir holds a best checkpoint; creates nothing."""
+  best = os.path.join(workdir, "checkpoints", "best")
+  if not (os.path.isdir(best) and any(name.isdigit() for name in os.listdir(best))):
     raise UserError(f"there is nothing to evaluate in {workdir}: it holds no checkpoint. "
                     "Train first (--mode=train) or point --workdir at a trained run.")

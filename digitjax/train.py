@@ -524,14 +524,11 @@ def evaluate_checkpoint(config, workdir: str, trainer: Trainer | None = None,
   The end of training calls this very function, so `--mode=eval` on a finished workdir
   prints the test accuracy recorded in results.json, to the last digit.
   """
-  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
-    raise UserError(f"there is nothing to evaluate in {workdir}: it holds no checkpoint. "
-                    "Train first (--mode=train) or point --workdir at a trained run.")
+  checkpoints.require_best(workdir)
   if trainer is None:
     _check_workdir_config(config, workdir)
     trainer = Trainer(config, steps_per_epoch=1)
   ckpts = ckpts or checkpoints.Checkpoints(workdir)
-  checkpoints.require_best(workdir, ckpts)
   restored = ckpts.restore_best(trainer.abstract_state())
   if restored is None:
     raise UserError(f"every best checkpoint in {workdir} is unreadable; retrain.")
