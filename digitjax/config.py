@@ -21,7 +21,7 @@ RUN_CONTROL_FIELDS = ("name", "num_epochs", "checkpoint_every_steps", "log_every
 
 MONITORS = ("val_loss", "val_accuracy")
 HEADS = ("flatten", "gap")
-LOSSES = ("cross_entropy", "mse")
+LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 ON_NONFINITE = ("stop", "skip")
 
@@ -98,7 +98,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.augment.horizontal_flip = False  # mirror left-right with probability 1/2
 
   c.monitor = "val_loss"  # picks the best checkpoint; drives plateau and early stopping
-  c.loss = "cross_entropy"  # cross_entropy | mse
+  c.loss = "cross_entropy"  # cross_entropy | binary_cross_entropy | mse
   c.batch_size = 128
   c.eval_batch_size = 1000
   c.num_epochs = 10

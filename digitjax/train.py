@@ -67,14 +67,18 @@ def compute_loss(logits, labels, loss: str, output_activation: str):
   With a softmax output this is the usual softmax cross-entropy. With a sigmoid output
   (report A's perceptron) it is what Keras's categorical_crossentropy does to sigmoid
   outputs: normalise them to sum to one, then take -log of the true class.
+  binary_cross_entropy is Keras's binary_crossentropy on one-hot targets: each output an
+  independent sigmoid, the ten per-class losses averaged (it ignores output_activation).
   """
+  onehot = jax.nn.one_hot(labels, logits.shape[-1])
+  if loss == "binary_cross_entropy":
+    return (optax.sigmoid_binary_cross_entropy(logits, onehot)).mean(-1)
   if output_activation == "softmax":
     log_probs = jax.nn.log_softmax(logits)
     probs = jnp.exp(log_probs)
   else:
     probs = jax.nn.sigmoid(logits)
     log_probs = jax.nn.log_sigmoid(logits) - jnp.log(probs.sum(-1, keepdims=True))
-  onehot = jax.nn.one_hot(labels, logits.shape[-1])
   if loss == "cross_entropy":
     return -(onehot * log_probs).sum(-1)
   return jnp.square(onehot - probs).mean(-1)

@@ -22,7 +22,11 @@ class Row:
   metric: str  # "test" | "val"
   epochs: int
   heavy: bool = False
-  note: str = ""
+  note: str = ""  # about the published figure (e.g. when early stopping ended it)
+
+  @property
+  def notes(self) -> str:
+    return "; ".join(t for t in (self.note, WHY.get(self.id, "")) if t)
 
   @property
   def report(self) -> str:
@@ -81,6 +85,10 @@ ROWS = (
     _r("E6.5", "e6_v7_step5", 82.25, 150, **_E),
 )
 REPORTS = "ABCDE"
+
+# Why a measured figure differs from the published one, written after the runs that
+# experiments/results/ holds (the figures quoted here are ours, from those tables).
+WHY: dict[str, str] = {}
 
 
 def rows(report: str = "all", ids: str | None = None) -> list[Row]:

@@ -8,7 +8,9 @@ Each run goes through digitjax.main.run in its own workdir, runs/reproduce/<row>
 (the config's seed set to k), so an interrupted reproduction resumes: finished runs are
 read back from their results.json, unfinished ones resume from their checkpoint.
 Writes experiments/results/<report>.md and .csv (--quick: under runs/reproduce-quick/,
-never over the real tables).
+never over the real tables). A table always lists every row of its report: rows not
+chosen by --rows are read back from their finished runs under the workroot (any seeds
+there), so `--rows B2` and then `--rows B3` build up one table instead of overwriting it.
 
 Rows whose dataset is not prepared locally (TFDS builder's is_prepared; nothing is ever
 downloaded here) are listed as "pending data" and picked up unchanged once the data is
@@ -91,17 +93,22 @@ def verdict(published, mean, noise, n) -> str:
 
 
 def run_row(row: catalogue.Row, seeds: int, workroot: str, is_quick: bool,
-            heavy: bool) -> dict:
-  """Runs (or reads back) every seed of a row; returns its table entry."""
+            heavy: bool, read_only: bool = False) -> dict:
+  """Runs (or reads back) every seed of a row; returns its table entry.
+
+  read_only: run nothing; take whichever seeds of this row finished earlier.
+  """
   from digitjax import main
   from digitjax.errors import UserError
 
   config = catalogue.load_config(row.config)
   entry = dict(id=row.id, config=row.config, published=row.published, metric=row.metric,
-               epochs=row.epochs, runs=[], status="")
+               epochs=row.epochs, runs=[], status="", notes=row.notes)
   if is_quick:
     config = quick(config)
-  elif row.heavy and not heavy:
+  if read_only:
+    return _read_back(row, config, workroot, entry)
+  if row.heavy and not heavy and not is_quick:
     entry["status"] = "needs a GPU: skipped (--heavy runs it)"
     return entry
   context = contextlib.nullcontext()
@@ -126,10 +133,35 @@ def run_row(row: catalogue.Row, seeds: int, workroot: str, is_quick: bool,
     except UserError as e:
       entry["status"] = f"error: {str(e).splitlines()[0][:160]}"
       return entry
-    figure = result["test_accuracy"] if row.metric == "test" else result["val_accuracy"]
-    entry["runs"].append(dict(seed=seed, accuracy=100 * figure,
-                              wall_seconds=result["wall_seconds"],
-                              epochs_run=result["epochs_run"]))
+    entry["runs"].append(_run_entry(row, seed, result))
+  return entry
+
+
+def _run_entry(row, seed, result) -> dict:
+  figure = result["test_accuracy"] if row.metric == "test" else result["val_accuracy"]
+  return dict(seed=seed, accuracy=100 * figure, wall_seconds=result["wall_seconds"],
+              epochs_run=result["epochs_run"])
+
+
+def _read_back(row, config, workroot, entry) -> dict:
+  """The finished seeds of row under workroot, without running anything."""
+  root = os.path.join(workroot, row.id)
+  names = sorted(os.listdir(root)) if os.path.isdir(root) else []
+  for name in names:
+    if not (name.startswith("seed") and name[4:].isdigit()):
+      continue
+    config.seed = int(name[4:])
+    result = _finished(os.path.join(root, name, "results.json"), config)
+    if result is not None:
+      entry["runs"].append(_run_entry(row, config.seed, result))
+  entry["runs"].sort(key=lambda r: r["seed"])
+  if not entry["runs"]:
+    if row.heavy:
+      entry["status"] = "needs a GPU: not run (--heavy runs it)"
+    elif not is_prepared(config):
+      entry["status"] = f"pending data ({config.dataset.name} not prepared)"
+    else:
+      entry["status"] = "not run yet"
   return entry
 
 
@@ -140,6 +172,8 @@ def _finished(path: str, config) -> dict | None:
   if not os.path.exists(path):
     return None
   config_path = os.path.join(os.path.dirname(path), "config.json")
+  if not os.path.exists(config_path):
+    return None
   with open(config_path) as f:
     if config_lib.fingerprint_from_json(f.read()) != config_lib.fingerprint(config):
       return None  # main.run will refuse the workdir with a clear message
@@ -149,7 +183,7 @@ def _finished(path: str, config) -> dict | None:
 
 
 COLUMNS = ("row", "config", "published %", "metric", "ours mean %", "ours std", "seeds",
-           "epochs", "epochs run", "wall time per run", "verdict")
+           "epochs", "epochs run", "wall time per run", "verdict", "notes")
 
 
 def table_rows(entries: list[dict], is_quick: bool) -> list[dict]:
@@ -175,7 +209,7 @@ def table_rows(entries: list[dict], is_quick: bool) -> list[dict]:
         "seeds": str(n), "epochs": str(e["epochs"]),
         "epochs run": ",".join(str(r["epochs_run"]) for r in e["runs"]),
         "wall time per run": f"{statistics.fmean(walls):.0f} s" if walls else "",
-        "verdict": v})
+        "verdict": v, "notes": e.get("notes", "")})
   return out
 
 
@@ -216,14 +250,21 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
       continue
     t0 = time.time()
     entries = []
-    for row in mine:
-      print(f"== {row.id} ({row.config})", flush=True)
-      entries.append(run_row(row, seeds, workroot, is_quick, heavy))
-    note = (f"{seeds} seed(s) per row{' (--quick: a few steps on tiny subsets)' if is_quick else ''}; "
-            f"produced by `python -m experiments.reproduce --report {rep}"
-            f"{' --rows ' + rows if rows else ''} --seeds {seeds}` in "
-            f"{time.time() - t0:.0f} s. Figures are accuracies in percent on the split "
-            "named in the metric column; verdicts as defined at the end of REPORTS.md.")
+    for row in catalogue.rows(rep):
+      if row in mine:
+        print(f"== {row.id} ({row.config})", flush=True)
+      entries.append(run_row(row, seeds, workroot, is_quick, heavy, read_only=row not in mine))
+    command = (f"python -m experiments.reproduce --report {rep}"
+               f"{' --rows ' + rows if rows else ''} --seeds {seeds}"
+               f"{' --quick' if is_quick else ''}{' --heavy' if heavy else ''}")
+    note = (f"Last written by `{command}` ({time.time() - t0:.0f} s). Rows it did not run "
+            f"were read back from their finished runs under {workroot}/<row>/seed<k>: "
+            f"`python -m experiments.reproduce --report {rep} --rows <row> --seeds <n>` "
+            "re-runs one (the seeds column says how many were run). Figures are accuracies "
+            "in percent on the split named in the metric column, the test figure being the "
+            "best-val_loss checkpoint's; wall time is per seed on a 2-core CPU. Verdicts as "
+            "defined at the end of REPORTS.md: within one seed std of the published figure "
+            "is reproduced.")
     written[rep], _ = write_tables(rep, table_rows(entries, is_quick), out_dir, note)
   return written
 

@@ -165,9 +165,11 @@ def test_reproduce_quick_writes_well_formed_tables_and_resumes(tmp_path):
   written = reproduce.reproduce("A", seeds=2, rows="A1,A4", is_quick=True,
                                 workroot=str(tmp_path / "runs"), out_dir=str(out))
   assert set(written) == {"A"}
-  rows = _table(out / "A.csv")
-  assert [r["row"] for r in rows] == ["A1", "A4"]
+  table = _table(out / "A.csv")
+  assert [r["row"] for r in table] == ["A1", "A2", "A3", "A4", "A5"]  # every row listed
+  rows = [r for r in table if r["row"] in ("A1", "A4")]
   assert rows[0]["published %"] == "92.78" and rows[1]["published %"] == ""
+  assert {r["verdict"] for r in table if r["row"] not in ("A1", "A4")} == {"not run yet"}
   for r in rows:
     assert r["seeds"] == "2" and r["epochs run"] == "1,1"
     assert 0 <= float(r["ours mean %"]) <= 100 and float(r["ours std"]) >= 0
@@ -179,13 +181,17 @@ def test_reproduce_quick_writes_well_formed_tables_and_resumes(tmp_path):
   md = (out / "A.md").read_text().splitlines()
   header = next(l for l in md if l.startswith("| row"))
   assert header.count("|") == len(reproduce.COLUMNS) + 1
-  assert sum(l.startswith("| A") for l in md) == 2
-  # Rerun: finished runs are read back, not retrained.
+  assert sum(l.startswith("| A") for l in md) == 5
+  # Rerun of A1 only: its finished runs are read back, not retrained, and A4's runs,
+  # not chosen this time, stay in the table (read back from their workdirs).
   stamp = os.path.getmtime(tmp_path / "runs" / "A1" / "seed0" / "results.json")
   reproduce.reproduce("A", seeds=2, rows="A1", is_quick=True,
                       workroot=str(tmp_path / "runs"), out_dir=str(out))
   assert os.path.getmtime(tmp_path / "runs" / "A1" / "seed0" / "results.json") == stamp
-  assert _table(out / "A.csv")[0]["ours mean %"] == rows[0]["ours mean %"]
+  again = {r["row"]: r for r in _table(out / "A.csv")}
+  assert again["A1"]["ours mean %"] == rows[0]["ours mean %"]
+  assert again["A4"]["ours mean %"] == rows[1]["ours mean %"]
+  assert again["A4"]["seeds"] == "2"
 
 
 def test_reproduce_lists_pending_data_and_gpu_rows_without_running(tmp_path):
@@ -194,7 +200,10 @@ def test_reproduce_lists_pending_data_and_gpu_rows_without_running(tmp_path):
                       out_dir=str(out))
   rows = {r["row"]: r for r in _table(out / "D.csv")}
   assert rows["D1"]["verdict"].startswith("needs a GPU")
+  assert rows["D2"]["verdict"].startswith("needs a GPU")  # not chosen, listed all the same
   assert rows["D3"]["verdict"].startswith("pending data (cifar10")
+  assert rows["D4"]["verdict"].startswith("pending data (cifar10")
+  assert rows["D1-30"]["verdict"] in ("not run yet", "pending data (mnist not prepared)")
   assert rows["D3"]["published %"] == "64.69" and rows["D3"]["ours mean %"] == ""
   assert not (tmp_path / "runs").exists()
 

@@ -12,14 +12,19 @@ costing far more than their arithmetic:
   default) the counters come from a 64-bit iota built per dimension, and on CPU the hash
   runs as a rolled while-loop that writes its state to memory five times. Here the same
   hash is written out in jnp on a flat 32-bit iota, so XLA fuses counter, hash, compare
-  and the select into elementwise loops. (XLA may still recompute the fused hash in
-  each consumer, e.g. each of a following matmul-conv's k*k patch slices; forcing it
-  into memory is not possible from JAX on CPU: optimization_barrier is stripped before
-  fusion.) The mask is bit-for-bit the one
+  and the select into elementwise loops. The mask is then written to memory once
+  (`materialize`), so neither the backward pass nor a following matmul-conv's k*k patch
+  slices recompute the hash. The mask is bit-for-bit the one
   jax.random.bernoulli(key, 1 - rate, shape) draws (tests/test_fast_layers.py checks
   it), so a seed trains exactly as before.
 
 Both fall back to the library functions outside these cases.
+
+`materialize` is the fusion boundary the two need. XLA:CPU duplicates cheap elementwise
+producers (the 60-op dropout hash, BatchNorm, ReLU) into every consumer fusion: into
+each of the 9 shifted slices of a 3x3 matmul-conv, and again into the backward pass.
+`lax.optimization_barrier` cannot stop it (XLA:CPU strips barriers before fusion); a
+conditional can, because fusion never crosses a conditional's boundary.
 """
 from __future__ import annotations
 
@@ -101,6 +106,26 @@ def max_pool(x, window, strides, padding="VALID"):
   return _block_max(x, window)
 
 
+# --- a fusion boundary ------------------------------------------------------------------
+
+@jax.custom_vjp
+def materialize(x):
+  """x, computed once into a buffer that later fusions read instead of recomputing x.
+
+  The value is unchanged: both branches return x (the second adds +0.0, which only
+  turns -0.0 into +0.0, so XLA cannot merge the branches or fold the conditional). The
+  predicate reads x itself (false only for a NaN), so XLA cannot fold it either. The
+  gradient passes straight through.
+  """
+  if not jnp.issubdtype(x.dtype, jnp.floating) or x.size == 0:
+    return x
+  first = x.reshape(-1)[0]
+  return lax.cond(first == first, lambda v: v, lambda v: v + jnp.zeros((), v.dtype), x)
+
+
+materialize.defvjp(lambda x: (materialize(x), None), lambda _, g: (g,))
+
+
 # --- dropout ----------------------------------------------------------------------------
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
@@ -155,5 +180,7 @@ def dropout(x, rate: float, key):
   if rate == 1.0:
     return jnp.zeros_like(x)
   keep_prob = 1.0 - rate
-  mask = bernoulli(key, keep_prob, x.shape)
+  # The mask goes to memory once, as 0/1 floats (a bool would let XLA fold the
+  # conditional's predicate), and the forward and backward passes both read it.
+  mask = materialize(bernoulli(key, keep_prob, x.shape).astype(x.dtype)) != 0
   return lax.select(mask, x / keep_prob, jnp.zeros_like(x))

@@ -74,6 +74,7 @@ def conv_matmul(x, kernel, strides=(1, 1), padding="VALID"):
   if kh == kw == 1:
     patches = x[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw, :]
   else:
+    x = fast_ops.materialize(x)  # else XLA recomputes x's producers in all k*k slices
     patches = jnp.concatenate(
         [x[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]
          for i in range(kh) for j in range(kw)], axis=-1)
