@@ -137,6 +137,11 @@ def eval_step(params, batch_stats, images, labels, mask, *, model, config):
               count=mask.sum()), preds
 
 
+def shuffle_rounds(n: int) -> int:
+  """How many sorts jax.random.permutation does for n items (jax.random._shuffle)."""
+  return int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))
+
+
 def over_replicas(fn, num: int, in_axes):
   """`fn` over a leading replica (seed) axis: jax.vmap for several replicas.
 
@@ -222,14 +227,36 @@ class Trainer:
                         jax.eval_shape(self._init, self.init_keys))
 
   def epoch_order(self, epoch: int, n: int, batch_size: int):
-    """Per replica, an epoch's batch indices (R, steps, batch): seeded, remainder dropped."""
+    """Per replica, an epoch's batch indices (R, steps, batch): seeded, remainder dropped.
+
+    The order is jax.random.permutation(fold_in(data_key, epoch), n), bit for bit, but
+    its sorts run on the host: XLA:CPU sorts 60,000 keys in ~45 ms (and 8 vmapped seeds
+    in ~310 ms), numpy's stable argsort in ~3 ms. The random sort keys still come from
+    jax.random, on device.
+    """
     if (n, batch_size) not in self._orders:
-      def one(key, epoch):
-        perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
-        steps = n // batch_size
-        return perm[: steps * batch_size].reshape(steps, batch_size)
-      self._orders[n, batch_size] = jax.jit(over_replicas(one, self.num_replicas, (0, None)))
-    return self.replicate(self._orders[n, batch_size](self.data_keys, np.int32(epoch)))
+      rounds = shuffle_rounds(n)
+
+      def sort_keys(key, epoch):  # jax.random._shuffle's keys, round by round
+        key = jax.random.fold_in(key, epoch)
+        bits = []
+        for _ in range(rounds):
+          key, sub = jax.random.split(key)
+          bits.append(jax.random.bits(sub, (n,), jnp.uint32))
+        return jnp.stack(bits) if bits else jnp.zeros((0, n), jnp.uint32)
+      self._orders[n, batch_size] = jax.jit(over_replicas(sort_keys, self.num_replicas,
+                                                         (0, None)))
+    keys = np.asarray(jax.device_get(self._orders[n, batch_size](self.data_keys,
+                                                                 np.int32(epoch))))
+    keys = keys.reshape(self.num_replicas, -1, n)
+    steps = n // batch_size
+    orders = np.empty((self.num_replicas, steps, batch_size), np.int32)
+    for r in range(self.num_replicas):
+      perm = np.arange(n, dtype=np.int32)
+      for round_keys in keys[r]:  # lax.sort_key_val is stable; so is this argsort
+        perm = perm[np.argsort(round_keys, kind="stable")]
+      orders[r] = perm[: steps * batch_size].reshape(steps, batch_size)
+    return self.replicate(orders)
 
   def step(self, state, images, labels, order, b: int, active):
     return self.train_on_order(state, images, labels, order, np.int32(b), self.step_keys,

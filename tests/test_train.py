@@ -113,3 +113,19 @@ def test_workdir_of_another_config_is_refused(tmp_path):
 def test_eval_on_empty_workdir_says_nothing_to_evaluate(tmp_path):
   with pytest.raises(UserError, match="nothing to evaluate"):
     main.run(tiny_config(), str(tmp_path), mode="eval")
+
+
+@pytest.mark.parametrize("num_seeds", [1, 3])
+def test_epoch_order_is_jax_random_permutation_bit_for_bit(num_seeds):
+  """The host-sorted epoch order equals jax.random.permutation of each seed's data key."""
+  trainer = train.Trainer(tiny_config(num_seeds=num_seeds), steps_per_epoch=10)
+  for epoch, n, batch in ((2, 60000, 128), (5, 1000, 100), (0, 1, 1)):
+    order = np.asarray(trainer.epoch_order(epoch, n, batch))
+    steps = n // batch
+    assert order.shape == (num_seeds, steps, batch)
+    for r in range(num_seeds):
+      ref = np.asarray(jax.random.permutation(
+          jax.random.fold_in(trainer.data_keys[r], epoch), n))
+      np.testing.assert_array_equal(order[r], ref[: steps * batch].reshape(steps, batch))
+    if num_seeds == 3 and n > 1:  # seeds shuffle differently
+      assert not np.array_equal(order[0], order[1])
