@@ -214,3 +214,21 @@ def test_reproduce_bad_report_or_row_is_a_user_error():
     catalogue.rows("F")
   with pytest.raises(UserError, match="no row B9 in report B; it has B1"):
     catalogue.rows("B", "B9")
+
+
+def test_runner_reads_each_figure_the_way_its_report_did(tmp_path):
+  """Keras's fit() leaves the last epoch's weights unless EarlyStopping restores the best;
+  val rows publish the best val accuracy over the epochs."""
+  result = dict(test_accuracy=0.981, test_accuracy_last_epoch=0.985, wall_seconds=1.0,
+                epochs_run=3)
+  (tmp_path / "metrics.jsonl").write_text("".join(
+      json.dumps(dict(epoch=e, seed=0, val_accuracy=v)) + "\n"
+      for e, v in enumerate([0.70, 0.74, 0.72], 1)))
+  by_id = {r.id: r for r in catalogue.ROWS}
+  last = reproduce._run_entry(by_id["B1"], 0, result, str(tmp_path))
+  best = reproduce._run_entry(by_id["B6a"], 0, result, str(tmp_path))
+  val = reproduce._run_entry(by_id["E1"], 0, result, str(tmp_path))
+  assert by_id["B1"].weights == "last" and by_id["B6a"].weights == "best"
+  assert last["accuracy"] == pytest.approx(98.5) and last["best_checkpoint"] == pytest.approx(98.1)
+  assert best["accuracy"] == pytest.approx(98.1)
+  assert val["accuracy"] == pytest.approx(74.0)
