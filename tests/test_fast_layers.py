@@ -94,3 +94,17 @@ def test_dropout_layer_draws_the_same_masks_and_gradients_as_nn_dropout():
   g = jax.random.normal(jax.random.key(1), x.shape)
   np.testing.assert_array_equal(jax.vjp(f_new, x)[1](g)[0], jax.vjp(f_ref, x)[1](g)[0])
   np.testing.assert_array_equal(_Two(L.Dropout).apply({}, x, train=False), x)
+
+
+def test_materialize_keeps_values_and_gradients_and_is_a_real_boundary():
+  from digitjax.models import fast_ops
+  x = jax.random.normal(jax.random.key(0), (4, 6, 6, 3)).at[0, 0, 0, 0].set(-0.0)
+  y = jax.jit(fast_ops.materialize)(x)
+  np.testing.assert_array_equal(np.asarray(y), np.asarray(x))
+  nan = x.at[0, 0, 0, 0].set(jnp.nan)  # the other branch: same values
+  np.testing.assert_array_equal(np.asarray(jax.jit(fast_ops.materialize)(nan)), np.asarray(nan))
+  g = jax.grad(lambda v: jnp.sum(jnp.sin(fast_ops.materialize(v)) * 3.0))(x)
+  np.testing.assert_allclose(np.asarray(g), 3.0 * np.cos(np.asarray(x)), rtol=1e-6)
+  # XLA keeps the conditional: the fusion boundary survives optimisation.
+  hlo = jax.jit(lambda v: fast_ops.materialize(v * 2.0) + 1.0).lower(x).compile().as_text()
+  assert "conditional" in hlo
