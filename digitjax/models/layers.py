@@ -75,10 +75,15 @@ def conv_matmul(x, kernel, strides=(1, 1), padding="VALID"):
     patches = x[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw, :]
   else:
     x = fast_ops.materialize(x)  # else XLA recomputes x's producers in all k*k slices
-    patches = jnp.concatenate(
-        [x[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]
-         for i in range(kh) for j in range(kw)], axis=-1)
+    patches = im2col(x, kh, kw, sh, sw, oh, ow)
   return patches @ kernel.reshape(kh * kw * cin, cout)
+
+
+def im2col(x, kh, kw, sh, sw, oh, ow):
+  """(N, oh, ow, kh*kw*C): the k*k shifted (strided) views of x, side by side."""
+  return jnp.concatenate(
+      [x[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]
+       for i in range(kh) for j in range(kw)], axis=-1)
 
 
 def conv_xla(x, kernel, strides=(1, 1), padding="VALID"):
