@@ -15,6 +15,7 @@ early stopping and ReduceLROnPlateau, signals.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import signal
@@ -142,6 +143,15 @@ def shuffle_rounds(n: int) -> int:
   return int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))
 
 
+def data_placement(config, nbytes: int) -> str:
+  """"device" or "host" for a training split of nbytes (config.dataset.placement)."""
+  if config.dataset.placement != "auto":
+    return config.dataset.placement
+  stats = jax.local_devices()[0].memory_stats() or {}  # None on CPU: host memory anyway
+  limit = stats.get("bytes_limit", 0)
+  return "host" if limit and nbytes > limit // 2 else "device"
+
+
 def over_replicas(fn, num: int, in_axes):
   """`fn` over a leading replica (seed) axis: jax.vmap for several replicas.
 
@@ -227,6 +237,10 @@ class Trainer:
                         jax.eval_shape(self._init, self.init_keys))
 
   def epoch_order(self, epoch: int, n: int, batch_size: int):
+    """Per replica, an epoch's batch indices (R, steps, batch), on the device."""
+    return self.replicate(self.epoch_order_host(epoch, n, batch_size))
+
+  def epoch_order_host(self, epoch: int, n: int, batch_size: int) -> np.ndarray:
     """Per replica, an epoch's batch indices (R, steps, batch): seeded, remainder dropped.
 
     The order is jax.random.permutation(fold_in(data_key, epoch), n), bit for bit, but
@@ -256,7 +270,33 @@ class Trainer:
       for round_keys in keys[r]:  # lax.sort_key_val is stable; so is this argsort
         perm = perm[np.argsort(round_keys, kind="stable")]
       orders[r] = perm[: steps * batch_size].reshape(steps, batch_size)
-    return self.replicate(orders)
+    return orders
+
+  def host_batches(self, images: np.ndarray, labels: np.ndarray, order: np.ndarray,
+                   start: int, ahead: int = 2):
+    """For data kept in host memory: yields (images, labels, order, b) for step() from
+    batch `start` on, each batch gathered on the host and sent to the device `ahead`
+    steps before its step runs (device_put is asynchronous).
+
+    A step gets its R replicas' batches side by side and the order arange(R*B) split by
+    replica, so it runs the very gather of the device-resident path, on fewer images.
+    """
+    r, steps, bs = order.shape
+    local = self.replicate(np.arange(r * bs, dtype=np.int32).reshape(r, 1, bs))
+    queue = collections.deque()
+
+    def put(b):
+      idx = order[:, b].reshape(-1)
+      queue.append(self.replicate((images[idx], labels[idx])))
+
+    for b in range(start, min(start + ahead, steps)):
+      put(b)
+    for b in range(start, steps):
+      if b + ahead < steps:
+        put(b + ahead)
+      batch_images, batch_labels = queue.popleft()
+      yield batch_images, batch_labels, local, 0
+
 
   def step(self, state, images, labels, order, b: int, active):
     return self.train_on_order(state, images, labels, order, np.int32(b), self.step_keys,
@@ -397,7 +437,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
     best_state = trainer.replicate(best[0]) if best else None
     print(f"Resuming from {workdir}: epoch {meta['epoch']}, step {_step_of(state)}.")
 
-  images, labels = trainer.replicate((train.images, train.labels))
+  on_host = data_placement(config, train.images.nbytes) == "host"
+  if on_host:  # the split stays in host memory; batches are copied over as they go
+    images, labels = train.images, train.labels
+    if main:
+      print(f"Training images stay in host memory ({train.images.nbytes / 2**20:,.0f} MiB, "
+            f"dataset.placement={config.dataset.placement}); batches are copied to the "
+            "device two steps ahead.")
+  else:
+    images, labels = trainer.replicate((train.images, train.labels))
   tb = reporting.TensorBoard(workdir) if main else None
   monitor, sign = config.monitor, (1.0 if config.monitor == "val_loss" else -1.0)
   interrupted = None
@@ -406,7 +454,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
       while meta["epoch"] < config.num_epochs and any(meta["active"]):
         epoch = meta["epoch"] + 1
         t0 = time.time()
-        order = trainer.epoch_order(epoch, len(train), config.batch_size)
+        order = trainer.epoch_order_host(epoch, len(train), config.batch_size)
+        batches = (trainer.host_batches(images, labels, order, meta["step_in_epoch"])
+                   if on_host else None)
+        if not on_host:
+          order = trainer.replicate(order)
         active = trainer.replicate(np.array(meta["active"]))
         sums = meta["partial"] or dict(loss=[0.0] * r, accuracy=[0.0] * r, steps=[0] * r,
                                        skipped=[0] * r)
@@ -437,7 +489,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
         every = config.checkpoint_every_steps
         for b in range(meta["step_in_epoch"], steps_per_epoch):
           step_no = (epoch - 1) * steps_per_epoch + b + 1
-          state, m = trainer.step(state, images, labels, order, b, active)
+          step_data = next(batches) if on_host else (images, labels, order, b)
+          state, m = trainer.step(state, *step_data, active)
           pending.append((step_no, m))
           at_checkpoint = bool(every and step_no % every == 0)
           if len(pending) >= config.log_every_steps or signals.received or at_checkpoint:

@@ -129,3 +129,44 @@ def test_epoch_order_is_jax_random_permutation_bit_for_bit(num_seeds):
       np.testing.assert_array_equal(order[r], ref[: steps * batch].reshape(steps, batch))
     if num_seeds == 3 and n > 1:  # seeds shuffle differently
       assert not np.array_equal(order[0], order[1])
+
+
+@needs_mnist
+def test_host_placement_trains_exactly_as_device_placement(tmp_path):
+  """Batches gathered on the host and copied over give the device path's numbers, bit for
+  bit, for two vmapped seeds with dropout."""
+  runs = {}
+  for placement in ("device", "host"):
+    c = tiny_config(**{"num_epochs": 2, "num_seeds": 2, "model.dropout": 0.2,
+                       "dataset.placement": placement})
+    runs[placement] = main.run(c, str(tmp_path / placement))
+  strip = lambda d: [{k: v for k, v in json.loads(l).items() if k != "time"}
+                     for l in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+  assert strip("host") == strip("device")
+  assert runs["host"]["test_loss"] == runs["device"]["test_loss"]
+  assert runs["host"]["per_seed"][1]["test_accuracy"] == runs["device"]["per_seed"][1]["test_accuracy"]
+
+
+def test_auto_placement_keeps_a_split_on_the_device_unless_it_is_too_big(monkeypatch):
+  c = tiny_config()
+  assert train.data_placement(c, 10**12) == "device"  # CPU: no device memory limit
+  fake = type("Dev", (), {"memory_stats": lambda self: {"bytes_limit": 1000}})()
+  monkeypatch.setattr(jax, "local_devices", lambda: [fake])
+  assert train.data_placement(c, 400) == "device"
+  assert train.data_placement(c, 600) == "host"
+  c.dataset.placement = "device"
+  assert train.data_placement(c, 600) == "device"
+
+
+def test_host_batches_start_mid_epoch_and_follow_the_order():
+  trainer = train.Trainer(tiny_config(num_seeds=2), steps_per_epoch=5)
+  images = np.arange(50 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(50, 28, 28, 1)
+  images[:, 0, 0, 0] = np.arange(50)  # each image identifiable
+  labels = np.arange(50, dtype=np.int32) % 10
+  order = trainer.epoch_order_host(1, 50, 10)  # (2, 5, 10)
+  got = list(trainer.host_batches(images, labels, order, start=3))
+  assert len(got) == 2
+  for (bi, bl, local, b), step in zip(got, (3, 4)):
+    assert b == 0 and np.asarray(local).shape == (2, 1, 10)
+    np.testing.assert_array_equal(np.asarray(bi)[:, 0, 0, 0], order[:, step].reshape(-1))
+    np.testing.assert_array_equal(np.asarray(bl), labels[order[:, step].reshape(-1)])
