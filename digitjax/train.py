@@ -297,7 +297,6 @@ class Trainer:
       batch_images, batch_labels = queue.popleft()
       yield batch_images, batch_labels, local, 0
 
-
   def step(self, state, images, labels, order, b: int, active):
     return self.train_on_order(state, images, labels, order, np.int32(b), self.step_keys,
                                active)
