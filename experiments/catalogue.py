@@ -108,10 +108,14 @@ WHY: dict[str, str] = {
            "by seed; best checkpoint 97.9). We train on 54k images (6k carved for "
            "validation), the report on all 60k with the test set as its validation set: "
            "worth a few tenths at most. No reading tried yet closes the rest."),
+    "B6b": ("our run stopped after 23 epochs (val_loss improved by >= 1e-3 at epochs 12 "
+            "and 17, then not for 6), the report's after 15. Keras would restore epoch 17's "
+            "weights (its last min_delta improvement); digitjax's best checkpoint is the "
+            "lowest val_loss, epoch 23's"),
     "D1": ("700 epochs at ~83 s each (keras_cnn's convolutions, experiments/BENCH.md) is "
            "~16 h per seed on this CPU: D1-30 is the CPU-feasible figure"),
-    "D2": ("700 epochs, 23x D2-30's wall time per seed: D2-30 is the CPU-feasible "
-           "figure"),
+    "D2": ("700 epochs at D2-30's 31 s per epoch is ~6 h per seed on this CPU: D2-30 is "
+           "the CPU-feasible figure"),
 }
 
 
