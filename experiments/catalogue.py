@@ -108,9 +108,9 @@ WHY: dict[str, str] = {
            "by seed; best checkpoint 97.9). We train on 54k images (6k carved for "
            "validation), the report on all 60k with the test set as its validation set: "
            "worth a few tenths at most. No reading tried yet closes the rest."),
-    "B4": ("below by 0.24 pts, 1.3 seed stds (98.45-98.83 by seed). Train accuracy "
-           "is 99.7% (published 99.86%); we train on 54k images, the report on all 60k with the test "
-           "set as validation, which may be worth part of it. Not closed."),
+    "B4": ("below by 0.24 pts, 1.3 seed stds (98.45-98.83 by seed). Train accuracy is "
+           "99.7% (published 99.86%); we train on 54k images, the report on all 60k with "
+           "the test set as validation, which may be worth part of it. Not closed."),
     "B6b": ("our run stopped after 23 epochs (val_loss improved by >= 1e-3 at epochs 12 "
             "and 17, then not for 6), the report's after 15. Keras would restore epoch 17's "
             "weights (its last min_delta improvement); digitjax's best checkpoint is the "
