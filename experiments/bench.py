@@ -273,7 +273,8 @@ def main(argv=None):
     r = {x["model"]: x for x in rows}
     if name in r and f"{name} (reference layers)" in r:
       ratios[name] = r[f"{name} (reference layers)"]["epoch_s"] / r[name]["epoch_s"]
-      print(f"{name}: digitjax layers {ratios[name]:.2f}x faster than the reference layers (nn.max_pool, nn.Dropout, no fusion boundary)")
+      print(f"{name}: digitjax layers {ratios[name]:.2f}x faster than the reference "
+            "layers (nn.max_pool, nn.Dropout, no fusion boundary)")
   results["layer_speedups"] = ratios
 
   if a.seeds:
