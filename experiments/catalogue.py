@@ -115,6 +115,10 @@ WHY: dict[str, str] = {
             "and 17, then not for 6), the report's after 15. Keras would restore epoch 17's "
             "weights (its last min_delta improvement); digitjax's best checkpoint is the "
             "lowest val_loss, epoch 23's"),
+    "B2a": "not run yet: 20 epochs of keras_cnn at ~85-140 s each, 30-45 min per seed here",
+    "B6a": "not run yet: ~70 epochs of cnn_bn at ~60 s each, ~70 min per seed here",
+    "B6c": "not run yet: ~27 epochs of cnn_bn at ~60 s each, ~30 min per seed here",
+    "D1-30": "not run yet: 30 epochs at ~83 s each (keras_cnn's layers), ~42 min per seed",
     "D1": ("700 epochs at ~83 s each (keras_cnn's convolutions, experiments/BENCH.md) is "
            "~16 h per seed on this CPU: D1-30 is the CPU-feasible figure"),
     "D2": ("700 epochs at D2-30's 31 s per epoch is ~6 h per seed on this CPU: D2-30 is "

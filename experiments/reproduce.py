@@ -87,10 +87,11 @@ def verdict(published, mean, noise, n) -> str:
     return "no published figure"
   diff = mean - published
   sign = f"{diff:+.2f} pts"
-  caveat = "" if n >= 2 else ", 1 seed: no noise estimate"
+  if n < 2:  # no noise estimate: the difference, without a verdict
+    return f"1 seed: {sign}, no verdict yet"
   if abs(diff) <= noise:
-    return f"reproduced ({sign}{caveat})"
-  return f"{'above' if diff > 0 else 'below'} ({sign}{caveat})"
+    return f"reproduced ({sign})"
+  return f"{'above' if diff > 0 else 'below'} ({sign})"
 
 
 def run_row(row: catalogue.Row, seeds: int, workroot: str, is_quick: bool,
