@@ -90,6 +90,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Keras's EarlyStopping on config.monitor. The best checkpoint is always kept, and test
   # figures always come from it, so restore_best_weights is what digitjax always does.
+  # With early stopping on, "best" is Keras's too: the last epoch that improved the
+  # monitor by more than min_delta (an epoch better by less is not restored).
   c.early_stopping = ml_collections.ConfigDict()
   c.early_stopping.enabled = False
   c.early_stopping.patience = 5

@@ -336,6 +336,27 @@ def _improved(value, best, monitor: str, min_delta: float = 0.0) -> bool:
   return value < best - min_delta if monitor == "val_loss" else value > best + min_delta
 
 
+def track_best(meta: dict, k: int, epoch: int, value: float, monitor: str,
+               early_stopping) -> tuple[bool, bool]:
+  """Updates seed k's best epoch and early-stopping wait; returns (new best, stop now).
+
+  Without early stopping the best epoch is the one with the best monitor value. With it,
+  it is Keras's `EarlyStopping(restore_best_weights=True)` best: the last epoch that
+  improved the monitor by more than `min_delta`, the weights Keras would restore (B6a-c
+  published those). A later epoch that is better by less than `min_delta` neither resets
+  the patience nor becomes the best checkpoint.
+  """
+  es = early_stopping
+  min_delta = es.min_delta if es.enabled else 0.0
+  if _improved(value, meta["best"][k], monitor, min_delta):
+    meta["best"][k], meta["best_epoch"][k], meta["wait"][k] = value, epoch, 0
+    return True, False
+  if not es.enabled:
+    return False, False
+  meta["wait"][k] += 1
+  return False, meta["wait"][k] >= es.patience
+
+
 class _Signals:
   """SIGTERM / SIGINT set a flag; the loop checkpoints at the next step and exits."""
 
@@ -398,7 +419,7 @@ def _new_meta(num_replicas: int) -> dict:
   """The host-side loop state that checkpoints carry besides the TrainState."""
   r = num_replicas
   return dict(epoch=0, step_in_epoch=0, partial=None, history=[], train_seconds=0.0,
-              best=[None] * r, best_epoch=[0] * r, es_best=[None] * r, wait=[0] * r,
+              best=[None] * r, best_epoch=[0] * r, wait=[0] * r,
               active=[True] * r, epochs_run=[0] * r)
 
 
@@ -527,20 +548,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
         for record in records:
           k = trainer.seeds.index(record["seed"])
           meta["epochs_run"][k] = epoch
-          if _improved(record[monitor], meta["best"][k], monitor):
-            meta["best"][k], meta["best_epoch"][k] = record[monitor], epoch
-            improved[k] = True
-          if es.enabled:
-            if _improved(record[monitor], meta["es_best"][k], monitor, es.min_delta):
-              meta["es_best"][k], meta["wait"][k] = record[monitor], 0
-            else:
-              meta["wait"][k] += 1
-              if meta["wait"][k] >= es.patience:
-                meta["active"][k] = False
-                if main:
-                  print(f"Early stopping{' seed %d' % record['seed'] if r > 1 else ''}: no "
-                        f"{monitor} improvement of {es.min_delta} for {es.patience} "
-                        f"epochs; best epoch {meta['best_epoch'][k]}.")
+          improved[k], stop = track_best(meta, k, epoch, record[monitor], monitor, es)
+          if stop:
+            meta["active"][k] = False
+            if main:
+              print(f"Early stopping{' seed %d' % record['seed'] if r > 1 else ''}: no "
+                    f"{monitor} improvement of {es.min_delta} for {es.patience} "
+                    f"epochs; best epoch {meta['best_epoch'][k]}.")
         if main:
           for line in reporting.epoch_lines(records, config.num_epochs):
             print(line, flush=True)
