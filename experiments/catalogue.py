@@ -121,14 +121,18 @@ WHY: dict[str, str] = {
             "reading `best` as Keras restores it: its figure is the lowest-val_loss "
             "checkpoint, epoch 23's, where Keras restores epoch 17's (the last min_delta "
             "improvement). Re-running B6b (move runs/reproduce/B6b aside) gives that"),
-    "B2a": "not run yet: 20 epochs of keras_cnn at ~85-140 s each, 30-45 min per seed here",
-    "B6a": "not run yet: ~70 epochs of cnn_bn at ~60 s each, ~70 min per seed here",
-    "B6c": "not run yet: ~27 epochs of cnn_bn at ~60 s each, ~30 min per seed here",
-    "D1-30": "not run yet: 30 epochs at ~83 s each (keras_cnn's layers), ~42 min per seed",
-    "D1": ("700 epochs at ~83 s each (keras_cnn's convolutions, experiments/BENCH.md) is "
-           "~16 h per seed on this CPU: D1-30 is the CPU-feasible figure"),
+    "D1": ("700 epochs at D1-30's 77 s per epoch is ~15 h per seed on this CPU: D1-30 is "
+           "the CPU-feasible figure"),
     "D2": ("700 epochs at D2-30's 31 s per epoch is ~6 h per seed on this CPU: D2-30 is "
            "the CPU-feasible figure"),
+}
+
+# What one seed of a row costs on this 2-core CPU, shown in the notes while it has no run.
+COST: dict[str, str] = {
+    "B2a": "20 epochs of keras_cnn at ~85-140 s each, 30-45 min per seed here",
+    "B6a": "~70 epochs of cnn_bn at ~60 s each, ~70 min per seed here",
+    "B6c": "~27 epochs of cnn_bn at ~60 s each, ~30 min per seed here",
+    "D1-30": "30 epochs at ~77 s each, ~39 min per seed (measured)",
 }
 
 
@@ -159,3 +163,4 @@ def load_config(spec: str):
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module.get_config(arg) if arg else module.get_config()
+

@@ -198,6 +198,12 @@ COLUMNS = ("row", "config", "published %", "metric", "weights", "ours mean %", "
            "verdict", "notes")
 
 
+def _notes(entry: dict) -> str:
+  """The row's notes, and while it has no run, what one seed costs here."""
+  cost = catalogue.COST.get(entry["id"]) if not entry["runs"] else None
+  return "; ".join(t for t in (entry.get("notes", ""), cost and f"not run yet: {cost}") if t)
+
+
 def table_rows(entries: list[dict], is_quick: bool) -> list[dict]:
   out = []
   for e in entries:
@@ -225,7 +231,7 @@ def table_rows(entries: list[dict], is_quick: bool) -> list[dict]:
         "epochs": str(e["epochs"]),
         "epochs run": ",".join(str(r["epochs_run"]) for r in e["runs"]),
         "wall time per run": f"{statistics.fmean(walls):.0f} s" if walls else "",
-        "verdict": v, "notes": e.get("notes", "")})
+        "verdict": v, "notes": _notes(e)})
   return out
 
 
