@@ -8,8 +8,11 @@ A sweep file (like a config, Python) defines `get_sweep()` returning a dict:
   axes:      {"config.path": [values, ...], ...}: the grid is their product
   seeds:     how many seeds per point (seed 0..n-1)
   metric:    what the table and plot summarise (a results.json key), e.g. test_accuracy
-  vmap_seeds: train a point's seeds side by side in one program (default True);
-             False runs them one after another (for models too big to replicate)
+  vmap_seeds: True trains a point's seeds side by side in one program; False runs them
+             one after another. Default: True on an accelerator, False on a CPU, where
+             vmapped layers become batched matmuls XLA:CPU runs slower than one seed at a
+             time (keras_mlp 0.82x, the B4 CNN about 0.6x; only the perceptron gains,
+             1.35x: experiments/BENCH.md, README). Models too big to replicate: False.
 
 Every point runs in its own workdir <root>/<name>/<point>; a point whose results.json
 exists is skipped, so an interrupted sweep continues where it stopped (and an interrupted
@@ -42,8 +45,11 @@ def load_sweep(path: str) -> dict:
   spec = importlib.util.spec_from_file_location("sweep_file", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  sweep = dict(vmap_seeds=True, metric="test_accuracy", seeds=3)
+  sweep = dict(vmap_seeds=None, metric="test_accuracy", seeds=3)
   sweep.update(module.get_sweep())
+  if sweep["vmap_seeds"] is None:
+    import jax
+    sweep["vmap_seeds"] = jax.default_backend() != "cpu"
   return sweep
 
 

@@ -15,7 +15,7 @@ sys.path.insert(0, {tests!r})
 import tiny_config
 def get_sweep():
   c = tiny_config.get_config()
-  return dict(name="tiny", base=c, seeds=2, metric="test_accuracy",
+  return dict(name="tiny", base=c, seeds=2, metric="test_accuracy", vmap_seeds=True,
               axes={{"model.hidden_units": [(8,), (32,)], "optimizer.name": ["sgd", "adam"]}})
 '''
 
@@ -37,6 +37,24 @@ def test_sweep_runs_every_point_aggregates_and_resumes(tmp_path, capsys):
   out = capsys.readouterr().out
   assert out.count("done, skipped") == 4
   assert open(os.path.join(folder, "summary.md")).read() == table
+
+
+def test_seeds_vmap_by_default_only_off_cpu(tmp_path):
+  import jax
+  path = tmp_path / "plain.py"
+  path.write_text("from digitjax import config as base\n"
+                  "def get_sweep():\n"
+                  "  return dict(name='plain', base=base.get_config(), seeds=3,\n"
+                  "              axes={'batch_size': [128]})\n")
+  sweep = sweep_lib.load_sweep(str(path))
+  assert sweep["vmap_seeds"] == (jax.default_backend() != "cpu")
+  (_, setting), = sweep_lib.points(sweep)
+  configs = sweep_lib.point_configs(sweep, setting, {})
+  if sweep["vmap_seeds"]:
+    assert len(configs) == 1 and configs[0][1].num_seeds == 3
+  else:
+    assert [(sub, c.seed, c.num_seeds) for sub, c in configs] == [
+        ("seed0", 0, 1), ("seed1", 1, 1), ("seed2", 2, 1)]
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(str(ROOT / "experiments/sweeps/*.py"))))
