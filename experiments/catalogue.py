@@ -119,8 +119,8 @@ WHY: dict[str, str] = {
     "B6": ("below by 0.15 pts over 2 seeds (99.39, 99.34), about 15 test images; training "
            "accuracy matches (99.48-99.55% against the published 99.52%). Not closed. The "
            "report does not give the L2 factor or the noise level (digitjax reads 1e-4 and "
-           "std 0.1, the usual Keras-tutorial values): those are the readings to probe "
-           "next (~27 min per seed each); dropping each epoch's last 48 images is another, "
+           "std 0.1, the usual Keras-tutorial values): experiments/sweeps/cnn_bn_readings.py "
+           "probes both (~27 min per seed and point here; not run yet); dropping each epoch's last 48 images is another, "
            "smaller difference"),
     "B6b": ("our run stopped after 23 epochs (val_loss improved by >= 1e-3 at epochs 12 "
             "and 17, then not for 6), the report's after 15. The run predates digitjax "

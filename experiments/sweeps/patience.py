@@ -6,17 +6,11 @@ configs/cnn_bn.py with EarlyStopping(val_loss, restore best) up to 100 epochs:
 patience {4, 6} x min_delta {1e-4, 1e-3} (B6a = 6/1e-4, B6b = 6/1e-3, B6c = 4/1e-4).
 Hours on a 2-core CPU: run it where a GPU is available.
 """
-import importlib.util
-import os
-
-_spec = importlib.util.spec_from_file_location(
-    "cnn_bn", os.path.join(os.path.dirname(__file__), "..", "..", "configs", "cnn_bn.py"))
-_cnn_bn = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_cnn_bn)
+from experiments import catalogue
 
 
 def get_sweep():
-  c = _cnn_bn.get_config()
+  c = catalogue.load_config("configs/cnn_bn.py")
   c.num_epochs = 100
   c.early_stopping.enabled = True
   return dict(name="report_b_patience", base=c, seeds=3, metric="test_accuracy",
