@@ -119,9 +119,10 @@ WHY: dict[str, str] = {
     "B6": ("below by 0.15 pts over 2 seeds (99.39, 99.34), about 15 test images; training "
            "accuracy matches (99.48-99.55% against the published 99.52%). Not closed. The "
            "report does not give the L2 factor or the noise level (digitjax reads 1e-4 and "
-           "std 0.1, the usual Keras-tutorial values): experiments/sweeps/cnn_bn_readings.py "
-           "probes both (~27 min per seed and point here; not run yet); dropping each epoch's last 48 images is another, "
-           "smaller difference"),
+           "std 0.1, the usual Keras-tutorial values): "
+           "experiments/sweeps/cnn_bn_readings.py probes both (~27 min per seed and point "
+           "here; not run yet); dropping each epoch's last 48 images is another, smaller "
+           "difference"),
     "B6b": ("our run stopped after 23 epochs (val_loss improved by >= 1e-3 at epochs 12 "
             "and 17, then not for 6), the report's after 15. The run predates digitjax "
             "reading `best` as Keras restores it: its figure is the lowest-val_loss "
@@ -169,4 +170,3 @@ def load_config(spec: str):
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module.get_config(arg) if arg else module.get_config()
-

@@ -200,8 +200,10 @@ COLUMNS = ("row", "config", "published %", "metric", "weights", "ours mean %", "
 
 def _notes(entry: dict) -> str:
   """The row's notes, and while it has no run, what one seed costs here."""
-  cost = catalogue.COST.get(entry["id"]) if not entry["runs"] else None
-  return "; ".join(t for t in (entry.get("notes", ""), cost and f"not run yet: {cost}") if t)
+  notes = [entry.get("notes", "")]
+  if not entry["runs"] and entry["id"] in catalogue.COST:
+    notes.append(f"not run yet: {catalogue.COST[entry['id']]}")
+  return "; ".join(n for n in notes if n)
 
 
 def table_rows(entries: list[dict], is_quick: bool) -> list[dict]:
@@ -292,9 +294,9 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
             "in percent on the split named in the metric column, read as the report read "
             "them (the weights column): `last` is the test accuracy of the weights training "
             "ended with (Keras's fit() without restore_best_weights), `best` that of the "
-            "checkpoint EarlyStopping(restore_best_weights=True) restores (the last epoch that "
-            "lowered val_loss by more than min_delta), `best val` "
-            "the best val accuracy over the epochs. best-ckpt test % is digitjax's own "
+            "checkpoint EarlyStopping(restore_best_weights=True) restores (the last epoch "
+            "that lowered val_loss by more than min_delta), `best val` the best val "
+            "accuracy over the epochs. best-ckpt test % is digitjax's own "
             "figure, the best-val_loss checkpoint's test accuracy, for every row. Wall time "
             "is per seed on a 2-core CPU. Verdict: within one seed std of the published "
             "figure is reproduced; above also meets REPORTS.md's definition (at least the "

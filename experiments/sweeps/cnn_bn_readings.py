@@ -14,6 +14,7 @@ from experiments import catalogue
 
 
 def get_sweep():
-  return dict(name="report_b_cnn_bn_readings", base=catalogue.load_config("configs/cnn_bn.py"), seeds=3,
+  base = catalogue.load_config("configs/cnn_bn.py")
+  return dict(name="report_b_cnn_bn_readings", base=base, seeds=3,
               metric="test_accuracy_last_epoch",
               axes={"model.l2": [0.0, 1e-4, 1e-3], "augment.noise_std": [0.0, 0.1, 0.2]})
