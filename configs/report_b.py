@@ -7,7 +7,6 @@ Report B validated on the test set for B1-B4; digitjax never does: every row car
 The flagship B6 is configs/cnn_bn.py; B6a-c are it plus EarlyStopping.
 2019 means standalone Keras 2.2: Adadelta's default learning rate was 1.0 (B2, B2a).
 """
-import importlib.util
 import os
 
 from digitjax import config as base
@@ -79,11 +78,7 @@ def b5_cnn3_v2():
 
 
 def _flagship():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cnn_bn.py")
-  spec = importlib.util.spec_from_file_location("configs_cnn_bn", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return base.from_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "cnn_bn.py"))
 
 
 def b6_cnn_bn():

@@ -9,7 +9,9 @@ out-of-range value costs the user one clear message, not a traceback ten minutes
 """
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 
 import ml_collections
 from ml_collections import config_dict
@@ -253,3 +255,13 @@ def variant(variants: dict, name: str, where: str) -> ml_collections.ConfigDict:
   if name not in variants:
     raise UserError(f"{where} has no variant {name!r}; it has {', '.join(variants)}.")
   return variants[name]()
+
+
+def from_file(path: str, variant: str | None = None) -> ml_collections.ConfigDict:
+  """The config `--config=path[:variant]` gives, for config files built on another one
+  (configs/cnn_bn_plus.py on configs/cnn_bn.py) and for the experiment runners."""
+  name = "digitjax_config_" + os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant) if variant else module.get_config()

@@ -8,8 +8,9 @@ ImageNet-sized networks at 150-224 px); the runner skips them unless asked.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
+
+from digitjax import config as digitjax_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -165,8 +166,4 @@ def rows(report: str = "all", ids: str | None = None) -> list[Row]:
 def load_config(spec: str):
   """The ConfigDict of `path.py[:variant]`, as `--config=path.py:variant` would give."""
   path, _, arg = spec.partition(":")
-  module_spec = importlib.util.spec_from_file_location(
-      "digitjax_config_" + os.path.basename(path)[:-3], os.path.join(ROOT, path))
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(arg) if arg else module.get_config()
+  return digitjax_config.from_file(os.path.join(ROOT, path), arg or None)

@@ -32,7 +32,8 @@ def _variants(report):
   return [f"configs/report_{report}.py:{v}" for v in module.VARIANTS]
 
 
-ALL_SPECS = [s for r in "abcde" for s in _variants(r)] + ["configs/cnn_bn.py"]
+ALL_SPECS = ([s for r in "abcde" for s in _variants(r)]
+             + ["configs/cnn_bn.py", "configs/cnn_bn_plus.py"])
 # Fields the compiled train step does not depend on (the loop, the data split, names).
 LOOP_FIELDS = ("name", "num_epochs", "early_stopping", "reduce_on_plateau", "monitor",
                "eval_batch_size", "log_every_steps", "checkpoint_every_steps",
