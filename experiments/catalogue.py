@@ -124,11 +124,12 @@ WHY: dict[str, str] = {
            "experiments/sweeps/cnn_bn_readings.py probes both (~27 min per seed and point "
            "here; not run yet); dropping each epoch's last 48 images is another, smaller "
            "difference"),
-    "B6b": ("our run stopped after 23 epochs (val_loss improved by >= 1e-3 at epochs 12 "
-            "and 17, then not for 6), the report's after 15. The run predates digitjax "
-            "reading `best` as Keras restores it: its figure is the lowest-val_loss "
-            "checkpoint, epoch 23's, where Keras restores epoch 17's (the last min_delta "
-            "improvement). Re-running B6b (move runs/reproduce/B6b aside) gives that"),
+    "B6b": ("our run stopped after 23 epochs (val_loss improved by >= 1e-3 last at "
+            "epoch 17, then not for 6) and restored epoch 17, as Keras's "
+            "restore_best_weights would; the report's stopped after 15, so it restored "
+            "epoch 9, 8 epochs less trained than ours. min_delta 1e-3 is about "
+            "val_loss's epoch-to-epoch swing here (0.002-0.004), so when training stops "
+            "is mostly chance"),
     "D1": ("700 epochs at D1-30's 77 s per epoch is ~15 h per seed on this CPU: D1-30 is "
            "the CPU-feasible figure"),
     "D2": ("700 epochs at D2-30's 31 s per epoch is ~6 h per seed on this CPU: D2-30 is "
