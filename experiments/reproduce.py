@@ -87,8 +87,8 @@ def verdict(published, mean, noise, n) -> str:
     return "no published figure"
   diff = mean - published
   sign = f"{diff:+.2f} pts"
-  if n < 2:  # no noise estimate: the difference, without a verdict
-    return f"1 seed: {sign}, no verdict yet"
+  if n < 3:  # REPORTS.md: mean +- std over at least 3 seeds before a verdict
+    return f"{n} seed{'s' if n > 1 else ''}: {sign}, no verdict yet"
   if abs(diff) <= noise:
     return f"reproduced ({sign})"
   return f"{'above' if diff > 0 else 'below'} ({sign})"
@@ -296,12 +296,13 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
             "ended with (Keras's fit() without restore_best_weights), `best` that of the "
             "checkpoint EarlyStopping(restore_best_weights=True) restores (the last epoch "
             "that lowered val_loss by more than min_delta), `best val` the best val "
-            "accuracy over the epochs. best-ckpt test % is digitjax's own "
-            "figure, the best-val_loss checkpoint's test accuracy, for every row. Wall time "
-            "is per seed on a 2-core CPU. Verdict: within one seed std of the published "
-            "figure is reproduced; above also meets REPORTS.md's definition (at least the "
-            "published figure minus the noise), below does not; a 1-seed row has no noise "
-            "estimate yet.")
+            "accuracy over the epochs. best-ckpt test % is digitjax's own figure, for every "
+            "row: the test accuracy of the checkpoint the `best` rule picks (without early "
+            "stopping, the lowest val_loss). Wall time is per seed on a 2-core CPU. "
+            "Verdict: within one seed std of the published figure is reproduced; above "
+            "also meets REPORTS.md's definition (at least the published figure minus the "
+            "noise), below does not; rows with fewer than 3 seeds get no verdict yet "
+            "(REPORTS.md asks for mean +- std over at least 3).")
     written[rep], _ = write_tables(rep, table_rows(entries, is_quick), out_dir, note)
   return written
 

@@ -151,7 +151,8 @@ def test_verdicts_follow_reports_md():
   assert reproduce.verdict(99.51, 99.45, 0.08, 3).startswith("reproduced")
   assert reproduce.verdict(99.51, 99.30, 0.08, 3).startswith("below (-0.21")
   assert reproduce.verdict(99.51, 99.70, 0.08, 3).startswith("above (+0.19")
-  assert "1 seed" in reproduce.verdict(99.51, 99.51, 0.0, 1)
+  assert reproduce.verdict(99.51, 99.51, 0.0, 1) == "1 seed: +0.00 pts, no verdict yet"
+  assert reproduce.verdict(99.51, 99.30, 0.08, 2) == "2 seeds: -0.21 pts, no verdict yet"
   assert reproduce.verdict(None, 97.0, 0.1, 3) == "no published figure"
 
 
