@@ -124,6 +124,13 @@ WHY: dict[str, str] = {
            "experiments/sweeps/cnn_bn_readings.py probes both (~27 min per seed and point "
            "here; not run yet); dropping each epoch's last 48 images is another, smaller "
            "difference"),
+    "B6a": ("our seed 0 stopped after 23 epochs: val_loss last fell by more than "
+            "min_delta 1e-4 at epoch 17 (0.02537; epoch 23's 0.02533 is 4e-5 lower), "
+            "and epoch 17 is restored. Seed 0 of B6a, B6b and B6c follows one path and "
+            "restores that same checkpoint (99.38), while the report's three runs "
+            "stopped after 69, 15 and ~27 epochs and published 99.53, 99.06 and 99.32: "
+            "that spread is where each run happened to stop, more than the early-stopping "
+            "settings. More seeds will tell (20-90 min each here)"),
     "B6b": ("our run stopped after 23 epochs (val_loss improved by >= 1e-3 last at "
             "epoch 17, then not for 6) and restored epoch 17, as Keras's "
             "restore_best_weights would; the report's stopped after 15, so it restored "
