@@ -117,13 +117,14 @@ WHY: dict[str, str] = {
            "last epoch: no closer. Train accuracy ends at 99.7% (published 99.86%). In the "
            "last 8 epochs test accuracy moves by up to 0.3-0.4 pts from one epoch to the "
            "next, and the published 98.89 equals the best single epoch of those 3 runs."),
-    "B6": ("below by 0.15 pts over 2 seeds (99.39, 99.34), about 15 test images; training "
-           "accuracy matches (99.48-99.55% against the published 99.52%). Not closed. The "
-           "report does not give the L2 factor or the noise level (digitjax reads 1e-4 and "
-           "std 0.1, the usual Keras-tutorial values): "
+    "B6": ("below by 0.14 pts over 3 seeds (99.39, 99.34, 99.39), about 14 test images; "
+           "training accuracy matches (99.48-99.57% against the published 99.52%). Not "
+           "closed. The report does not give the L2 factor or the noise level (digitjax "
+           "reads 1e-4 and std 0.1, the usual Keras-tutorial values): "
            "experiments/sweeps/cnn_bn_readings.py probes both (~27 min per seed and point "
            "here; not run yet); dropping each epoch's last 48 images is another, smaller "
-           "difference"),
+           "difference. configs/cnn_bn_plus.py, B6 plus rotation/zoom/shift augmentation, "
+           "is the improvement config (README, Results)"),
     "B6a": ("our seed 0 stopped after 23 epochs: val_loss last fell by more than "
             "min_delta 1e-4 at epoch 17 (0.02537; epoch 23's 0.02533 is 4e-5 lower), "
             "and epoch 17 is restored. Seed 0 of B6a, B6b and B6c follows one path and "
