@@ -132,7 +132,7 @@ WHY: dict[str, str] = {
             "stopped after 69, 15 and ~27 epochs and published 99.53, 99.06 and 99.32: "
             "that spread is where each run happened to stop, more than the early-stopping "
             "settings. More seeds will tell (20-90 min each here)"),
-    "B6b": ("our run stopped after 23 epochs (val_loss improved by >= 1e-3 last at "
+    "B6b": ("our run stopped after 23 epochs (val_loss fell by more than 1e-3 last at "
             "epoch 17, then not for 6) and restored epoch 17, as Keras's "
             "restore_best_weights would; the report's stopped after 15, so it restored "
             "epoch 9, 8 epochs less trained than ours. min_delta 1e-3 is about "
