@@ -7,8 +7,6 @@ Report B validated on the test set for B1-B4; digitjax never does: every row car
 The flagship B6 is configs/cnn_bn.py; B6a-c are it plus EarlyStopping.
 2019 means standalone Keras 2.2: Adadelta's default learning rate was 1.0 (B2, B2a).
 """
-import os
-
 from digitjax import config as base
 
 
@@ -78,7 +76,7 @@ def b5_cnn3_v2():
 
 
 def _flagship():
-  return base.from_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "cnn_bn.py"))
+  return base.from_file("cnn_bn.py", beside=__file__)
 
 
 def b6_cnn_bn():

@@ -257,9 +257,13 @@ def variant(variants: dict, name: str, where: str) -> ml_collections.ConfigDict:
   return variants[name]()
 
 
-def from_file(path: str, variant: str | None = None) -> ml_collections.ConfigDict:
+def from_file(path: str, variant: str | None = None,
+              beside: str | None = None) -> ml_collections.ConfigDict:
   """The config `--config=path[:variant]` gives, for config files built on another one
-  (configs/cnn_bn_plus.py on configs/cnn_bn.py) and for the experiment runners."""
+  (configs/cnn_bn_plus.py on configs/cnn_bn.py: `beside=__file__` reads `path` next to
+  the calling file) and for the experiment runners."""
+  if beside:
+    path = os.path.join(os.path.dirname(os.path.abspath(beside)), path)
   name = "digitjax_config_" + os.path.splitext(os.path.basename(path))[0]
   spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(spec)
