@@ -7,7 +7,8 @@ max-pooling and dropout rising 0.20 -> 0.30 -> 0.35 -> 0.40 to a 5x5x64 map, the
 D 128 -> D 10 (234,026 trainable parameters, as published; layout in
 digitjax.models.cnn_bn). RMSprop (Keras defaults, lr 1e-3), batch 64, 30 epochs,
 ReduceLROnPlateau(val_loss, patience 3, factor 0.5, min_lr 1e-4), 54k/6k/10k split,
-gaussian noise on the training images.
+gaussian noise on the training images. RMSprop as standalone Keras 2.2 had it in 2019,
+epsilon outside the square root (tf.keras 2 and Keras 3 put it inside).
 
 Read where the report is silent: the L2 factor (1e-4) and the noise level (std 0.1 on
 [0, 1] pixels) are not given; both are the usual Keras-tutorial values. Keras trains on
@@ -23,6 +24,7 @@ def get_config():
   c.model.name = "cnn_bn"
   c.model.l2 = 1e-4
   c.optimizer.name = "rmsprop"
+  c.optimizer.eps_in_sqrt = False
   c.batch_size = 64
   c.num_epochs = 30
   c.reduce_on_plateau.enabled = True

@@ -5,7 +5,9 @@
 Report B validated on the test set for B1-B4; digitjax never does: every row carves
 10% of the training images as validation (B5, B6: the report's own 54k/6k/10k split).
 The flagship B6 is configs/cnn_bn.py; B6a-c are it plus EarlyStopping.
-2019 means standalone Keras 2.2: Adadelta's default learning rate was 1.0 (B2, B2a).
+2019 means standalone Keras 2.2: Adadelta's default learning rate was 1.0 (B2, B2a), and
+RMSprop added its epsilon outside the square root, w -= lr g / (sqrt(v) + eps) (B1, B4,
+B5, B6; `optimizer.eps_in_sqrt=False`).
 """
 from digitjax import config as base
 
@@ -17,6 +19,7 @@ def _report_b(name, model, optimizer, batch_size, epochs):
   c.optimizer.name = optimizer
   c.batch_size = batch_size
   c.num_epochs = epochs
+  c.optimizer.eps_in_sqrt = optimizer != "rmsprop"  # standalone Keras 2.2's RMSprop
   return c
 
 

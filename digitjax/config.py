@@ -81,6 +81,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.optimizer.momentum = 0.0  # for sgd; momentum/nesterov default to 0.9
   c.optimizer.schedule = "constant"  # constant | cosine | warmup_cosine
   c.optimizer.warmup_epochs = 0
+  # Where RMSprop adds epsilon, which decides how far weights with tiny gradients move:
+  # True divides by sqrt(v + eps) (tf.keras 2.x, Keras 3, optax); False by sqrt(v) + eps
+  # (standalone Keras <= 2.3, so report B's 2019 runs). With eps 1e-7 inside the root the
+  # step is damped wherever the gradient's RMS is below sqrt(1e-7) = 3.2e-4.
+  c.optimizer.eps_in_sqrt = True
 
   # Keras's ReduceLROnPlateau, stepped once per epoch on config.monitor.
   c.reduce_on_plateau = ml_collections.ConfigDict()
@@ -206,6 +211,12 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
     in_range("optimizer.learning_rate", config.optimizer.learning_rate, 0, inf, lo_open=True)
   in_range("optimizer.momentum", config.optimizer.momentum, 0, 1, hi_open=True)
   in_range("optimizer.warmup_epochs", config.optimizer.warmup_epochs, 0, inf)
+  if not isinstance(config.optimizer.eps_in_sqrt, bool):
+    errors.append(f"config.optimizer.eps_in_sqrt={config.optimizer.eps_in_sqrt!r} must be "
+                  "True or False.")
+  elif not config.optimizer.eps_in_sqrt and config.optimizer.name != "rmsprop":
+    errors.append(f"config.optimizer.eps_in_sqrt=False applies to rmsprop only, not "
+                  f"{config.optimizer.name!r}; leave it True.")
   in_range("reduce_on_plateau.factor", config.reduce_on_plateau.factor, 0, 1, True, True)
   in_range("reduce_on_plateau.patience", config.reduce_on_plateau.patience, 0, inf)
   in_range("reduce_on_plateau.min_delta", config.reduce_on_plateau.min_delta, 0, inf,

@@ -1,7 +1,9 @@
 """Optimizers and learning-rate schedules: optax, with Keras's defaults.
 
 The reports were trained with Keras, whose defaults differ from optax's (RMSprop and Adam
-use epsilon 1e-7; Adadelta rho 0.95; Adagrad starts its accumulator at 0.1). A config that
+use epsilon 1e-7; Adadelta rho 0.95; Adagrad starts its accumulator at 0.1). Keras
+versions differ too: standalone Keras <= 2.3 added RMSprop's epsilon outside the square
+root, tf.keras 2 and Keras 3 inside (`config.optimizer.eps_in_sqrt`). A config that
 leaves `optimizer.learning_rate` unset gets Keras's default learning rate for that
 optimizer, the number REPORTS.md assumes.
 
@@ -23,7 +25,7 @@ OPTIMIZERS = {
     "sgd": lambda lr, c: optax.sgd(lr, momentum=c.momentum or None),
     "momentum": lambda lr, c: optax.sgd(lr, momentum=c.momentum or 0.9),
     "nesterov": lambda lr, c: optax.sgd(lr, momentum=c.momentum or 0.9, nesterov=True),
-    "rmsprop": lambda lr, c: optax.rmsprop(lr, decay=0.9, eps=1e-7),
+    "rmsprop": lambda lr, c: optax.rmsprop(lr, decay=0.9, eps=1e-7, eps_in_sqrt=c.eps_in_sqrt),
     "adam": lambda lr, c: optax.adam(lr, b1=0.9, b2=0.999, eps=1e-7),
     "adadelta": lambda lr, c: optax.adadelta(lr, rho=0.95, eps=1e-7),
     "adagrad": lambda lr, c: optax.adagrad(lr, initial_accumulator_value=0.1, eps=1e-7),

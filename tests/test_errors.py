@@ -28,6 +28,15 @@ def test_validation_names_the_field_and_the_fix(field, value, message):
   assert re.search(message, errors[0]), errors[0]
 
 
+def test_eps_placement_is_an_rmsprop_setting():
+  errors = config_lib.validate(tiny_config(**{"optimizer.name": "adam",
+                                              "optimizer.eps_in_sqrt": False}))
+  assert errors == ["config.optimizer.eps_in_sqrt=False applies to rmsprop only, not 'adam'; "
+                    "leave it True."]
+  assert config_lib.validate(tiny_config(**{"optimizer.name": "rmsprop",
+                                             "optimizer.eps_in_sqrt": False})) == []
+
+
 def test_default_and_flagship_configs_are_valid():
   assert config_lib.validate(config_lib.get_config()) == []
 

@@ -20,14 +20,18 @@ def test_keras_default_learning_rates_and_every_optimizer_steps(name, lr):
   assert jnp.all(updates["w"] < 0)  # a descent step
 
 
-def test_rmsprop_matches_keras_update_rule():
-  """Keras 3: v = rho v + (1-rho) g^2; w -= lr g / sqrt(v + eps), eps 1e-7."""
-  c = tiny_config(**{"optimizer.name": "rmsprop"})
+@pytest.mark.parametrize("eps_in_sqrt", [True, False])
+def test_rmsprop_matches_keras_update_rule(eps_in_sqrt):
+  """v = rho v + (1-rho) g^2, eps 1e-7; tf.keras 2 / Keras 3: w -= lr g / sqrt(v + eps),
+  standalone Keras 2.2: w -= lr g / (sqrt(v) + eps). The tiny gradient tells them apart
+  (its step differs tenfold)."""
+  c = tiny_config(**{"optimizer.name": "rmsprop", "optimizer.eps_in_sqrt": eps_in_sqrt})
   tx = optim.make(c, 10)
-  g = jnp.array([0.5, -2.0])
+  g = jnp.array([0.5, -2.0, 1e-4])
   updates, _ = tx.update(g, tx.init(g), g)
   v = 0.1 * g ** 2
-  np.testing.assert_allclose(updates, -1e-3 * g / jnp.sqrt(v + 1e-7), rtol=1e-6)
+  denominator = jnp.sqrt(v + 1e-7) if eps_in_sqrt else jnp.sqrt(v) + 1e-7
+  np.testing.assert_allclose(updates, -1e-3 * g / denominator, rtol=1e-5)
 
 
 def test_schedules():
