@@ -155,13 +155,12 @@ WHY: dict[str, str] = {
             "that same checkpoint, while the report's three runs stopped after 69, 15 and "
             "~27 epochs and published 99.53, 99.06 and 99.32: that spread is where each "
             "run happened to stop, more than the early-stopping settings"),
-    "B6b": ("not yet run under standalone Keras 2.2's RMSprop. Under the tf.keras 2 rule "
-            "(`git show 10db82d:experiments/results/B.md`) seed 0 stopped after 23 epochs "
-            "(val_loss fell by more than 1e-3 last at epoch 17, then not for 6) and "
-            "restored epoch 17 (99.38), as Keras's restore_best_weights would; the "
-            "report's stopped after 15, so it restored epoch 9. min_delta 1e-3 is about "
-            "val_loss's epoch-to-epoch swing here (0.002-0.004), so when training stops "
-            "is mostly chance"),
+    "B6b": ("our seed 0 stopped after 23 epochs (val_loss fell by more than 1e-3 last at "
+            "epoch 17, then not for 6) and restored epoch 17, as Keras's "
+            "restore_best_weights would: 99.35 (99.38 under the tf.keras 2 RMSprop rule, "
+            "on the same path). The report's stopped after 15, so it restored epoch 9. "
+            "min_delta 1e-3 is about val_loss's epoch-to-epoch swing here (0.002-0.004), "
+            "so when training stops is mostly chance"),
     "B6c": ("not yet run under standalone Keras 2.2's RMSprop. Under the tf.keras 2 rule "
             "(`git show 10db82d:experiments/results/B.md`) 2 seeds gave 99.33+-0.07 "
             "(stopped after 21 and 13 epochs)"),
