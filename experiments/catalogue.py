@@ -161,7 +161,8 @@ WHY: dict[str, str] = {
             "on the same path). The report's stopped after 15, so it restored epoch 9. "
             "min_delta 1e-3 is about val_loss's epoch-to-epoch swing here (0.002-0.004), "
             "so when training stops is mostly chance"),
-    "B6c": ("not yet run under standalone Keras 2.2's RMSprop. Under the tf.keras 2 rule "
+    "B6c": ("our seed 0 stopped after 21 epochs and restored epoch 17, the checkpoint B6b's "
+            "seed 0 restores (99.35). Under the tf.keras 2 RMSprop rule "
             "(`git show 10db82d:experiments/results/B.md`) 2 seeds gave 99.33+-0.07 "
             "(stopped after 21 and 13 epochs)"),
     "D1": ("700 epochs at D1-30's 77 s per epoch is ~15 h per seed on this CPU: D1-30 is "
