@@ -21,7 +21,8 @@ def _report_b(name, model, optimizer, batch_size, epochs):
   c.optimizer.name = optimizer
   c.batch_size = batch_size
   c.num_epochs = epochs
-  c.optimizer.eps_in_sqrt = optimizer != "rmsprop"  # standalone Keras 2.2's RMSprop
+  if optimizer == "rmsprop":
+    c.optimizer.eps_in_sqrt = False  # standalone Keras 2.2's RMSprop
   return c
 
 

@@ -189,6 +189,12 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
       lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
       errors.append(f"config.{path}={value!r} is out of range; it must lie in {lb}{lo}, {hi}{rb}.")
 
+  def boolean(path, value):
+    if not isinstance(value, bool):
+      errors.append(f"config.{path}={value!r} must be True or False.")
+      return False
+    return True
+
   inf = float("inf")
   one_of("dataset.name", config.dataset.name, data.DATASETS)
   one_of("model.name", config.model.name, models.MODELS)
@@ -211,10 +217,8 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
     in_range("optimizer.learning_rate", config.optimizer.learning_rate, 0, inf, lo_open=True)
   in_range("optimizer.momentum", config.optimizer.momentum, 0, 1, hi_open=True)
   in_range("optimizer.warmup_epochs", config.optimizer.warmup_epochs, 0, inf)
-  if not isinstance(config.optimizer.eps_in_sqrt, bool):
-    errors.append(f"config.optimizer.eps_in_sqrt={config.optimizer.eps_in_sqrt!r} must be "
-                  "True or False.")
-  elif not config.optimizer.eps_in_sqrt and config.optimizer.name != "rmsprop":
+  if (boolean("optimizer.eps_in_sqrt", config.optimizer.eps_in_sqrt)
+      and not config.optimizer.eps_in_sqrt and config.optimizer.name != "rmsprop"):
     errors.append(f"config.optimizer.eps_in_sqrt=False applies to rmsprop only, not "
                   f"{config.optimizer.name!r}; leave it True.")
   in_range("reduce_on_plateau.factor", config.reduce_on_plateau.factor, 0, 1, True, True)
@@ -230,9 +234,7 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
   in_range("augment.width_shift_range", config.augment.width_shift_range, 0, 1, hi_open=True)
   in_range("augment.height_shift_range", config.augment.height_shift_range, 0, 1,
            hi_open=True)
-  if not isinstance(config.augment.horizontal_flip, bool):
-    errors.append(f"config.augment.horizontal_flip={config.augment.horizontal_flip!r} must "
-                  "be True or False.")
+  boolean("augment.horizontal_flip", config.augment.horizontal_flip)
   in_range("model.input_scale", config.model.input_scale, 0, inf, lo_open=True)
   for path in ("num_seeds", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps"):
     in_range(path, config[path], 1, inf, kind=int)
