@@ -18,7 +18,8 @@ from ml_collections import config_dict
 
 # Fields that only steer how long / how often a run does things. Changing them does not
 # make a workdir belong to "another config": extending num_epochs and rerunning resumes.
-RUN_CONTROL_FIELDS = ("name", "num_epochs", "checkpoint_every_steps", "log_every_steps",
+RUN_CONTROL_FIELDS = ("name", "num_epochs", "checkpoint_every_steps",
+                      "checkpoint_every_epochs", "log_every_steps",
                       "dataset.data_dir", "dataset.download", "dataset.placement")
 
 MONITORS = ("val_loss", "val_accuracy")
@@ -119,6 +120,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval_batch_size = 1000
   c.num_epochs = 10
   c.checkpoint_every_steps = 0  # 0 = at the end of every epoch only
+  # >1: save every k epochs (and at the end, at an early stop, on SIGTERM/SIGINT), for
+  # runs of hundreds of short epochs where a save per epoch costs as much as training
+  c.checkpoint_every_epochs = 1
   c.log_every_steps = 100  # how often the host checks metrics (and non-finite loss)
   c.on_nonfinite = "stop"  # stop | skip (skip leaves the state as it was for that step)
   return c
@@ -236,7 +240,8 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
            hi_open=True)
   boolean("augment.horizontal_flip", config.augment.horizontal_flip)
   in_range("model.input_scale", config.model.input_scale, 0, inf, lo_open=True)
-  for path in ("num_seeds", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps"):
+  for path in ("num_seeds", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps",
+               "checkpoint_every_epochs"):
     in_range(path, config[path], 1, inf, kind=int)
   for path in ("checkpoint_every_steps", "dataset.max_train_examples",
                "dataset.max_test_examples", "dataset.image_size", "dataset.split_seed"):

@@ -82,6 +82,18 @@ def _online() -> bool:
     return False
 
 
+def is_prepared(config) -> bool:
+  """Whether config's dataset is prepared locally (never downloads, never raises): the
+  reproduce runner lists rows without data as pending instead of running them."""
+  import tensorflow_datasets as tfds
+
+  data_dir = config.dataset.data_dir or os.environ.get("TFDS_DATA_DIR") or None
+  try:
+    return tfds.builder(config.dataset.name, data_dir=data_dir).is_prepared()
+  except Exception:  # an unreadable folder means "not prepared" here, not a crash
+    return False
+
+
 def _builder(config):
   import tensorflow_datasets as tfds  # heavy import, only when data is needed
 

@@ -466,6 +466,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
   tb = reporting.TensorBoard(workdir) if main else None
   monitor, sign = config.monitor, (1.0 if config.monitor == "val_loss" else -1.0)
   interrupted = None
+  best_unsaved = False
+
+  def save(step_no):
+    """Latest checkpoint, after the best one if that changed since the last save: the two
+    on disk always agree, so a run resumed from `latest` also has its best state."""
+    nonlocal best_unsaved
+    if best_unsaved:
+      ckpts.save_best(step_no, best_state, meta)
+      best_unsaved = False
+    ckpts.save_latest(step_no, state, meta)
+
   try:
     with _Signals() as signals:
       while meta["epoch"] < config.num_epochs and any(meta["active"]):
@@ -516,7 +527,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
             meta.update(step_in_epoch=b + 1, partial=sums,
                         train_seconds=meta["train_seconds"] + time.time() - t0)
             t0 = time.time()
-            ckpts.save_latest(step_no, state, meta)
+            save(step_no)
             if signals.received:
               interrupted = signals.received
               break
@@ -561,8 +572,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
         if improved.any():
           best_state = _select(jnp.asarray(improved), state,
                                state if best_state is None else best_state)
-          ckpts.save_best(_step_of(state), best_state, meta)
-        ckpts.save_latest(_step_of(state), state, meta)
+          best_unsaved = True
+        if (epoch % config.checkpoint_every_epochs == 0 or epoch == config.num_epochs
+            or not any(meta["active"])):
+          save(_step_of(state))
         if main:
           reporting.write_history(workdir, meta["history"])
           for record in records:
@@ -597,6 +610,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   steps = int(distributed.to_host(state.step)[0])
   results.update(model=config.model.name, dataset=config.dataset.name, params=totals,
                  num_seeds=r, devices=jax.device_count(), processes=jax.process_count(),
+                 device_kind=jax.devices()[0].device_kind,
                  train_seconds=meta["train_seconds"], wall_seconds=time.time() - t_start,
                  steps_per_second=steps / max(meta["train_seconds"], 1e-9))
   if main:

@@ -4,6 +4,11 @@
   python -m experiments.reproduce --report all --quick  # a few steps of every row (CI)
   python -m experiments.reproduce --report D --rows D1-30,D3 --seeds 5
   python -m experiments.reproduce --tabulate            # only rewrite the tables
+  python -m experiments.reproduce --report D --rows D1 --heavy --together   # on a GPU
+
+On an accelerator, --together trains a row's missing seeds side by side in one vmapped
+program (runs/reproduce/<row>/seeds<a>-<b>); experiments/npz_data.py runs all this on a
+machine without TensorFlow.
 
 Each run goes through digitjax.main.run in its own workdir, runs/reproduce/<row>/seed<k>
 (the config's seed set to k), so an interrupted reproduction resumes: finished runs are
@@ -30,6 +35,7 @@ import csv
 import io
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -37,6 +43,7 @@ from unittest import mock
 
 from absl import app, flags, logging
 
+from digitjax import data
 from experiments import catalogue
 
 # --quick: the smallest input each large family accepts (the aux heads of GoogLeNet need
@@ -57,17 +64,6 @@ def quick(config):
   if c.model.name in QUICK_IMAGE_SIZE:
     c.dataset.image_size = QUICK_IMAGE_SIZE[c.model.name]
   return c
-
-
-def is_prepared(config) -> bool:
-  """Whether TFDS has config's dataset prepared locally (never downloads)."""
-  import tensorflow_datasets as tfds
-
-  data_dir = config.dataset.data_dir or os.environ.get("TFDS_DATA_DIR") or None
-  try:
-    return tfds.builder(config.dataset.name, data_dir=data_dir).is_prepared()
-  except Exception:  # an unreadable folder means "not prepared" here, not a crash
-    return False
 
 
 @contextlib.contextmanager
@@ -95,10 +91,14 @@ def verdict(published, mean, noise, n) -> str:
 
 
 def run_row(row: catalogue.Row, seeds: int, workroot: str, is_quick: bool,
-            heavy: bool, read_only: bool = False) -> dict:
+            heavy: bool, read_only: bool = False, together: bool = False) -> dict:
   """Runs (or reads back) every seed of a row; returns its table entry.
 
   read_only: run nothing; take whichever seeds of this row finished earlier.
+  together: train the seeds still missing as one program (config.num_seeds of them,
+  vmapped side by side; replica k is the run of seed config.seed + k), in
+  <row>/seeds<a>-<b>. On an accelerator that is several times the throughput of
+  one seed after another; on 2 CPU cores it gains nothing.
   """
   from digitjax import main
   from digitjax.errors import UserError
@@ -114,32 +114,56 @@ def run_row(row: catalogue.Row, seeds: int, workroot: str, is_quick: bool,
     entry["status"] = "needs a GPU: skipped (--heavy runs it)"
     return entry
   context = contextlib.nullcontext()
-  if not is_prepared(config):
+  if not data.is_prepared(config):
     if not is_quick:
       entry["status"] = f"pending data ({config.dataset.name} not prepared)"
       return entry
     context = mock_tfds()
     entry["status"] = "mock data"
-  for seed in range(seeds):
-    config.seed = seed
-    workdir = os.path.join(workroot, row.id, f"seed{seed}")
-    path = os.path.join(workdir, "results.json")
+  done = {r["seed"]: r for r in _finished_runs(row, config, workroot)}
+  missing = [s for s in range(seeds) if s not in done]
+  for block in (_contiguous(missing) if together else [[s] for s in missing]):
+    config.seed, config.num_seeds = block[0], len(block)
+    workdir = os.path.join(workroot, row.id, _dirname(block))
     try:
-      result = _finished(path, config)
-      if result is None:
-        with context:
-          result = main.run(config, workdir)
-        if result.get("interrupted"):
-          entry["status"] = "interrupted: rerun to resume"
-          return entry
+      with context:
+        result = main.run(config, workdir)
+      if result.get("interrupted"):
+        entry["status"] = "interrupted: rerun to resume"
+        return entry
     except UserError as e:
       entry["status"] = f"error: {str(e).splitlines()[0][:160]}"
       return entry
-    entry["runs"].append(_run_entry(row, seed, result, workdir))
+    done.update((r["seed"], r) for r in _run_entries(row, result, workdir))
+  entry["runs"] = [done[s] for s in range(seeds)]
   return entry
 
 
-def _run_entry(row, seed, result, workdir) -> dict:
+def _contiguous(seeds: list[int]) -> list[list[int]]:
+  """[0, 1, 3] -> [[0, 1], [3]]: each block is one program of consecutive seeds."""
+  blocks = []
+  for s in seeds:
+    if blocks and blocks[-1][-1] == s - 1:
+      blocks[-1].append(s)
+    else:
+      blocks.append([s])
+  return blocks
+
+
+def _dirname(block: list[int]) -> str:
+  return f"seed{block[0]}" if len(block) == 1 else f"seeds{block[0]}-{block[-1]}"
+
+
+def _run_entries(row, result, workdir) -> list[dict]:
+  """One entry per seed of a finished run (one seed, or several trained together)."""
+  per_seed = result.get("per_seed") or [result]
+  device = result.get("device_kind", "cpu")
+  return [_run_entry(row, p["seed"], p, workdir, wall_seconds=result["wall_seconds"],
+                     device=device, together=len(per_seed)) for p in per_seed]
+
+
+def _run_entry(row, seed, result, workdir, wall_seconds=None, device="cpu",
+               together=1) -> dict:
   """One seed's figures: the one the report published, read the report's way, and the
   test accuracy of digitjax's best-val_loss checkpoint beside it."""
   if row.metric == "val":  # the best val accuracy over the epochs
@@ -151,25 +175,43 @@ def _run_entry(row, seed, result, workdir) -> dict:
   else:  # EarlyStopping(restore_best_weights=True): digitjax's best checkpoint
     figure = result["test_accuracy"]
   return dict(seed=seed, accuracy=100 * figure, best_checkpoint=100 * result["test_accuracy"],
-              wall_seconds=result["wall_seconds"], epochs_run=result["epochs_run"])
+              wall_seconds=result["wall_seconds"] if wall_seconds is None else wall_seconds,
+              epochs_run=result["epochs_run"], device=device, together=together,
+              workdir=workdir)
+
+
+def _finished_runs(row, config, workroot) -> list[dict]:
+  """Entries for every finished seed of row under workroot: seed<k> folders (one seed
+  each) and seeds<a>-<b> folders (seeds a..b trained together). Seed order; a seed
+  found twice counts once (its one-seed run first)."""
+  root = os.path.join(workroot, row.id)
+  found = {}
+  names = sorted(os.listdir(root)) if os.path.isdir(root) else []
+  for name in sorted(names, key=lambda n: n.startswith("seeds")):  # seed<k> first
+    m = re.fullmatch(r"seed(\d+)|seeds(\d+)-(\d+)", name)
+    if not m:
+      continue
+    first = int(m.group(1) or m.group(2))
+    last = int(m.group(1) or m.group(3))
+    if last < first:
+      continue
+    c = config.copy_and_resolve_references()
+    c.seed, c.num_seeds = first, last - first + 1
+    workdir = os.path.join(root, name)
+    result = _finished(os.path.join(workdir, "results.json"), c)
+    if result is not None:
+      for run in _run_entries(row, result, workdir):
+        found.setdefault(run["seed"], run)
+  return [found[s] for s in sorted(found)]
 
 
 def _read_back(row, config, workroot, entry) -> dict:
   """The finished seeds of row under workroot, without running anything."""
-  root = os.path.join(workroot, row.id)
-  names = sorted(os.listdir(root)) if os.path.isdir(root) else []
-  for name in names:
-    if not (name.startswith("seed") and name[4:].isdigit()):
-      continue
-    config.seed = int(name[4:])
-    result = _finished(os.path.join(root, name, "results.json"), config)
-    if result is not None:
-      entry["runs"].append(_run_entry(row, config.seed, result, os.path.join(root, name)))
-  entry["runs"].sort(key=lambda r: r["seed"])
+  entry["runs"] = _finished_runs(row, config, workroot)
   if not entry["runs"]:
     if row.heavy:
       entry["status"] = "needs a GPU: not run (--heavy runs it)"
-    elif not is_prepared(config):
+    elif not data.is_prepared(config):
       entry["status"] = f"pending data ({config.dataset.name} not prepared)"
     else:
       entry["status"] = "not run yet"
@@ -206,6 +248,24 @@ def _notes(entry: dict) -> str:
   return "; ".join(n for n in notes if n)
 
 
+def _wall_times(runs: list[dict]) -> str:
+  """Mean wall time per run, one figure per (device, seeds trained together)."""
+  groups = {}
+  for r in runs:
+    groups.setdefault((r.get("device", "cpu"), r.get("together", 1)), []).append(r)
+  parts = []
+  for (device, together), rs in groups.items():
+    # a program of several seeds has one wall time: count it once
+    walls = list({r.get("workdir", id(r)): r["wall_seconds"] for r in rs}.values())
+    part = f"{statistics.fmean(walls):.0f} s"
+    if together > 1:
+      part += f" per {together} seeds together"
+    if device != "cpu":
+      part += f" on {device}"
+    parts.append(part)
+  return "; ".join(parts)
+
+
 def table_rows(entries: list[dict], is_quick: bool) -> list[dict]:
   out = []
   for e in entries:
@@ -219,7 +279,6 @@ def table_rows(entries: list[dict], is_quick: bool) -> list[dict]:
       v = "quick run: not comparable" + (f" ({e['status']})" if e["status"] else "")
     else:
       v = verdict(e["published"], mean, std, n)
-    walls = [r["wall_seconds"] for r in e["runs"]]
     out.append({
         "row": e["id"], "config": e["config"],
         "published %": "" if e["published"] is None else f"{e['published']:.2f}",
@@ -232,7 +291,7 @@ def table_rows(entries: list[dict], is_quick: bool) -> list[dict]:
                              if accs else ""),
         "epochs": str(e["epochs"]),
         "epochs run": ",".join(str(r["epochs_run"]) for r in e["runs"]),
-        "wall time per run": f"{statistics.fmean(walls):.0f} s" if walls else "",
+        "wall time per run": _wall_times(e["runs"]),
         "verdict": v, "notes": _notes(e)})
   return out
 
@@ -257,10 +316,12 @@ def write_tables(report: str, rows: list[dict], out_dir: str, note: str) -> tupl
 
 def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
               is_quick: bool = False, heavy: bool = False, workroot: str | None = None,
-              out_dir: str | None = None, tabulate: bool = False) -> dict[str, str]:
+              out_dir: str | None = None, tabulate: bool = False,
+              together: bool = False) -> dict[str, str]:
   """Runs the chosen rows and writes one table per report; returns {report: md path}.
 
   tabulate: run nothing, only rewrite the tables from the finished runs.
+  together: each row's missing seeds train as one vmapped program (see run_row).
   """
   from digitjax.errors import UserError
 
@@ -281,14 +342,16 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
       if row in mine and not tabulate:
         print(f"== {row.id} ({row.config})", flush=True)
       entries.append(run_row(row, seeds, workroot, is_quick, heavy,
-                             read_only=tabulate or row not in mine))
+                             read_only=tabulate or row not in mine, together=together))
     command = (f"python -m experiments.reproduce --report {rep}"
                f"{' --rows ' + rows if rows else ''}"
                f"{'' if tabulate else f' --seeds {seeds}'}"
                f"{' --quick' if is_quick else ''}{' --heavy' if heavy else ''}"
+               f"{' --together' if together else ''}"
                f"{' --tabulate' if tabulate else ''}")
     note = (f"Last written by `{command}` ({time.time() - t0:.0f} s). Rows it did not run "
-            f"were read back from their finished runs under {workroot}/<row>/seed<k>: "
+            f"were read back from their finished runs under {workroot}/<row>/seed<k> "
+            "(or seeds<a>-<b>, seeds trained together): "
             f"`python -m experiments.reproduce --report {rep} --rows <row> --seeds <n>` "
             "re-runs one (the seeds column says how many were run). Figures are accuracies "
             "in percent on the split named in the metric column, read as the report read "
@@ -298,7 +361,9 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
             "that lowered val_loss by more than min_delta), `best val` the best val "
             "accuracy over the epochs. best-ckpt test % is digitjax's own figure, for every "
             "row: the test accuracy of the checkpoint the `best` rule picks (without early "
-            "stopping, the lowest val_loss). Wall time is per seed on a 2-core CPU. "
+            "stopping, the lowest val_loss). Wall time is per run on a 2-core CPU unless a "
+            "device is named; `per N seeds together` is one program training N seeds side "
+            "by side (--together). "
             "Verdict: within one seed std of the published figure is reproduced; above "
             "also meets REPORTS.md's definition (at least the published figure minus the "
             "noise), below does not; rows with fewer than 3 seeds get no verdict yet "
@@ -315,6 +380,8 @@ _QUICK = flags.DEFINE_bool("quick", False, "A few steps of every row on tiny sub
 _HEAVY = flags.DEFINE_bool("heavy", False, "Also run the rows beyond a 2-core CPU.")
 _TABULATE = flags.DEFINE_bool("tabulate", False, "Run nothing: rewrite the tables from "
                               "the finished runs under the workroot.")
+_TOGETHER = flags.DEFINE_bool("together", False, "Train each row's missing seeds as one "
+                              "vmapped program (config.num_seeds): for accelerators.")
 _WORKROOT = flags.DEFINE_string("workroot", None, "Default runs/reproduce[-quick].")
 _OUT = flags.DEFINE_string("out", None, "Where tables go. Default experiments/results "
                            "(--quick: <workroot>/results).")
@@ -330,7 +397,8 @@ def main(argv):
   try:
     seeds = 1 if _QUICK.value and not flags.FLAGS["seeds"].present else _SEEDS.value
     written = reproduce(_REPORT.value, seeds, _ROWS.value, _QUICK.value,
-                        _HEAVY.value, _WORKROOT.value, _OUT.value, _TABULATE.value)
+                        _HEAVY.value, _WORKROOT.value, _OUT.value, _TABULATE.value,
+                        _TOGETHER.value)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -100,6 +100,18 @@ def run_point(configs, workdir: str) -> list[dict]:
   """Per-seed results of one point, training whatever has not finished yet."""
   from digitjax import main
 
+  n = len(configs) if configs[0][0] else configs[0][1].num_seeds
+  layouts = ([os.path.join(workdir, "results.json")],  # seeds vmapped in one program
+             [os.path.join(workdir, f"seed{k}", "results.json") for k in range(n)])
+  for paths in layouts:  # finished in either layout (a GPU vmaps, a CPU does not): done
+    if all(os.path.exists(p) for p in paths):
+      print(f"  {workdir}: done, skipped")
+      per_seed = []
+      for p in paths:
+        with open(p) as f:
+          results = json.load(f)
+        per_seed.extend(results.get("per_seed", [results]))
+      return per_seed
   per_seed = []
   for sub, config in configs:
     wd = os.path.join(workdir, sub) if sub else workdir

@@ -241,3 +241,37 @@ def test_runner_reads_each_figure_the_way_its_report_did(tmp_path):
   assert last["accuracy"] == pytest.approx(98.5) and last["best_checkpoint"] == pytest.approx(98.1)
   assert best["accuracy"] == pytest.approx(98.1)
   assert val["accuracy"] == pytest.approx(74.0)
+
+
+@needs_mnist
+def test_reproduce_together_trains_missing_seeds_as_one_program(tmp_path):
+  """--together: seeds 0-1 in one vmapped program (A1/seeds0-1); asked for 3 seeds later,
+  only seed 2 runs. A seed finished both alone and together counts once."""
+  runs, out = tmp_path / "runs", tmp_path / "results"
+  reproduce.reproduce("A", seeds=2, rows="A1", is_quick=True, workroot=str(runs),
+                      out_dir=str(out), together=True)
+  assert sorted(os.listdir(runs / "A1")) == ["seeds0-1"]
+  config = json.loads((runs / "A1" / "seeds0-1" / "config.json").read_text())
+  assert (config["seed"], config["num_seeds"]) == (0, 2)
+  row = {r["row"]: r for r in _table(out / "A.csv")}["A1"]
+  assert row["seeds"] == "2" and row["epochs run"] == "1,1"
+  assert row["wall time per run"].endswith(" s per 2 seeds together")
+  reproduce.reproduce("A", seeds=3, rows="A1", is_quick=True, workroot=str(runs),
+                      out_dir=str(out), together=True)
+  assert sorted(os.listdir(runs / "A1")) == ["seed2", "seeds0-1"]
+  reproduce.reproduce("A", seeds=1, rows="A1", is_quick=True, workroot=str(runs),
+                      out_dir=str(out))  # seed 0 is done (in seeds0-1): nothing runs
+  assert sorted(os.listdir(runs / "A1")) == ["seed2", "seeds0-1"]
+  read = reproduce.reproduce("A", rows="A1", is_quick=True, workroot=str(runs),
+                             out_dir=str(out), tabulate=True)
+  row = {r["row"]: r for r in _table(out / "A.csv")}["A1"]
+  assert read and row["seeds"] == "3"
+  assert row["wall time per run"].count("; ") == 1  # one figure per program shape
+
+
+def test_wall_time_names_the_device_and_counts_a_program_once():
+  runs = [dict(wall_seconds=100.0, device="cpu", together=1, workdir="a/seed0"),
+          dict(wall_seconds=30.0, device="NVIDIA H200", together=2, workdir="a/seeds1-2"),
+          dict(wall_seconds=30.0, device="NVIDIA H200", together=2, workdir="a/seeds1-2")]
+  assert reproduce._wall_times(runs) == "100 s; 30 s per 2 seeds together on NVIDIA H200"
+  assert reproduce._contiguous([0, 1, 3, 5, 6]) == [[0, 1], [3], [5, 6]]

@@ -20,6 +20,7 @@ from digitjax.errors import UserError
     ("model.dropout", 1.0, r"dropout=1.0 is out of range; it must lie in \[0, 1\)"),
     ("dataset.validation_fraction", 0.0, r"validation_fraction=0.0 is out of range"),
     ("batch_size", 0, r"batch_size=0 is out of range"),
+    ("checkpoint_every_epochs", 0, r"checkpoint_every_epochs=0 is out of range"),
 ])
 def test_validation_names_the_field_and_the_fix(field, value, message):
   errors = config_lib.validate(tiny_config(**{field: value}))

@@ -87,3 +87,23 @@ def test_slurm_script_is_written(tmp_path):
   assert "#SBATCH --nodes=2" in script and "#SBATCH --ntasks-per-node=4" in script
   assert "DIGITJAX_DISTRIBUTED=auto" in script
   assert "srun" in script and "--config=configs/cnn_bn.py --config.seed=3" in script
+
+
+def test_a_point_finished_in_the_other_seed_layout_is_not_trained_again(tmp_path, monkeypatch):
+  """A GPU vmaps a point's seeds (one results.json), a CPU runs seed<k>/ one by one: a
+  sweep resumed on the other machine reads the finished point instead of retraining."""
+  import json
+  from digitjax import main
+
+  monkeypatch.setattr(main, "run", lambda *a, **k: pytest.fail("trained a finished point"))
+  config = config_lib.get_config()
+  config.num_seeds = 2
+  per_seed = [dict(seed=0, test_accuracy=0.9), dict(seed=1, test_accuracy=0.8)]
+  (tmp_path / "vmapped").mkdir()
+  (tmp_path / "vmapped" / "results.json").write_text(json.dumps(dict(per_seed=per_seed)))
+  singles = [(f"seed{k}", config) for k in range(2)]
+  assert sweep_lib.run_point(singles, str(tmp_path / "vmapped")) == per_seed
+  for k in range(2):
+    (tmp_path / "alone" / f"seed{k}").mkdir(parents=True)
+    (tmp_path / "alone" / f"seed{k}" / "results.json").write_text(json.dumps(per_seed[k]))
+  assert sweep_lib.run_point([(None, config)], str(tmp_path / "alone")) == per_seed

@@ -171,3 +171,21 @@ def test_host_batches_start_mid_epoch_and_follow_the_order():
     assert b == 0 and np.asarray(local).shape == (2, 1, 10)
     np.testing.assert_array_equal(np.asarray(bi)[:, 0, 0, 0], order[:, step].reshape(-1))
     np.testing.assert_array_equal(np.asarray(bl), labels[order[:, step].reshape(-1)])
+
+
+def test_checkpoint_every_epochs_saves_less_and_resumes_exactly(tmp_path, monkeypatch):
+  """k=2 over 5 epochs saves after epochs 2, 4 and 5 (the end), not every epoch; a run
+  stopped after epoch 4 and resumed equals the straight one, best checkpoint included."""
+  saved = []
+  save_latest = checkpoints.Checkpoints.save_latest
+  monkeypatch.setattr(checkpoints.Checkpoints, "save_latest",
+                      lambda self, step, state, meta: (saved.append(meta["epoch"]),
+                                                       save_latest(self, step, state, meta)))
+  every = {"checkpoint_every_epochs": 2, "model.dropout": 0.2}
+  straight = main.run(tiny_config(num_epochs=5, **every), str(tmp_path / "straight"))
+  assert saved == [2, 4, 5]
+  main.run(tiny_config(num_epochs=4, **every), str(tmp_path / "resumed"))
+  resumed = main.run(tiny_config(num_epochs=5, **every), str(tmp_path / "resumed"))
+  assert resumed["test_loss"] == straight["test_loss"]  # the best checkpoint's test
+  assert resumed["best_epoch"] == straight["best_epoch"]
+  assert resumed["test_accuracy_last_epoch"] == straight["test_accuracy_last_epoch"]
