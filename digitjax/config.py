@@ -19,7 +19,7 @@ from ml_collections import config_dict
 # Fields that only steer how long / how often a run does things. Changing them does not
 # make a workdir belong to "another config": extending num_epochs and rerunning resumes.
 RUN_CONTROL_FIELDS = ("name", "num_epochs", "checkpoint_every_steps",
-                      "checkpoint_every_epochs", "log_every_steps",
+                      "checkpoint_every_epochs", "log_every_steps", "steps_per_dispatch",
                       "dataset.data_dir", "dataset.download", "dataset.placement")
 
 MONITORS = ("val_loss", "val_accuracy")
@@ -124,6 +124,9 @@ def get_config() -> ml_collections.ConfigDict:
   # runs of hundreds of short epochs where a save per epoch costs as much as training
   c.checkpoint_every_epochs = 1
   c.log_every_steps = 100  # how often the host checks metrics (and non-finite loss)
+  # >1: that many train steps per jitted call (lax.scan), for a GPU whose host launches
+  # small steps slower than the device runs them; data must be on the device
+  c.steps_per_dispatch = 1
   c.on_nonfinite = "stop"  # stop | skip (skip leaves the state as it was for that step)
   return c
 
@@ -241,7 +244,7 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
   boolean("augment.horizontal_flip", config.augment.horizontal_flip)
   in_range("model.input_scale", config.model.input_scale, 0, inf, lo_open=True)
   for path in ("num_seeds", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps",
-               "checkpoint_every_epochs"):
+               "checkpoint_every_epochs", "steps_per_dispatch"):
     in_range(path, config[path], 1, inf, kind=int)
   for path in ("checkpoint_every_steps", "dataset.max_train_examples",
                "dataset.max_test_examples", "dataset.image_size", "dataset.split_seed"):

@@ -213,6 +213,15 @@ class Trainer:
       return mapped(state, all_images, all_labels, order[:, b], keys, active)
 
     self.train_on_order = jax.jit(train_on_order, donate_argnums=0)
+
+    def train_block(state, all_images, all_labels, order, b0, keys, active, n):
+      """Steps b0 .. b0+n-1 of the epoch in one program (lax.scan): one dispatch instead
+      of n, for accelerators whose host cannot launch small steps fast enough."""
+      def body(state, i):
+        return train_on_order(state, all_images, all_labels, order, b0 + i, keys, active)
+      return jax.lax.scan(body, state, jnp.arange(n, dtype=jnp.int32))
+
+    self.train_block = jax.jit(train_block, static_argnames="n", donate_argnums=0)
     self._eval = jax.jit(over_replicas(
         functools.partial(eval_step, model=self.model, config=config), r,
         (0, 0, None, None, None)))
@@ -297,6 +306,11 @@ class Trainer:
   def step(self, state, images, labels, order, b: int, active):
     return self.train_on_order(state, images, labels, order, np.int32(b), self.step_keys,
                                active)
+
+  def steps(self, state, images, labels, order, b: int, n: int, active):
+    """n steps from batch b of the epoch; metrics get a leading axis of n."""
+    return self.train_block(state, images, labels, order, np.int32(b), self.step_keys,
+                            active, n=n)
 
   def plateau_update(self, state: TrainState, values) -> TrainState:
     plateau = self._plateau(state.plateau, jnp.asarray(values, jnp.float32))
@@ -494,37 +508,57 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
         def drain():
           """Pulls pending step metrics to the host; the only sync inside an epoch."""
-          for i, m in pending:
-            m = distributed.to_host(m)
-            for k in range(r):
-              if not meta["active"][k]:
-                continue
-              if not m["finite"][k]:
-                if config.on_nonfinite == "stop":
-                  seed = f" of seed {trainer.seeds[k]}" if r > 1 else ""
-                  raise NonFiniteLoss(
-                      f"non-finite loss or gradient at step {i} (epoch {epoch}, batch "
-                      f"{i - (epoch - 1) * steps_per_epoch}){seed}; training stopped and "
-                      f"the last good checkpoint in {workdir} is kept. Lower the learning "
-                      "rate, or set --config.on_nonfinite=skip to skip such steps.")
-                sums["skipped"][k] += 1
-                continue
-              sums["loss"][k] += float(m["loss"][k])
-              sums["accuracy"][k] += float(m["accuracy"][k])
-              sums["steps"][k] += 1
+          for first, metrics, n in pending:  # n: steps in one dispatch (leading axis)
+            metrics = distributed.to_host(metrics)
+            if not n:
+              tally(first, metrics)
+            for j in range(n):
+              tally(first + j, jax.tree.map(lambda x: x[j], metrics))
           pending.clear()
 
+        def tally(i, m):
+          """Adds step i's metrics (per replica) to the epoch's sums; stops on NaN."""
+          for k in range(r):
+            if not meta["active"][k]:
+              continue
+            if not m["finite"][k]:
+              if config.on_nonfinite == "stop":
+                seed = f" of seed {trainer.seeds[k]}" if r > 1 else ""
+                raise NonFiniteLoss(
+                    f"non-finite loss or gradient at step {i} (epoch {epoch}, batch "
+                    f"{i - (epoch - 1) * steps_per_epoch}){seed}; training stopped and "
+                    f"the last good checkpoint in {workdir} is kept. Lower the learning "
+                    "rate, or set --config.on_nonfinite=skip to skip such steps.")
+              sums["skipped"][k] += 1
+              continue
+            sums["loss"][k] += float(m["loss"][k])
+            sums["accuracy"][k] += float(m["accuracy"][k])
+            sums["steps"][k] += 1
+
         every = config.checkpoint_every_steps
-        for b in range(meta["step_in_epoch"], steps_per_epoch):
-          step_no = (epoch - 1) * steps_per_epoch + b + 1
-          step_data = next(batches) if on_host else (images, labels, order, b)
-          state, m = trainer.step(state, *step_data, active)
-          pending.append((step_no, m))
+        blocks = config.steps_per_dispatch > 1 and not on_host
+        b = meta["step_in_epoch"]
+        while b < steps_per_epoch:
+          first = (epoch - 1) * steps_per_epoch + b + 1
+          if blocks:  # n steps in one jitted scan; a block ends at a checkpoint step
+            n = min(config.steps_per_dispatch, steps_per_epoch - b)
+            if every:
+              n = min(n, every - (first - 1) % every)
+            state, m = trainer.steps(state, images, labels, order, b, n, active)
+            pending.append((first, m, n))
+          else:
+            step_data = next(batches) if on_host else (images, labels, order, b)
+            state, m = trainer.step(state, *step_data, active)
+            pending.append((first, m, 0))
+            n = 1
+          b += n
+          step_no = first + n - 1
           at_checkpoint = bool(every and step_no % every == 0)
-          if len(pending) >= config.log_every_steps or signals.received or at_checkpoint:
+          pending_steps = sum(max(p[2], 1) for p in pending)
+          if pending_steps >= config.log_every_steps or signals.received or at_checkpoint:
             drain()
-          if (signals.received or at_checkpoint) and b + 1 < steps_per_epoch:
-            meta.update(step_in_epoch=b + 1, partial=sums,
+          if (signals.received or at_checkpoint) and b < steps_per_epoch:
+            meta.update(step_in_epoch=b, partial=sums,
                         train_seconds=meta["train_seconds"] + time.time() - t0)
             t0 = time.time()
             save(step_no)

@@ -174,8 +174,9 @@ WHY: dict[str, str] = {
            "98.25; val_loss 0.060, 0.059, 0.056 and still falling; the published test "
            "figure is 98.29 at loss 0.0517), and their checkpoints (86 MB) are over what a "
            "call carries back. The loop is host-bound there (~2 ms per step; the GPU busy "
-           "0-70%). On this CPU, 700 epochs at 77 s is ~15 h per seed: D1-30 is the "
-           "CPU-feasible figure"),
+           "0-70%); the config now runs 100 steps per dispatch for the next GPU lease. On "
+           "this CPU, 700 epochs at 77 s is ~15 h per seed: D1-30 is the CPU-feasible "
+           "figure"),
     "D2": ("as D1: 3 seeds together reached epoch 403 of 700 in one H200 call shared with "
            "D1 (val accuracy 97.48, 97.20, 97.15; published test 97.94 at 700). On this "
            "CPU, 700 epochs at 31 s is ~6 h per seed: D2-30 is the CPU-feasible figure"),

@@ -189,3 +189,16 @@ def test_checkpoint_every_epochs_saves_less_and_resumes_exactly(tmp_path, monkey
   assert resumed["test_loss"] == straight["test_loss"]  # the best checkpoint's test
   assert resumed["best_epoch"] == straight["best_epoch"]
   assert resumed["test_accuracy_last_epoch"] == straight["test_accuracy_last_epoch"]
+
+
+def test_steps_per_dispatch_trains_as_one_step_per_dispatch(tmp_path):
+  """Blocks of 7 steps in one jitted scan (cut at the epoch's end and at checkpoint
+  steps) give the numbers one step per call gives, and the same resumable checkpoints."""
+  strip = lambda d: [{k: v for k, v in json.loads(l).items() if k != "time"}
+                     for l in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+  base = {"model.dropout": 0.2, "num_seeds": 2}
+  one = main.run(tiny_config(**base), str(tmp_path / "one"))
+  blocks = main.run(tiny_config(steps_per_dispatch=7, checkpoint_every_steps=5, **base),
+                    str(tmp_path / "blocks"))
+  assert strip("blocks") == strip("one")
+  assert blocks["test_loss"] == one["test_loss"]
