@@ -37,6 +37,7 @@ ALL_SPECS = ([s for r in "abcde" for s in _variants(r)]
 # Fields the compiled train step does not depend on (the loop, the data split, names).
 LOOP_FIELDS = ("name", "num_epochs", "early_stopping", "reduce_on_plateau", "monitor",
                "eval_batch_size", "log_every_steps", "checkpoint_every_steps",
+               "checkpoint_every_epochs", "steps_per_dispatch",  # same step, see test_train
                "dataset.train_split", "dataset.test_split", "dataset.validation_split",
                "dataset.validation_fraction")
 SHARED_FIELDS = {"_alexnet_": ("optimizer.name",), "_vgg16_": ("optimizer.name",),
