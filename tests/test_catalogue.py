@@ -210,7 +210,7 @@ def test_reproduce_lists_pending_data_and_gpu_rows_without_running(tmp_path):
   assert rows["D3"]["published %"] == "64.69" and rows["D3"]["ours mean %"] == ""
   assert not (tmp_path / "runs").exists()
   # A row with no run says what one seed would cost here; once run, the estimate goes.
-  assert rows["D1-30"]["notes"] == "not run yet: " + catalogue.COST["D1-30"]
+  assert rows["D1-30"]["notes"].endswith("; not run yet: " + catalogue.COST["D1-30"])
   entry = dict(id="D1-30", config="", published=91.78, metric="test", epochs=30,
                weights="last", status="", notes="",
                runs=[dict(seed=0, accuracy=91.6, best_checkpoint=91.6, wall_seconds=1.0,
