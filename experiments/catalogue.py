@@ -169,7 +169,7 @@ WHY: dict[str, str] = {
               "tf.keras's Adadelta (lr 1e-3) is on a slow climb, val accuracy +0.12-0.14 "
               "pts per epoch in the 700-epoch runs (epochs 30-32), so the gap is one epoch "
               "of that climb, against a published figure that is one run"),
-    "D1": ("needs ~13 min on an H200 and a device call is at most 10: 3 seeds trained "
+    "D1": ("needs ~12 min on an H200 and a device call is at most 10: 3 seeds trained "
            "together reached epoch 588 of 700 in one call (val accuracy 98.07, 98.18, "
            "98.25; val_loss 0.060, 0.059, 0.056 and still falling; the published test "
            "figure is 98.29 at loss 0.0517), and their checkpoints (86 MB) are over what a "
