@@ -165,7 +165,8 @@ WHY: dict[str, str] = {
             "restored epochs 17, 17 and 27 (99.35, 99.32, 99.33; seeds 1-2 on an H200). "
             "Under the tf.keras 2 RMSprop rule 2 seeds gave 99.33+-0.07 "
             "(`git show 10db82d:experiments/results/B.md`)"),
-    "D1-30": ("below by 0.14 pts (91.60; 91.76 and 91.56 on an H200): at epoch 30, "
+    "D1-30": ("below by 0.12 pts over 5 seeds (91.60, 91.62, 91.76 on this CPU, seeds 0, "
+              "3, 4; 91.76 and 91.56 on an H200, seeds 1-2): at epoch 30, "
               "tf.keras's Adadelta (lr 1e-3) is on a slow climb, val accuracy +0.12-0.14 "
               "pts per epoch in the 700-epoch runs (epochs 30-32), so the gap is one epoch "
               "of that climb, against a published figure that is one run"),
