@@ -537,7 +537,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
         every = config.checkpoint_every_steps
         blocks = config.steps_per_dispatch > 1 and not on_host
-        b = meta["step_in_epoch"]
+        b, pending_steps = meta["step_in_epoch"], 0
         while b < steps_per_epoch:
           first = (epoch - 1) * steps_per_epoch + b + 1
           if blocks:  # n steps in one jitted scan; a block ends at a checkpoint step
@@ -552,11 +552,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
             pending.append((first, m, 0))
             n = 1
           b += n
+          pending_steps += n
           step_no = first + n - 1
           at_checkpoint = bool(every and step_no % every == 0)
-          pending_steps = sum(max(p[2], 1) for p in pending)
           if pending_steps >= config.log_every_steps or signals.received or at_checkpoint:
             drain()
+            pending_steps = 0
           if (signals.received or at_checkpoint) and b < steps_per_epoch:
             meta.update(step_in_epoch=b, partial=sums,
                         train_seconds=meta["train_seconds"] + time.time() - t0)
