@@ -25,6 +25,7 @@ RUN_CONTROL_FIELDS = ("name", "num_epochs", "checkpoint_every_steps",
 MONITORS = ("val_loss", "val_accuracy")
 PLACEMENTS = ("auto", "device", "host")
 HEADS = ("flatten", "gap")
+PADDINGS = ("valid", "same")  # Keras layers' padding argument
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 ON_NONFINITE = ("stop", "skip")
@@ -75,6 +76,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.first_pool = (2, 2)  # (pool size, stride) of the first max-pooling
   c.model.head = "flatten"  # flatten | gap (GlobalAveragePooling2D) before the dense layers
   c.model.input_scale = 1.0  # multiplies the [0, 1] images; 255 = the raw pixels Keras saw
+  # B4's cnn3_v1: Keras `padding` of its three convs and of its max-poolings (valid | same).
+  c.model.conv_paddings = ("valid", "valid", "valid")
+  c.model.pool_padding = "valid"
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "rmsprop"  # sgd | momentum | nesterov | rmsprop | adam | adadelta | adagrad
@@ -215,6 +219,7 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
   one_of("dataset.placement", config.dataset.placement, PLACEMENTS)
   one_of("on_nonfinite", config.on_nonfinite, ON_NONFINITE)
   one_of("model.head", config.model.head, HEADS)
+  one_of("model.pool_padding", config.model.pool_padding, PADDINGS)
 
   in_range("dataset.validation_fraction", config.dataset.validation_fraction, 0, 1, True, True)
   in_range("model.dropout", config.model.dropout, 0, 1, hi_open=True)
@@ -263,6 +268,12 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
     errors.append(f"config.model.kernel_sizes={tuple(config.model.kernel_sizes)!r} needs one "
                   f"kernel size per conv block of config.model.filters="
                   f"{tuple(config.model.filters)!r}.")
+  paddings = config.model.conv_paddings
+  if (not isinstance(paddings, (tuple, list)) or len(paddings) != 3
+      or not all(p in PADDINGS for p in paddings)):
+    errors.append(f"config.model.conv_paddings={paddings!r} must be three of "
+                  f"{', '.join(PADDINGS)}, one per conv of cnn3_v1, e.g. "
+                  "--config.model.conv_paddings=\"('same','valid','valid')\".")
   if len(config.model.first_pool) != 2:
     errors.append(f"config.model.first_pool={tuple(config.model.first_pool)!r} must be "
                   "(pool size, stride), e.g. (3,2).")

@@ -114,6 +114,10 @@ def test_new_model_fields_are_validated():
   assert len(errors) == 1 and "one kernel size per conv block" in errors[0]
   errors = config_lib.validate(tiny_config(**{"model.input_scale": 0.0}))
   assert len(errors) == 1 and "input_scale=0.0 is out of range" in errors[0]
+  errors = config_lib.validate(tiny_config(**{"model.conv_paddings": ("same", "valid")}))
+  assert len(errors) == 1 and "must be three of valid, same, one per conv" in errors[0]
+  errors = config_lib.validate(tiny_config(**{"model.pool_padding": "full"}))
+  assert len(errors) == 1 and "model.pool_padding='full' is not known" in errors[0]
 
 
 def test_config_json_written_before_a_field_existed_is_the_same_config():

@@ -90,6 +90,31 @@ def test_model_param_counts_match_keras(name, shape, hidden, trainable, total):
   assert f"Total params: {total:,}" in text
 
 
+@pytest.mark.parametrize("conv_paddings,pool_padding,side", [
+    (("same", "valid", "valid"), "valid", 2),  # B4's reading (configs/report_b.py)
+    (("valid", "same", "valid"), "valid", 2),
+    (("valid", "valid", "same"), "valid", 2),
+    (("valid", "valid", "valid"), "same", 2),
+    (("valid", "valid", "valid"), "valid", 1),  # Keras's defaults: not the report's map
+])
+def test_b4_paddings_set_the_map_before_the_dense_layers(conv_paddings, pool_padding, side):
+  c = base.get_config()
+  c.model.name = "cnn3_v1"
+  c.model.conv_paddings, c.model.pool_padding = conv_paddings, pool_padding
+  text, totals = models.summary(models.build(c, 10), (28, 28, 1), "cnn3_v1")
+  assert f"(None, {side}, {side}, 64)" in next(l for l in text.splitlines()
+                                                 if l.startswith("05_max_pool"))
+  # 320 + 9,248 + 18,496 + (side*side*64 + 1) * 128 + 1,290
+  assert totals["trainable"] == 29_354 + (side * side * 64 + 1) * 128
+
+
+def test_b4_config_has_the_reports_2x2_map():
+  from configs import report_b
+  c = report_b.b4_cnn3_v1()
+  text, totals = models.summary(models.build(c, 10), (28, 28, 1), "cnn3_v1")
+  assert "(None, 2, 2, 64)" in text and totals["trainable"] == 62_250
+
+
 def test_summary_lists_layers_in_order_with_shapes():
   c = base.get_config()
   text, _ = models.summary(models.build(c, 10), (28, 28, 1), "cnn_bn")

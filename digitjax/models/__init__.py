@@ -78,10 +78,17 @@ def cnn_single(m, num_classes, impl):
 
 
 def cnn3_v1(m, num_classes, impl):
-  """B4: three (Conv 3x3 -> MP 2) blocks, 2x2 map, D 128 -> D 10."""
+  """B4: three (Conv 3x3 -> MP 2) blocks of 32, 32, 64 filters -> D 128 -> D 10.
+
+  Paddings come from model.conv_paddings and model.pool_padding (Keras's `padding`).
+  Keras's defaults everywhere ('valid') shrink 28 -> 26 -> 13 -> 11 -> 5 -> 3 -> 1, a
+  1x1 map; the report's map before the dense layers is 2x2, which one 'same' conv or
+  'same' pooling gives. configs/report_b.py says which reading B4 takes.
+  """
   layers = []
-  for f in (32, 32, 64):
-    layers += [_conv(f, 3, impl), ("MaxPool", dict(pool_size=2))]
+  for f, padding in zip((32, 32, 64), m.conv_paddings):
+    layers += [_conv(f, 3, impl, padding=padding),
+               ("MaxPool", dict(pool_size=2, padding=m.pool_padding))]
   return layers + [("Flatten", {}), _dense(128), _dense(num_classes, None)]
 
 
