@@ -120,6 +120,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.monitor = "val_loss"  # picks the best checkpoint; drives plateau and early stopping
   c.loss = "cross_entropy"  # cross_entropy | binary_cross_entropy | mse
+  # Standalone Keras 2.2's categorical_crossentropy clipped probabilities to [1e-7, 1-1e-7]
+  # before the log (no gradient outside); 0 = the exact log-softmax of tf.keras 2 / Keras 3.
+  c.loss_clip = 0.0
   c.batch_size = 128
   c.eval_batch_size = 1000
   c.num_epochs = 10
@@ -222,6 +225,10 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
   one_of("model.pool_padding", config.model.pool_padding, PADDINGS)
 
   in_range("dataset.validation_fraction", config.dataset.validation_fraction, 0, 1, True, True)
+  in_range("loss_clip", config.loss_clip, 0, 0.5, hi_open=True)
+  if config.loss_clip and config.loss != "cross_entropy":
+    errors.append(f"config.loss_clip={config.loss_clip!r} applies to cross_entropy only, "
+                  f"not {config.loss!r}; leave it 0.")
   in_range("model.dropout", config.model.dropout, 0, 1, hi_open=True)
   in_range("model.l2", config.model.l2, 0, inf)
   in_range("model.aux_weight", config.model.aux_weight, 0, inf)

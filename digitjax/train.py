@@ -62,7 +62,7 @@ def create_train_state(model, tx, plateau_tx, input_shape, init_key) -> TrainSta
                     opt_state=tx.init(params), plateau=plateau_tx.init(params))
 
 
-def compute_loss(logits, labels, loss: str, output_activation: str):
+def compute_loss(logits, labels, loss: str, output_activation: str, clip: float = 0.0):
   """Per-example loss.
 
   With a softmax output this is the usual softmax cross-entropy. With a sigmoid output
@@ -70,6 +70,9 @@ def compute_loss(logits, labels, loss: str, output_activation: str):
   outputs: normalise them to sum to one, then take -log of the true class.
   binary_cross_entropy is Keras's binary_crossentropy on one-hot targets: each output an
   independent sigmoid, the ten per-class losses averaged (it ignores output_activation).
+  clip > 0 is standalone Keras 2.2's categorical_crossentropy (config.loss_clip): the
+  probabilities are clipped to [clip, 1 - clip] before the log, so an example whose true
+  class has probability below clip (or above 1 - clip) gives no gradient at all.
   """
   onehot = jax.nn.one_hot(labels, logits.shape[-1])
   if loss == "binary_cross_entropy":
@@ -80,6 +83,9 @@ def compute_loss(logits, labels, loss: str, output_activation: str):
   else:
     probs = jax.nn.sigmoid(logits)
     log_probs = jax.nn.log_sigmoid(logits) - jnp.log(probs.sum(-1, keepdims=True))
+  if loss == "cross_entropy" and clip:
+    probs = probs if output_activation == "softmax" else jnp.exp(log_probs)
+    return -(onehot * jnp.log(jnp.clip(probs, clip, 1.0 - clip))).sum(-1)
   if loss == "cross_entropy":
     return -(onehot * log_probs).sum(-1)
   return jnp.square(onehot - probs).mean(-1)
@@ -102,7 +108,8 @@ def train_step(state: TrainState, images, labels, key, *, model, tx, config,
         {"params": params, "batch_stats": state.batch_stats}, x, train=True,
         rngs={"dropout": dropout_key}, mutable=["batch_stats", "losses", "aux"])
     per_example = lambda out: compute_loss(out, labels, config.loss,
-                                           config.model.output_activation).mean()
+                                           config.model.output_activation,
+                                           config.loss_clip).mean()
     data_loss = per_example(logits)
     # Auxiliary heads (GoogLeNet) sow their logits into 'aux' in training only; their
     # losses join the objective with weight model.aux_weight, and are absent in eval.
@@ -132,7 +139,8 @@ def eval_step(params, batch_stats, images, labels, mask, *, model, config):
   """Sums of loss and correct predictions over the unmasked examples, and predictions."""
   logits = model.apply({"params": params, "batch_stats": batch_stats}, to_float(images),
                        train=False)
-  loss = compute_loss(logits, labels, config.loss, config.model.output_activation)
+  loss = compute_loss(logits, labels, config.loss, config.model.output_activation,
+                      config.loss_clip)
   preds = logits.argmax(-1)
   return dict(loss=(loss * mask).sum(), correct=((preds == labels) * mask).sum(),
               count=mask.sum()), preds

@@ -116,6 +116,8 @@ def test_new_model_fields_are_validated():
   assert len(errors) == 1 and "input_scale=0.0 is out of range" in errors[0]
   errors = config_lib.validate(tiny_config(**{"model.conv_paddings": ("same", "valid")}))
   assert len(errors) == 1 and "must be three of valid, same, one per conv" in errors[0]
+  errors = config_lib.validate(tiny_config(**{"loss": "mse", "loss_clip": 1e-7}))
+  assert len(errors) == 1 and "loss_clip=1e-07 applies to cross_entropy only" in errors[0]
   errors = config_lib.validate(tiny_config(**{"model.pool_padding": "full"}))
   assert len(errors) == 1 and "model.pool_padding='full' is not known" in errors[0]
 

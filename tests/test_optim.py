@@ -67,6 +67,25 @@ def test_sigmoid_cross_entropy_is_keras_normalised_sigmoid():
   np.testing.assert_allclose(mse[0], jnp.mean((jnp.array([0, 0, 1.0]) - p) ** 2), rtol=1e-6)
 
 
+def test_loss_clip_is_keras_22_clipped_cross_entropy():
+  """Clipped like Keras 2.2: the same loss inside [clip, 1 - clip], no gradient outside."""
+  logits = jnp.array([[2.0, -1.0, 0.5], [30.0, 0.0, 0.0]])
+  labels = jnp.array([2, 1])  # the second example's true class has probability ~1e-13
+  exact = train.compute_loss(logits, labels, "cross_entropy", "softmax")
+  clipped = train.compute_loss(logits, labels, "cross_entropy", "softmax", clip=1e-7)
+  np.testing.assert_allclose(clipped[0], exact[0], rtol=1e-6)
+  np.testing.assert_allclose(clipped[1], -np.log(np.float32(1e-7)), rtol=1e-6)
+  assert exact[1] > 29
+  grad = jax.grad(lambda l: train.compute_loss(l, labels, "cross_entropy", "softmax",
+                                               clip=1e-7).sum())(logits)
+  np.testing.assert_allclose(grad[1], 0.0)
+  np.testing.assert_allclose(grad[0], jax.nn.softmax(logits[0]) - jnp.array([0, 0, 1.0]),
+                             rtol=1e-5)
+  sig = train.compute_loss(logits[:1], labels[:1], "cross_entropy", "sigmoid", clip=1e-7)
+  np.testing.assert_allclose(
+      sig, train.compute_loss(logits[:1], labels[:1], "cross_entropy", "sigmoid"), rtol=1e-6)
+
+
 @needs_mnist
 def test_early_stopping_stops_and_tests_the_best_epoch(tmp_path):
   # An lr that overfits fast on 2k images: val_loss rises soon after its minimum.
