@@ -15,6 +15,7 @@ from digitjax import config as base
 def _report_d(name, model, dataset, optimizer, epochs):
   c = base.get_config()
   c.name = f"report_d/{name}"
+  c.steps_per_dispatch = 100  # bit-exact; 1.3-1.6x faster epochs here (README, Speed)
   c.model.name = model
   c.dataset.name = dataset
   c.dataset.validation_fraction = 0.1 if dataset == "mnist" else 0.2
@@ -29,7 +30,6 @@ def d1_net1():
   epochs. Published test 98.29% (loss 0.0517)."""
   c = _report_d("d1_net1", "net1", "mnist", "adadelta", 700)
   c.checkpoint_every_epochs = 10  # 700 short epochs: a save per epoch costs as much as one
-  c.steps_per_dispatch = 100  # a GPU's host launches these small steps slower than it runs them
   return c
 
 
@@ -43,7 +43,6 @@ def d2_net2():
   Published test 97.94%."""
   c = _report_d("d2_net2", "net2", "mnist", "adadelta", 700)
   c.checkpoint_every_epochs = 10  # as D1
-  c.steps_per_dispatch = 100
   return c
 
 

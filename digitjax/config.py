@@ -131,8 +131,10 @@ def get_config() -> ml_collections.ConfigDict:
   # runs of hundreds of short epochs where a save per epoch costs as much as training
   c.checkpoint_every_epochs = 1
   c.log_every_steps = 100  # how often the host checks metrics (and non-finite loss)
-  # >1: that many train steps per jitted call (lax.scan), for a GPU whose host launches
-  # small steps slower than the device runs them; data must be on the device
+  # >1: that many train steps per jitted call (lax.scan), bit-exact; faster where the
+  # host launches small steps slower than the device runs them, and on XLA:CPU (README,
+  # Speed). SIGTERM is answered between blocks, so keep 1 for seconds-long steps. Data
+  # must be on the device.
   c.steps_per_dispatch = 1
   c.on_nonfinite = "stop"  # stop | skip (skip leaves the state as it was for that step)
   return c

@@ -197,7 +197,10 @@ WHY: dict[str, str] = {
            "figure"),
     "D2": ("as D1: 3 seeds together reached epoch 403 of 700 in one H200 call shared with "
            "D1 (val accuracy 97.48, 97.20, 97.15; published test 97.94 at 700). On this "
-           "CPU, 700 epochs at 31 s is ~6 h per seed: D2-30 is the CPU-feasible figure"),
+           "CPU an epoch takes 17-18 s (100 steps per dispatch), so 700 epochs are ~3.5 h "
+           "per seed: D2-30 is the CPU-feasible figure, and seed 0 trains here a session "
+           "at a time (`python -m experiments.reproduce --report D --rows D2 --heavy "
+           "--seeds 1` resumes it)"),
 }
 
 # What one seed of a row costs on this 2-core CPU, shown in the notes while it has no run.
