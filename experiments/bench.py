@@ -136,8 +136,12 @@ def counted_flops(trainer) -> float:
   return 6.0 * macs
 
 
-def bench_flax(name, config, images, labels, steps, repeats):
-  """Compile time, FLOPs/sample, and median epoch seconds of the digitjax train step."""
+def bench_flax(name, config, images, labels, steps, repeats, dispatch=1):
+  """Compile time, FLOPs/sample, and median epoch seconds of the digitjax train step.
+
+  dispatch > 1 times what `config.steps_per_dispatch` makes the trainer run: blocks of
+  that many steps in one jitted lax.scan (`Trainer.train_block`) instead of one call per
+  step; compile_s and the FLOPs stay those of the single step."""
   bs = config.batch_size
   full = len(labels) // bs
   k = min(steps or full, full)
@@ -155,10 +159,16 @@ def bench_flax(name, config, images, labels, steps, repeats):
   xla_flops = float(cost.get("flops", 0.0)) / bs
   flops = counted_flops(trainer)
 
+  n = max(1, min(dispatch, k))
+
   def epoch(state, e):
     order = trainer.epoch_order(e, len(labels), bs)
-    for b in range(k):
-      state, metrics = step(state, images, labels, order, np.int32(b), keys, active)
+    for b in range(0, k, n):
+      if n == 1:
+        state, metrics = step(state, images, labels, order, np.int32(b), keys, active)
+      else:
+        state, metrics = trainer.train_block(state, images, labels, order, np.int32(b), keys,
+                                             active, n=min(n, k - b))
     jax.block_until_ready((state, metrics))  # the only sync: async dispatch in between
     return state
 
@@ -170,7 +180,7 @@ def bench_flax(name, config, images, labels, steps, repeats):
     times.append(time.perf_counter() - t0)
   scale = full / k
   epoch_s = float(np.median(times)) * scale
-  return dict(model=name, compile_s=compile_s, epoch_s=epoch_s, scaled=k < full,
+  return dict(model=name, dispatch=n, compile_s=compile_s, epoch_s=epoch_s, scaled=k < full,
               steps_timed=k, epoch_times=[t * scale for t in times],
               samples_per_s=full * bs / epoch_s, flops_per_sample=flops,
               xla_flops_per_sample=xla_flops, gflops=flops * full * bs / epoch_s / 1e9,
@@ -232,6 +242,9 @@ def main(argv=None):
   p.add_argument("--torch-threads", type=int, default=0, help="0: PyTorch's default")
   p.add_argument("--reference-layers", action="store_true",
                  help="also time cnn_bn/keras_cnn with nn.max_pool and nn.Dropout")
+  p.add_argument("--dispatch", type=int, default=1,
+                 help="also time each model with this many steps per jitted call "
+                      "(config.steps_per_dispatch); 1: skip")
   p.add_argument("--seeds", type=int, default=8, help="K for the vmapped-seeds table (0: skip)")
   p.add_argument("--seed-steps", type=int, default=100)
   p.add_argument("--out", default="runs/bench/bench.json")
@@ -252,6 +265,11 @@ def main(argv=None):
                          a.repeats)
       ref["model"] = f"{name} (reference layers)"
       rows.append(ref)
+    if a.dispatch > 1:
+      blocks = bench_flax(name, model_config(name, a.batch), images, labels, a.steps,
+                          a.repeats, dispatch=a.dispatch)
+      blocks["model"] = f"{name} ({blocks['dispatch']} per dispatch)"
+      rows.append(blocks)
     if a.compare:
       steps, full = row["steps_timed"], len(labels) // a.batch
       if compare.torch_available():
@@ -276,6 +294,13 @@ def main(argv=None):
       print(f"{name}: digitjax layers {ratios[name]:.2f}x faster than the reference "
             "layers (nn.max_pool, nn.Dropout, no fusion boundary)")
   results["layer_speedups"] = ratios
+  for row in rows:
+    if row.get("dispatch", 1) > 1:
+      one = next(x for x in rows if x["model"] == row["model"].split(" (")[0])
+      results.setdefault("dispatch_speedups", {})[one["model"]] = s = (
+          one["epoch_s"] / row["epoch_s"])
+      print(f"{one['model']}: {row['dispatch']} steps per dispatch {s:.2f}x faster than one "
+            "step per call")
 
   if a.seeds:
     results["seeds"] = []

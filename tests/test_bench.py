@@ -32,3 +32,18 @@ def test_counted_flops_match_the_published_counts():
            for n in ("keras_mlp", "keras_cnn")}
   assert flops["keras_mlp"] == pytest.approx(4.01e6, rel=1e-3)   # ../shared/BENCHMARKS.md
   assert flops["keras_cnn"] == pytest.approx(71.95e6, rel=1e-3)
+
+
+def test_bench_times_blocks_of_steps_per_dispatch(tmp_path):
+  """--dispatch K adds a row timed the way config.steps_per_dispatch=K trains (blocks of
+  K steps in one lax.scan, the last block shorter) and its speed ratio to one per call."""
+  out = tmp_path / "bench.json"
+  r = bench.main(["--models", "keras_mlp", "--steps", "6", "--repeats", "1", "--seeds", "0",
+                  "--dispatch", "4", "--out", str(out)])
+  models = [row["model"] for row in r["rows"]]
+  assert models == ["keras_mlp", "keras_mlp (4 per dispatch)"]
+  assert [row["dispatch"] for row in r["rows"]] == [1, 4]
+  assert all(row["epoch_s"] > 0 and row["steps_timed"] == 6 for row in r["rows"])
+  assert r["dispatch_speedups"]["keras_mlp"] == pytest.approx(
+      r["rows"][0]["epoch_s"] / r["rows"][1]["epoch_s"])
+  assert out.exists()
