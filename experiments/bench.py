@@ -254,7 +254,7 @@ def main(argv=None):
   results = dict(argv=vars(a), backend=jax.default_backend(), devices=str(jax.devices()),
                  cpu_count=os.cpu_count(), machine=platform.machine(), jax=jax.__version__)
   peak_before = matmul_peak()
-  rows = []
+  rows, dispatch_speedups = [], {}
   for name in a.models.split(","):
     print(f"timing {name} ...", flush=True)
     row = bench_flax(name, model_config(name, a.batch), images, labels, a.steps, a.repeats)
@@ -270,6 +270,7 @@ def main(argv=None):
                           a.repeats, dispatch=a.dispatch)
       blocks["model"] = f"{name} ({blocks['dispatch']} per dispatch)"
       rows.append(blocks)
+      dispatch_speedups[name] = (blocks["dispatch"], row["epoch_s"] / blocks["epoch_s"])
     if a.compare:
       steps, full = row["steps_timed"], len(labels) // a.batch
       if compare.torch_available():
@@ -294,13 +295,10 @@ def main(argv=None):
       print(f"{name}: digitjax layers {ratios[name]:.2f}x faster than the reference "
             "layers (nn.max_pool, nn.Dropout, no fusion boundary)")
   results["layer_speedups"] = ratios
-  for row in rows:
-    if row.get("dispatch", 1) > 1:
-      one = next(x for x in rows if x["model"] == row["model"].split(" (")[0])
-      results.setdefault("dispatch_speedups", {})[one["model"]] = s = (
-          one["epoch_s"] / row["epoch_s"])
-      print(f"{one['model']}: {row['dispatch']} steps per dispatch {s:.2f}x faster than one "
-            "step per call")
+  for name, (n, speedup) in dispatch_speedups.items():
+    print(f"{name}: {n} steps per dispatch {speedup:.2f}x faster than one step per call")
+  if dispatch_speedups:
+    results["dispatch_speedups"] = {name: s for name, (_, s) in dispatch_speedups.items()}
 
   if a.seeds:
     results["seeds"] = []
