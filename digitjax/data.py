@@ -82,25 +82,36 @@ def _online() -> bool:
     return False
 
 
+def _tfds_builder(name: str, data_dir: str | None):
+  """(tfds.builder, whether it is prepared), without TFDS's warning for an absent dataset
+  ("Variant folder ... has no dataset_info.json"): the callers say it once, in words."""
+  import tensorflow_datasets as tfds
+  from absl import logging
+
+  level = logging.get_verbosity()
+  logging.set_verbosity(logging.ERROR)
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+    return builder, builder.is_prepared()
+  finally:
+    logging.set_verbosity(level)
+
+
 def is_prepared(config) -> bool:
   """Whether config's dataset is prepared locally (never downloads, never raises): the
   reproduce runner lists rows without data as pending instead of running them."""
-  import tensorflow_datasets as tfds
-
   data_dir = config.dataset.data_dir or os.environ.get("TFDS_DATA_DIR") or None
   try:
-    return tfds.builder(config.dataset.name, data_dir=data_dir).is_prepared()
+    return _tfds_builder(config.dataset.name, data_dir)[1]
   except Exception:  # an unreadable folder means "not prepared" here, not a crash
     return False
 
 
 def _builder(config):
-  import tensorflow_datasets as tfds  # heavy import, only when data is needed
-
   name = config.dataset.name
   data_dir = _data_dir(config)
-  builder = tfds.builder(name, data_dir=data_dir)
-  if builder.is_prepared():
+  builder, prepared = _tfds_builder(name, data_dir)  # imports TFDS: only when needed
+  if prepared:
     return builder
   where = data_dir or "the TFDS default folder"
   if not config.dataset.download:

@@ -42,10 +42,13 @@ def test_default_and_flagship_configs_are_valid():
   assert config_lib.validate(config_lib.get_config()) == []
 
 
-def test_missing_dataset_offline_names_tfds_data_dir(tmp_path):
+def test_missing_dataset_offline_names_tfds_data_dir(tmp_path, caplog):
   c = tiny_config(**{"dataset.data_dir": str(tmp_path)})
-  with pytest.raises(UserError, match="not prepared.*TFDS_DATA_DIR"):
+  with caplog.at_level("WARNING"), pytest.raises(UserError, match="not prepared.*TFDS_DATA_DIR"):
     data.load_train_val(c)
+  assert not data.is_prepared(c)
+  # One message, ours: not TFDS's "Variant folder ... has no dataset_info.json" before it.
+  assert "dataset_info" not in caplog.text
 
 
 def test_data_dir_that_does_not_exist(tmp_path):
