@@ -1,18 +1,22 @@
-"""cnn_bn_plus: the flagship (B6) with ImageDataGenerator-style augmentation.
+"""cnn_bn_plus: the flagship (B6) with augmentation and today's Keras RMSprop.
 
   python -m digitjax.main --config=configs/cnn_bn_plus.py
 
 Not a report row: an improvement on configs/cnn_bn.py, kept apart so the faithful config
-stays faithful. Everything is B6's (same model, RMSprop, batch 64, 30 epochs, plateau
-schedule, 54k/6k/10k split, noise std 0.1) plus random rotations up to 10 degrees, zoom
-0.9-1.1 and shifts up to 10% of the width and height: the usual MNIST values, the ones
-B2a reads for "small rotations and zoom", plus shifts. B6 ends with train accuracy near
-99.5% and val_loss flat from about epoch 15: distorting the digits is the cheapest
-regulariser that keeps its 234,026 parameters and 30 epochs. The README's Results
-section has the measured runs: under B6's RMSprop rule (standalone Keras 2.2's), 3
-seeds on an H200 gave 99.48% (best checkpoint and last epoch alike) against the faithful
-config's 99.44% / 99.41% on the same seeds: a gain inside the seed noise. Under the
-earlier rule (epsilon inside the root) 2 CPU seeds gave 99.545% against 99.385%.
+stays faithful. Same model (234,026 parameters), batch 64, 30 epochs, plateau schedule,
+54k/6k/10k split and noise std 0.1 as B6, plus two changes:
+- random rotations up to 10 degrees, zoom 0.9-1.1 and shifts up to 10% of the width and
+  height, drawn inside the jitted step: the usual MNIST values (B2a's "small rotations
+  and zoom", plus shifts). B6 ends with train accuracy near 99.5% and val_loss flat from
+  about epoch 15; distorting the digits is the cheapest regulariser that keeps the model
+  and the 30 epochs.
+- RMSprop as tf.keras 2 and Keras 3 have it, epsilon inside the square root
+  (`optimizer.eps_in_sqrt=True`, optax's default), instead of the standalone Keras 2.2
+  rule the faithful B6 needs. Chosen on validation loss: with the augmentation, 3 seeds
+  ended at best val_loss 0.0181-0.0195 under this rule against 0.0187-0.0213 under
+  Keras 2.2's (the same seeds).
+The README's Results section has the measured runs (3 seeds: 99.55% from the best
+checkpoint, 99.51% after the last epoch) and the Keras 2.2 rule's figures.
 """
 from digitjax import config as base
 
@@ -20,6 +24,7 @@ from digitjax import config as base
 def get_config():
   c = base.from_file("cnn_bn.py", beside=__file__)
   c.name = "cnn_bn_plus"
+  c.optimizer.eps_in_sqrt = True
   c.augment.rotation_range = 10.0
   c.augment.zoom_range = 0.1
   c.augment.width_shift_range = 0.1

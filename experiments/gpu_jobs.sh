@@ -1,7 +1,8 @@
 #!/bin/bash
 # Run several digitjax jobs side by side on a lent GPU machine that has JAX but neither
 # TensorFlow nor this project's other pure-Python dependencies (how B6a, seeds 1-2 of B2a,
-# B6b, B6c, C3, D1-30, cnn_bn_plus and the B6 readings sweep were measured, 2026-11-23).
+# B6b, B6c, C3, D1-30, cnn_bn_plus (Keras 2.2's RMSprop) and the B6 readings sweep were
+# measured, 2026-11-23).
 #
 # Prepare here, in the repository root (.gpu/ is ignored through .git/info/exclude):
 #   echo /.gpu/ >> .git/info/exclude
