@@ -1,0 +1,141 @@
+"""Train a report row in Keras itself (Keras 3 on JAX), to ask whether Keras meets its figure.
+
+  python -m experiments.keras_check --row B3 --seeds 3
+  python -m experiments.keras_check --row B3 --seeds 3 --validation-split test   # the report's way
+
+When digitjax misses a published figure, the first question is whether Keras, given the
+same layers, optimizer, batch size and data, misses it too. This script answers it for
+the rows transcribed in KERAS_MODELS: the row's digitjax config supplies the optimizer,
+learning rate, momentum, batch size, epochs and the data splits (digitjax.data, so the
+same images in the same 54k/6k/10k split), and Keras trains with its own initialisers,
+shuffling, loss (clipped cross-entropy) and optimizer code. It prints the last epoch's
+train accuracy (Keras's running average, as the reports quote it), val and test accuracy
+per seed, the best test accuracy over the epochs, and mean ± std; `--out` writes JSON.
+
+Keras 3's RMSprop puts epsilon inside the square root (tf.keras 2's rule, not standalone
+Keras 2.2's), so only rows whose optimizer does not depend on that rule compare exactly.
+Keras comes with tensorflow (the same install as digitjax); this file sets
+KERAS_BACKEND=jax before importing it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+
+def _b3(keras, num_classes):
+  """B3: Conv 32 3x3 (relu) -> MP 2 -> D 10 softmax, as Keras code writes it."""
+  L = keras.layers
+  return keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"),
+                           L.MaxPooling2D(2), L.Flatten(),
+                           L.Dense(num_classes, activation="softmax")])
+
+
+KERAS_MODELS = {"B3": _b3}
+
+
+def _optimizer(keras, config):
+  from digitjax import optim
+
+  lr, o = optim.learning_rate(config), config.optimizer
+  makers = {
+      "sgd": lambda: keras.optimizers.SGD(lr, momentum=o.momentum),
+      "momentum": lambda: keras.optimizers.SGD(lr, momentum=o.momentum or 0.9),
+      "nesterov": lambda: keras.optimizers.SGD(lr, momentum=o.momentum or 0.9, nesterov=True),
+      "rmsprop": lambda: keras.optimizers.RMSprop(lr),
+      "adam": lambda: keras.optimizers.Adam(lr),
+      "adadelta": lambda: keras.optimizers.Adadelta(lr),
+  }
+  return makers[o.name]()
+
+
+def load_row(row_id: str, limit: int = 0, validation_split: str | None = None):
+  """(row, config, ((x, y), (x_val, y_val), (x_test, y_test))): digitjax's splits of the
+  row's dataset, images as float32 in [0, 1] as Keras code scales them."""
+  import numpy as np
+
+  from digitjax import data
+  from experiments import catalogue
+
+  (row,) = catalogue.rows("all", row_id)
+  config = catalogue.load_config(row.config)
+  with config.unlocked():
+    if validation_split:
+      config.dataset.validation_split = validation_split
+    if limit:
+      config.dataset.max_train_examples = limit
+      config.dataset.max_test_examples = limit
+  train, val = data.load_train_val(config)
+  scale = lambda s: (s.images.astype(np.float32) / 255.0, s.labels)
+  return row, config, (scale(train), scale(val), scale(data.load_test(config)))
+
+
+def train_row(row, config, splits, seed: int, epochs: int = 0) -> dict:
+  """One Keras run of a row; figures are fractions, as Keras's history holds them."""
+  import keras
+
+  (x, y), (xv, yv), (xt, yt) = splits
+  keras.utils.set_random_seed(seed)
+  model = KERAS_MODELS[row.id](keras, int(max(y.max(), yt.max())) + 1)
+  model.compile(optimizer=_optimizer(keras, config), loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"])
+  test_curve = []  # test accuracy after every epoch: what early stopping could have kept
+  evaluate = lambda epoch, logs: test_curve.append(
+      float(model.evaluate(xt, yt, batch_size=1000, verbose=0)[1]))
+  start = time.time()
+  history = model.fit(x, y, batch_size=config.batch_size, epochs=epochs or config.num_epochs,
+                      validation_data=(xv, yv), shuffle=True, verbose=0,
+                      callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=evaluate)])
+  h = history.history
+  return dict(row=row.id, seed=seed, keras=keras.__version__, backend=keras.backend.backend(),
+              epochs=len(h["loss"]), train_accuracy=h["accuracy"][-1],
+              val_accuracy=h["val_accuracy"][-1], test_accuracy=test_curve[-1],
+              best_test_accuracy=max(test_curve), test_curve=test_curve,
+              train_examples=len(y), val_examples=len(yv), seconds=time.time() - start)
+
+
+def _mean_std(values):
+  return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--row", required=True, help=f"one of {', '.join(KERAS_MODELS)}")
+  p.add_argument("--seeds", type=int, default=3)
+  p.add_argument("--first-seed", type=int, default=0)
+  p.add_argument("--epochs", type=int, default=0, help="0: the config's")
+  p.add_argument("--limit", type=int, default=0, help="at most this many train/test images")
+  p.add_argument("--validation-split", default=None,
+                 help="a TFDS split as the val set, e.g. test (report B's way for B1-B4)")
+  p.add_argument("--out", default="")
+  args = p.parse_args(argv)
+  if args.row not in KERAS_MODELS:
+    print(f"error: no Keras transcription of row {args.row!r}; rows: "
+          f"{', '.join(KERAS_MODELS)} (add one to KERAS_MODELS).", file=sys.stderr)
+    return 2
+  row, config, splits = load_row(args.row, args.limit, args.validation_split)
+  runs = []
+  for seed in range(args.first_seed, args.first_seed + args.seeds):
+    r = train_row(row, config, splits, seed, args.epochs)
+    runs.append(r)
+    print(f"{r['row']} seed {seed}: train {100 * r['train_accuracy']:.2f}%  val "
+          f"{100 * r['val_accuracy']:.2f}%  test {100 * r['test_accuracy']:.2f}%  best epoch's "
+          f"test {100 * r['best_test_accuracy']:.2f}%  ({r['epochs']} epochs, "
+          f"{r['seconds']:.0f} s, Keras {r['keras']} on {r['backend']})", flush=True)
+  for key in ("train_accuracy", "test_accuracy", "best_test_accuracy"):
+    m, s = _mean_std([100 * r[key] for r in runs])
+    print(f"{key}: {m:.2f} +- {s:.2f} ({len(runs)} seeds)")
+  if args.out:
+    with open(args.out, "w") as f:
+      json.dump(dict(argv=vars(args), runs=runs), f, indent=1)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

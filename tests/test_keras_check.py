@@ -1,0 +1,25 @@
+"""experiments/keras_check.py: a report row trained in Keras itself, on digitjax's splits."""
+import pytest
+
+from conftest import needs_mnist
+from experiments import keras_check
+
+
+@needs_mnist
+def test_keras_trains_b3_on_the_rows_splits_and_repeats_itself():
+  row, config, splits = keras_check.load_row("B3", limit=2000)
+  (x, y), (xv, _), (xt, _) = splits
+  assert x.shape[1:] == (28, 28, 1) and 0.0 <= x.min() and x.max() <= 1.0
+  assert len(y) + len(xv) == 2000 and len(xt) == 2000  # the config's 10% val, carved out
+  a = keras_check.train_row(row, config, splits, seed=0, epochs=2)
+  b = keras_check.train_row(row, config, splits, seed=0, epochs=2)
+  assert a["epochs"] == 2 and len(a["test_curve"]) == 2
+  assert a["test_accuracy"] > 0.85  # it learns: chance is 0.10
+  assert a["best_test_accuracy"] == max(a["test_curve"])
+  assert {k: a[k] for k in ("train_accuracy", "val_accuracy", "test_curve")} == \
+         {k: b[k] for k in ("train_accuracy", "val_accuracy", "test_curve")}
+
+
+def test_unknown_row_is_one_line(capsys):
+  assert keras_check.main(["--row", "B4"]) == 2
+  assert "no Keras transcription of row 'B4'; rows: B3" in capsys.readouterr().err
