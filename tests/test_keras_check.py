@@ -20,6 +20,19 @@ def test_keras_trains_b3_on_the_rows_splits_and_repeats_itself():
          {k: b[k] for k in ("train_accuracy", "val_accuracy", "test_curve")}
 
 
+@needs_mnist
+def test_a1_sigmoid_perceptron_with_early_stopping_learns():
+  row, config, splits = keras_check.load_row("A1", limit=2000)
+  assert config.early_stopping.enabled  # report A's EarlyStopping(patience 5) goes along
+  r = keras_check.train_row(row, config, splits, seed=0, epochs=6)
+  assert r["epochs"] == 6  # val_loss still falls: no early stop yet
+  # It learns, slowly (SGD lr 0.01, 84 steps): 0.16 after one epoch, ~0.40 after six.
+  assert r["test_curve"][-1] > r["test_curve"][0] + 0.1 and r["test_accuracy"] > 0.3
+  with config.unlocked():  # no epoch can lower val_loss by 10: Keras stops after epoch 2
+    config.early_stopping.patience, config.early_stopping.min_delta = 0, 10.0
+  assert keras_check.train_row(row, config, splits, seed=0, epochs=6)["epochs"] == 2
+
+
 def test_unknown_row_is_one_line(capsys):
   assert keras_check.main(["--row", "B4"]) == 2
-  assert "no Keras transcription of row 'B4'; rows: B3" in capsys.readouterr().err
+  assert "no Keras transcription of row 'B4'; rows: A1, B3" in capsys.readouterr().err
