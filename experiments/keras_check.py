@@ -30,7 +30,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
-def _b3(keras, num_classes):
+def _b3(keras, num_classes, m):
   """B3: Conv 32 3x3 (relu) -> MP 2 -> D 10 softmax, as Keras code writes it."""
   L = keras.layers
   return keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"),
@@ -38,14 +38,27 @@ def _b3(keras, num_classes):
                            L.Dense(num_classes, activation="softmax")])
 
 
-def _a1(keras, num_classes):
+def _a1(keras, num_classes, m):
   """A1: 784 -> D 10 sigmoid; categorical cross-entropy then normalises the sigmoids."""
   L = keras.layers
   return keras.Sequential([keras.Input((28, 28, 1)), L.Flatten(),
                            L.Dense(num_classes, activation="sigmoid")])
 
 
-KERAS_MODELS = {"A1": _a1, "B3": _b3}
+def _b5(keras, num_classes, m):
+  """B5: Conv 16 3x3 / 32 2x2 / 64 1x1, 'same', each + MP 2 -> D 128 -> Drop -> D 10;
+  the dropout rate is the config's (the report does not give it)."""
+  L = keras.layers
+  layers = [keras.Input((28, 28, 1))]
+  for filters, k in ((16, 3), (32, 2), (64, 1)):
+    layers += [L.Conv2D(filters, k, padding="same", activation="relu"), L.MaxPooling2D(2)]
+  return keras.Sequential(layers + [L.Flatten(), L.Dense(128, activation="relu"),
+                                    L.Dropout(m.dropout),
+                                    L.Dense(num_classes, activation="softmax")])
+
+
+# Row -> (keras, num_classes, config.model) -> the row's model as Keras code builds it.
+KERAS_MODELS = {"A1": _a1, "B3": _b3, "B5": _b5}
 
 
 def _optimizer(keras, config):
@@ -94,7 +107,7 @@ def train_row(row, config, splits, seed: int, epochs: int = 0) -> dict:
   # sigmoid output, A1's, Keras normalises the outputs to sum to one before the log).
   y, yv, yt = (keras.utils.to_categorical(a, num_classes) for a in (y, yv, yt))
   keras.utils.set_random_seed(seed)
-  model = KERAS_MODELS[row.id](keras, num_classes)
+  model = KERAS_MODELS[row.id](keras, num_classes, config.model)
   model.compile(optimizer=_optimizer(keras, config), loss="categorical_crossentropy",
                 metrics=["accuracy"])
   test_curve = []  # test accuracy after every epoch: what early stopping could have kept
@@ -138,6 +151,10 @@ def main(argv=None):
           f"{', '.join(KERAS_MODELS)} (add one to KERAS_MODELS).", file=sys.stderr)
     return 2
   row, config, splits = load_row(args.row, args.limit, args.validation_split)
+  if config.optimizer.name == "rmsprop" and not config.optimizer.eps_in_sqrt:
+    print(f"note: {row.config} uses standalone Keras 2.2's RMSprop (epsilon outside the "
+          "root); Keras 3 puts it inside: compare with digitjax's "
+          "--config.optimizer.eps_in_sqrt=True.", flush=True)
   runs = []
   for seed in range(args.first_seed, args.first_seed + args.seeds):
     r = train_row(row, config, splits, seed, args.epochs)
