@@ -30,19 +30,19 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
+def _a1(keras, num_classes, m):
+  """A1: 784 -> D 10 sigmoid; categorical cross-entropy then normalises the sigmoids."""
+  L = keras.layers
+  return keras.Sequential([keras.Input((28, 28, 1)), L.Flatten(),
+                           L.Dense(num_classes, activation="sigmoid")])
+
+
 def _b3(keras, num_classes, m):
   """B3: Conv 32 3x3 (relu) -> MP 2 -> D 10 softmax, as Keras code writes it."""
   L = keras.layers
   return keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"),
                            L.MaxPooling2D(2), L.Flatten(),
                            L.Dense(num_classes, activation="softmax")])
-
-
-def _a1(keras, num_classes, m):
-  """A1: 784 -> D 10 sigmoid; categorical cross-entropy then normalises the sigmoids."""
-  L = keras.layers
-  return keras.Sequential([keras.Input((28, 28, 1)), L.Flatten(),
-                           L.Dense(num_classes, activation="sigmoid")])
 
 
 def _b5(keras, num_classes, m):
@@ -72,6 +72,7 @@ def _optimizer(keras, config):
       "rmsprop": lambda: keras.optimizers.RMSprop(lr),
       "adam": lambda: keras.optimizers.Adam(lr),
       "adadelta": lambda: keras.optimizers.Adadelta(lr),
+      "adagrad": lambda: keras.optimizers.Adagrad(lr),
   }
   return makers[o.name]()
 
@@ -136,6 +137,8 @@ def _mean_std(values):
 
 
 def main(argv=None):
+  from digitjax.errors import UserError
+
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--row", required=True, help=f"one of {', '.join(KERAS_MODELS)}")
   p.add_argument("--seeds", type=int, default=3)
@@ -150,7 +153,11 @@ def main(argv=None):
     print(f"error: no Keras transcription of row {args.row!r}; rows: "
           f"{', '.join(KERAS_MODELS)} (add one to KERAS_MODELS).", file=sys.stderr)
     return 2
-  row, config, splits = load_row(args.row, args.limit, args.validation_split)
+  try:
+    row, config, splits = load_row(args.row, args.limit, args.validation_split)
+  except UserError as e:  # missing data, an unknown split: one line, as digitjax.main says it
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   if config.optimizer.name == "rmsprop" and not config.optimizer.eps_in_sqrt:
     print(f"note: {row.config} uses standalone Keras 2.2's RMSprop (epsilon outside the "
           "root); Keras 3 puts it inside: compare with digitjax's "

@@ -36,3 +36,9 @@ def test_a1_sigmoid_perceptron_with_early_stopping_learns():
 def test_unknown_row_is_one_line(capsys):
   assert keras_check.main(["--row", "B4"]) == 2
   assert "no Keras transcription of row 'B4'; rows: A1, B3, B5" in capsys.readouterr().err
+
+
+@needs_mnist
+def test_unknown_split_is_one_line(capsys):
+  assert keras_check.main(["--row", "B3", "--validation-split", "validation"]) == 2
+  assert "error: dataset 'mnist' has no split 'validation'" in capsys.readouterr().err
