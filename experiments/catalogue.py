@@ -118,8 +118,9 @@ WHY: dict[str, str] = {
            "learning rate the run overfits from epoch 3-5 (val_loss 0.07 -> 0.13-0.16) and "
            "the test figure swings by 0.5 pts between epochs; the published 98.42 is above "
            "every epoch of the 9 runs that tested each epoch (Keras's 6, digitjax's 3 with "
-           "the test set as validation: at most 98.16). Standalone Keras 2.2's clipped cross-entropy "
-           "(`--config.loss_clip=1e-7`, seeds run one at a time with `--config.seed=K`) "
+           "the test set as validation: at most 98.16). Standalone Keras 2.2's clipped "
+           "cross-entropy (`--config.loss_clip=1e-7`, seeds run one at a time with "
+           "`--config.seed=K`) "
            "gave 97.92+-0.08 on the faithful split and 97.90+-0.27 the report's way: "
            "within the seed noise"),
     "B1": ("reproduced with RMSprop as standalone Keras 2.2 had it, epsilon outside the "

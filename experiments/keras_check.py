@@ -102,8 +102,10 @@ def train_row(row, config, splits, seed: int, epochs: int = 0) -> dict:
   """One Keras run of a row; figures are fractions, as Keras's history holds them."""
   import keras
 
+  from digitjax import data
+
   (x, y), (xv, yv), (xt, yt) = splits
-  num_classes = int(max(y.max(), yt.max())) + 1
+  num_classes = data.DATASETS[config.dataset.name].num_classes
   # One-hot labels and categorical_crossentropy, as the reports' Keras code had them (on a
   # sigmoid output, A1's, Keras normalises the outputs to sum to one before the log).
   y, yv, yt = (keras.utils.to_categorical(a, num_classes) for a in (y, yv, yt))
