@@ -6,12 +6,12 @@
 When digitjax misses a published figure, the first question is whether Keras, given the
 same layers, optimizer, batch size and data, misses it too. This script answers it for
 the rows transcribed in KERAS_MODELS: the row's digitjax config supplies the optimizer,
-learning rate, momentum, batch size, epochs, early stopping and the data splits
-(digitjax.data, so the same images in the same 54k/6k/10k split), and Keras trains with
-its own initialisers, shuffling, loss (clipped cross-entropy) and optimizer code. It
-prints the last epoch's train accuracy (Keras's running average, as the reports quote
-it), val and test accuracy per seed, the best test accuracy over the epochs, and
-mean ± std; `--out` writes JSON.
+learning rate, momentum, batch size, epochs, early stopping, ReduceLROnPlateau, the input
+noise and the data splits (digitjax.data, so the same images in the same 54k/6k/10k
+split), and Keras trains with its own initialisers, shuffling, loss (clipped
+cross-entropy), regularisers and optimizer code. It prints the last epoch's train
+accuracy (Keras's running average, as the reports quote it), val and test accuracy per
+seed, the best test accuracy over the epochs, and mean ± std; `--out` writes JSON.
 
 Keras 3's RMSprop puts epsilon inside the square root (tf.keras 2's rule, not standalone
 Keras 2.2's), so only rows whose optimizer does not depend on that rule compare exactly.
@@ -57,8 +57,27 @@ def _b5(keras, num_classes, m):
                                     L.Dense(num_classes, activation="softmax")])
 
 
-# Row -> (keras, num_classes, config.model) -> the row's model as Keras code builds it.
-KERAS_MODELS = {"A1": _a1, "B3": _b3, "B5": _b5}
+def _b6(keras, num_classes, m):
+  """B6, the flagship: GaussianNoise on the input (training only), then four Conv(relu,
+  he_normal, kernel L2) -> BatchNormalization blocks with max-pooling and dropout rising
+  0.20 -> 0.30 -> 0.35 -> 0.40 to a 5x5x64 map -> D 128 -> D 10 (digitjax.models.cnn_bn)."""
+  L = keras.layers
+  conv = lambda f, k: L.Conv2D(f, k, activation="relu", kernel_initializer="he_normal",
+                               kernel_regularizer=keras.regularizers.l2(m.l2))
+  return keras.Sequential([
+      keras.Input((28, 28, 1)), L.GaussianNoise(m.noise_std),
+      conv(16, 3), L.BatchNormalization(), L.Dropout(0.20),
+      conv(32, 3), L.BatchNormalization(), L.MaxPooling2D(2), L.Dropout(0.30),
+      conv(64, 3), L.BatchNormalization(), L.MaxPooling2D(2), L.Dropout(0.35),
+      conv(64, 1), L.BatchNormalization(), L.Dropout(0.40),
+      L.Flatten(), L.Dense(128, activation="relu"),
+      L.Dense(num_classes, activation="softmax")])
+
+
+# Row -> (keras, num_classes, model) -> the row's model as Keras code builds it; `model` is
+# config.model with the config's noise level as model.noise_std (Keras adds the noise with
+# a layer, digitjax in its augmentation).
+KERAS_MODELS = {"A1": _a1, "B3": _b3, "B5": _b5, "B6": _b6}
 
 
 def _optimizer(keras, config):
@@ -110,7 +129,10 @@ def train_row(row, config, splits, seed: int, epochs: int = 0) -> dict:
   # sigmoid output, A1's, Keras normalises the outputs to sum to one before the log).
   y, yv, yt = (keras.utils.to_categorical(a, num_classes) for a in (y, yv, yt))
   keras.utils.set_random_seed(seed)
-  model = KERAS_MODELS[row.id](keras, num_classes, config.model)
+  spec = config.model.copy_and_resolve_references()
+  with spec.unlocked():
+    spec.noise_std = config.augment.noise_std
+  model = KERAS_MODELS[row.id](keras, num_classes, spec)
   model.compile(optimizer=_optimizer(keras, config), loss="categorical_crossentropy",
                 metrics=["accuracy"])
   test_curve = []  # test accuracy after every epoch: what early stopping could have kept
@@ -122,12 +144,19 @@ def train_row(row, config, splits, seed: int, epochs: int = 0) -> dict:
     callbacks.append(keras.callbacks.EarlyStopping(
         monitor=config.monitor, patience=es.patience, min_delta=es.min_delta,
         restore_best_weights=row.weights == "best"))
+  if config.reduce_on_plateau.enabled:
+    rp = config.reduce_on_plateau
+    callbacks.append(keras.callbacks.ReduceLROnPlateau(
+        monitor=config.monitor, factor=rp.factor, patience=rp.patience,
+        min_delta=rp.min_delta, min_lr=rp.min_lr))
   start = time.time()
   history = model.fit(x, y, batch_size=config.batch_size, epochs=epochs or config.num_epochs,
                       validation_data=(xv, yv), shuffle=True, verbose=0, callbacks=callbacks)
   h = history.history
   test_accuracy = float(model.evaluate(xt, yt, batch_size=1000, verbose=0)[1])
   return dict(row=row.id, seed=seed, keras=keras.__version__, backend=keras.backend.backend(),
+              params=int(sum(keras.ops.size(w) for w in model.trainable_weights)),
+              final_lr=float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
               epochs=len(h["loss"]), train_accuracy=h["accuracy"][-1],
               val_accuracy=h["val_accuracy"][-1], test_accuracy=test_accuracy,
               best_test_accuracy=max(test_curve), test_curve=test_curve,
