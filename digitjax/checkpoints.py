@@ -17,10 +17,41 @@ from __future__ import annotations
 import os
 import sys
 import time
+import traceback
 
 import orbax.checkpoint as ocp
 
 from digitjax.errors import UserError
+
+
+def _is_stray_closed_loop_callback(unraisable) -> bool:
+  """True for the 'Event loop is closed' errors a failed orbax restore leaves behind.
+
+  When a restore fails (a damaged checkpoint), orbax's asyncio.run() closes its event
+  loop while tensorstore still has reads in flight; as each finishes, its callback calls
+  loop.call_soon_threadsafe() on the closed loop, and Python prints the RuntimeError as an
+  unraisable exception: dozens of tracebacks before our one-line warning. They carry no
+  information (the restore already failed and is handled), so only these are dropped.
+  """
+  exc = unraisable.exc_value
+  if unraisable.exc_type is not RuntimeError or str(exc) != "Event loop is closed":
+    return False
+  frames = traceback.extract_tb(unraisable.exc_traceback)
+  return any(f.name == "call_soon_threadsafe" for f in frames)
+
+
+def _silence_stray_closed_loop_callbacks():
+  """Installs (once per process) an unraisable hook that drops only those errors."""
+  previous = sys.unraisablehook
+  if getattr(previous, "_digitjax", False):
+    return
+
+  def hook(unraisable):
+    if not _is_stray_closed_loop_callback(unraisable):
+      previous(unraisable)
+
+  hook._digitjax = True
+  sys.unraisablehook = hook
 
 
 def _manager(path: str, keep: int) -> ocp.CheckpointManager:
@@ -60,6 +91,7 @@ class Checkpoints:
     is reported in one line, moved to checkpoints/unreadable/ (kept for inspection, and
     out of the way of the step that will be saved again) and the next older one is tried.
     """
+    _silence_stray_closed_loop_callbacks()
     manager.reload()
     for step in sorted(manager.all_steps(), reverse=True):
       try:
