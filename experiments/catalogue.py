@@ -209,10 +209,11 @@ WHY: dict[str, str] = {
     "D2": ("as D1: 3 seeds together reached epoch 403 of 700 in one H200 call shared with "
            "D1 (val accuracy 97.48, 97.20, 97.15; published test 97.94 at 700). On this "
            "CPU an epoch takes 17-18 s (100 steps per dispatch), so 700 epochs are ~3.5 h "
-           "per seed: D2-30 is the CPU-feasible figure, and seed 0 trains here a session "
-           "at a time (`python -m experiments.reproduce --report D --rows D2 --heavy "
-           "--seeds 1` resumes it; on 2026-11-23 it stood at epoch 421, val accuracy 97.50, "
-           "val_loss 0.0876 and still falling)"),
+           "per seed, more than a session here: D2-30 is the CPU-feasible figure. Seed 0, "
+           "resumed over three sessions (`python -m experiments.reproduce --report D --rows "
+           "D2 --heavy --seeds 1`), reached epoch 475 (val accuracy 97.65, val_loss 0.0817 "
+           "and still falling) before its workdir was lost: these machines keep no runs/ "
+           "between sessions"),
 }
 
 # What one seed of a row costs on this 2-core CPU, shown in the notes while it has no run.
