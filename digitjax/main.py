@@ -50,10 +50,12 @@ def parse_flags(argv):
   """absl's flag parsing, with config-override mistakes as one line instead of a traceback.
 
   ml_collections raises a bare KeyError/TypeError for an override of a field that does not
-  exist or of the wrong type; say which argument was wrong and exit 2.
+  exist or of the wrong type, and an OSError at first use for a missing config file; say
+  which argument was wrong and exit 2.
   """
+  _exit_if_config_file_missing(argv)
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
   except UserError as e:  # raised by a config file itself, e.g. an unknown variant
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -65,11 +67,26 @@ def parse_flags(argv):
       message = f"the config has no field {str(inner.args[0]).strip(chr(34))}"
     else:
       message = str(inner)
+  else:
+    return rest
   bad = [a for a in argv[1:] if a.startswith("--config.")]
   hint = (" Check the --config.* overrides (" + " ".join(bad) + ") against the fields "
           "in digitjax/config.py.") if bad else ""
   print(f"error: {message}.{hint}", file=sys.stderr)
   sys.exit(2)
+
+
+def _exit_if_config_file_missing(argv):
+  """ml_collections defers a --config file it cannot find to the config's first use, as
+  an OSError traceback; say so in one line instead, before anything else runs."""
+  specs = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")]
+  specs += [b for a, b in zip(argv[1:], argv[2:]) if a == "--config"]
+  for spec in specs:
+    path = spec.split(":", 1)[0]
+    if not os.path.isfile(path):
+      print(f"error: config file {path} not found (--config={spec}). The shipped configs "
+            "are in configs/, e.g. --config=configs/cnn_bn.py.", file=sys.stderr)
+      sys.exit(2)
 
 
 def main(argv):

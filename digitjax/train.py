@@ -406,7 +406,13 @@ class _Signals:
 
 def prepare_workdir(config, workdir: str) -> None:
   """Refuses a workdir that holds a run of a different config; records this config."""
-  os.makedirs(workdir, exist_ok=True)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"--workdir {workdir} is a file, not a folder. Choose another --workdir.")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"cannot create the workdir {workdir} ({e.strerror}). Choose a "
+                    "--workdir where you can write.") from e
   _check_workdir_config(config, workdir)
   if distributed.is_main_process():
     path = os.path.join(workdir, "config.json")

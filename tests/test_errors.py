@@ -110,6 +110,31 @@ def test_unknown_config_variant_is_one_message_listing_the_variants(tmp_path):
   assert "Traceback" not in r.stderr + r.stdout
 
 
+@pytest.mark.parametrize("args", [
+    ["--config=configs/cnn_bnn.py"],
+    ["--config=configs/cnn_bnn.py", "--config.seed=3"],
+    ["--config", "configs/cnn_bnn.py:variant"],
+])
+def test_missing_config_file_is_one_message(tmp_path, args):
+  r = _cli(*args, f"--workdir={tmp_path}")
+  assert r.returncode == 2, r.stderr
+  assert "error: config file configs/cnn_bnn.py not found" in r.stderr
+  assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_workdir_that_is_a_file_is_refused_and_left_alone(tmp_path):
+  notes = tmp_path / "notes.txt"
+  notes.write_text("keep me")
+  r = _cli("--config=tests/tiny_config.py", f"--workdir={notes}")
+  assert r.returncode == 2, r.stderr
+  assert f"--workdir {notes} is a file, not a folder" in r.stderr
+  assert "Traceback" not in r.stderr + r.stdout
+  assert notes.read_text() == "keep me"
+  r = _cli("--config=tests/tiny_config.py", f"--workdir={notes}/run")
+  assert r.returncode == 2, r.stderr
+  assert "cannot create the workdir" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_new_model_fields_are_validated():
   errors = config_lib.validate(tiny_config(**{"model.head": "avg"}))
   assert len(errors) == 1 and "model.head='avg' is not known; valid: flatten, gap" in errors[0]
