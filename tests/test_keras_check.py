@@ -36,7 +36,7 @@ def test_a1_sigmoid_perceptron_with_early_stopping_learns():
 
 def test_unknown_row_is_one_line(capsys):
   assert keras_check.main(["--row", "B4"]) == 2
-  assert "no Keras transcription of row 'B4'; rows: A1, B3, B5, B6" in capsys.readouterr().err
+  assert "no Keras transcription of row 'B4'; rows: A1, B3, B5, B6, D1-30" in capsys.readouterr().err
 
 
 @needs_mnist
@@ -58,3 +58,13 @@ def test_b6_flagship_has_the_published_parameter_count_and_learns_with_its_callb
     config.reduce_on_plateau.patience, config.reduce_on_plateau.min_delta = 0, 10.0
   r = keras_check.train_row(row, config, splits, seed=0, epochs=2)
   assert r["final_lr"] == pytest.approx(5e-4)
+
+
+def test_d1_transcription_has_the_published_parameter_count():
+  import keras
+
+  from experiments import catalogue
+  config = catalogue.load_config(catalogue.rows("D", "D1-30")[0].config)
+  model = keras_check.KERAS_MODELS["D1-30"](keras, 10, config.model)
+  assert model.count_params() == 1_199_882  # REPORTS.md's figure for net1
+  assert config.optimizer.name == "adadelta" and optim.learning_rate(config) == 1e-3
