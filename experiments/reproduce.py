@@ -17,6 +17,8 @@ Writes experiments/results/<report>.md and .csv (--quick: under runs/reproduce-q
 never over the real tables). A table always lists every row of its report: rows not
 chosen by --rows are read back from their finished runs under the workroot (any seeds
 there), so `--rows B2` and then `--rows B3` build up one table instead of overwriting it.
+A row with no run there at all (a fresh clone has no runs/) keeps its figures from the
+table being replaced, and the table's note names those rows.
 
 Rows whose dataset is not prepared locally (TFDS builder's is_prepared; nothing is ever
 downloaded here) are listed as "pending data" and picked up unchanged once the data is
@@ -266,9 +268,38 @@ def _wall_times(runs: list[dict]) -> str:
   return "; ".join(parts)
 
 
-def table_rows(entries: list[dict], is_quick: bool) -> list[dict]:
-  out = []
+# What a table row says about runs; the rest (row, config, published figure, notes) comes
+# from the catalogue every time.
+MEASURED = ("ours mean %", "ours std", "seeds", "best-ckpt test %", "epochs run",
+            "wall time per run", "verdict")
+
+
+def previous_rows(out_dir: str, report: str) -> dict[str, dict]:
+  """The measured rows of the table already in out_dir, by row id ({} if none).
+
+  Runs live in runs/, which a fresh clone (or another machine) does not have; without
+  these, rewriting a table there would blank every row it did not run itself.
+  """
+  path = os.path.join(out_dir, f"{report}.csv")
+  if not os.path.exists(path):
+    return {}
+  with open(path, newline="") as f:
+    return {r["row"]: r for r in csv.DictReader(f) if r.get("ours mean %")}
+
+
+def table_rows(entries: list[dict], is_quick: bool,
+               previous: dict[str, dict] | None = None) -> tuple[list[dict], list[str]]:
+  """The table's rows, and the ids of those whose figures were kept from `previous`:
+  rows with no finished run here whose previous row had the same config and figure."""
+  out, kept = [], []
   for e in entries:
+    old = (previous or {}).get(e["id"])
+    if (not e["runs"] and old and old["config"] == e["config"]
+        and old["published %"] == ("" if e["published"] is None else f"{e['published']:.2f}")):
+      out.append({**{c: old[c] for c in COLUMNS}, "epochs": str(e["epochs"]),
+                  "metric": e["metric"], "notes": e.get("notes", "")})
+      kept.append(e["id"])
+      continue
     accs = [r["accuracy"] for r in e["runs"]]
     n = len(accs)
     mean = statistics.fmean(accs) if accs else None
@@ -293,7 +324,7 @@ def table_rows(entries: list[dict], is_quick: bool) -> list[dict]:
         "epochs run": ",".join(str(r["epochs_run"]) for r in e["runs"]),
         "wall time per run": _wall_times(e["runs"]),
         "verdict": v, "notes": _notes(e)})
-  return out
+  return out, kept
 
 
 def write_tables(report: str, rows: list[dict], out_dir: str, note: str) -> tuple[str, str]:
@@ -368,7 +399,12 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
             "also meets REPORTS.md's definition (at least the published figure minus the "
             "noise), below does not; rows with fewer than 3 seeds get no verdict yet "
             "(REPORTS.md asks for mean +- std over at least 3).")
-    written[rep], _ = write_tables(rep, table_rows(entries, is_quick), out_dir, note)
+    table, kept = table_rows(entries, is_quick,
+                             None if is_quick else previous_rows(out_dir, rep))
+    if kept:
+      note += (" Kept from the table this one replaced, as no run of theirs is under "
+               f"{workroot} on the machine that wrote it: {', '.join(kept)}.")
+    written[rep], _ = write_tables(rep, table, out_dir, note)
   return written
 
 

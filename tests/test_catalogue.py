@@ -13,6 +13,7 @@ import csv
 import importlib.util
 import json
 import os
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -215,7 +216,7 @@ def test_reproduce_lists_pending_data_and_gpu_rows_without_running(tmp_path):
                weights="last", status="", notes="",
                runs=[dict(seed=0, accuracy=91.6, best_checkpoint=91.6, wall_seconds=1.0,
                           epochs_run=30)])
-  assert reproduce.table_rows([entry], is_quick=False)[0]["notes"] == ""
+  assert reproduce.table_rows([entry], is_quick=False)[0][0]["notes"] == ""
 
 
 def test_reproduce_bad_report_or_row_is_a_user_error():
@@ -276,3 +277,25 @@ def test_wall_time_names_the_device_and_counts_a_program_once():
           dict(wall_seconds=30.0, device="NVIDIA H200", together=2, workdir="a/seeds1-2")]
   assert reproduce._wall_times(runs) == "100 s; 30 s per 2 seeds together on NVIDIA H200"
   assert reproduce._contiguous([0, 1, 3, 5, 6]) == [[0, 1], [3], [5, 6]]
+
+
+def test_tabulating_without_runs_keeps_the_committed_figures(tmp_path):
+  """A fresh clone has no runs/: rewriting a table there must not blank measured rows."""
+  out = tmp_path / "results"
+  out.mkdir()
+  committed = (pathlib.Path(catalogue.ROOT) / "experiments" / "results" / "D.csv")
+  previous = {r["row"]: r for r in _table(committed)}
+  stale = dict(previous["D2-30"], config="configs/report_d.py:another_variant")
+  with open(out / "D.csv", "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=reproduce.COLUMNS)
+    w.writeheader()
+    w.writerows([previous["D1-30"], stale])
+  reproduce.reproduce("D", tabulate=True, workroot=str(tmp_path / "runs"), out_dir=str(out))
+  rows = {r["row"]: r for r in _table(out / "D.csv")}
+  for column in reproduce.MEASURED:
+    assert rows["D1-30"][column] == previous["D1-30"][column]
+  assert rows["D1-30"]["ours mean %"] != ""
+  # A row whose previous figures belong to another config is not carried over.
+  assert rows["D2-30"]["ours mean %"] == "" and rows["D2-30"]["verdict"] != stale["verdict"]
+  assert "Kept from the table this one replaced" in (out / "D.md").read_text()
+  assert "on the machine that wrote it: D1-30." in (out / "D.md").read_text()
