@@ -14,12 +14,14 @@ good checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 import traceback
 
 import orbax.checkpoint as ocp
+from absl import logging
 
 from digitjax.errors import UserError
 
@@ -54,6 +56,18 @@ def _silence_stray_closed_loop_callbacks():
   sys.unraisablehook = hook
 
 
+@contextlib.contextmanager
+def _orbax_errors_unlogged():
+  """Orbax logs an ERROR line per damaged metadata file it reads, from several threads;
+  while opening and restoring, the failure is reported once, by _restore's own warning."""
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.FATAL)
+  try:
+    yield
+  finally:
+    logging.set_verbosity(verbosity)
+
+
 def _manager(path: str, keep: int) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                          enable_async_checkpointing=False)
@@ -65,8 +79,9 @@ class Checkpoints:
 
   def __init__(self, workdir: str):
     self.root = os.path.join(workdir, "checkpoints")
-    self.latest = _manager(os.path.join(self.root, "latest"), keep=2)
-    self.best = _manager(os.path.join(self.root, "best"), keep=1)
+    with _orbax_errors_unlogged():  # the managers read every step's metadata
+      self.latest = _manager(os.path.join(self.root, "latest"), keep=2)
+      self.best = _manager(os.path.join(self.root, "best"), keep=1)
 
   @staticmethod
   def _save(manager, step: int, state, meta: dict):
@@ -85,6 +100,10 @@ class Checkpoints:
     self._save(self.best, step, state, meta)
 
   def _restore(self, manager, abstract_state, what: str):
+    with _orbax_errors_unlogged():
+      return self._restore_newest_readable(manager, abstract_state, what)
+
+  def _restore_newest_readable(self, manager, abstract_state, what: str):
     """The newest readable checkpoint of `manager` as (state, meta), or None if none.
 
     A checkpoint that fails to restore (truncated or deleted file, half-written step)

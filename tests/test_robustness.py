@@ -90,6 +90,22 @@ def test_half_written_step_directory_is_ignored(tmp_path, straight):
   assert len(_history(tmp_path / "run")) == 4
 
 
+def test_damaged_metadata_is_reported_once(tmp_path, straight):
+  """Every file of the newest step truncated, metadata included: orbax logs an ERROR per
+  metadata file it reads (several times over); the user sees our one warning instead."""
+  import shutil
+  shutil.copytree(straight, tmp_path / "run", symlinks=True)
+  latest = tmp_path / "run" / "checkpoints" / "latest"
+  newest = max(latest.iterdir(), key=lambda p: int(p.name))
+  for p in [p for p in newest.rglob("*") if p.is_file()]:
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+  code, out, err = _cli(tmp_path / "run", *ARGS[:3], "--config.num_epochs=4")
+  assert code == 0, err
+  assert f"latest checkpoint at step {newest.name} is unreadable" in err
+  assert "Failed to json parse" not in err and "Traceback" not in err
+  assert len(_history(tmp_path / "run")) == 4
+
+
 # A failed orbax restore leaves tensorstore callbacks that hit a closed event loop; they
 # must not reach the user as tracebacks (here: as unraisable-exception warnings).
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
