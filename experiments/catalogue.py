@@ -197,7 +197,9 @@ WHY: dict[str, str] = {
               "3, 4; 91.76 and 91.56 on an H200, seeds 1-2): at epoch 30, "
               "tf.keras's Adadelta (lr 1e-3) is on a slow climb, val accuracy +0.12-0.14 "
               "pts per epoch in the 700-epoch runs (epochs 30-32), so the gap is one epoch "
-              "of that climb, against a published figure that is one run"),
+              "of that climb, against a published figure that is one run. Keras 3 itself "
+              "(TensorFlow backend) gives 91.61+-0.10 over 3 seeds "
+              "(experiments/results/keras_check/D1-30.json)"),
     "D1": ("needs ~12 min on an H200 and a device call is at most 10: 3 seeds trained "
            "together reached epoch 588 of 700 in one call (val accuracy 98.07, 98.18, "
            "98.25; val_loss 0.060, 0.059, 0.056 and still falling; the published test "
