@@ -113,7 +113,7 @@ def run_row(row: catalogue.Row, seeds: int, workroot: str, is_quick: bool,
   if read_only:
     return _read_back(row, config, workroot, entry)
   if row.heavy and not heavy and not is_quick:
-    entry["status"] = "needs a GPU: skipped (--heavy runs it)"
+    entry["status"] = "needs a GPU: skipped (--heavy runs it)" + _and_data(config)
     return entry
   context = contextlib.nullcontext()
   if not data.is_prepared(config):
@@ -207,12 +207,17 @@ def _finished_runs(row, config, workroot) -> list[dict]:
   return [found[s] for s in sorted(found)]
 
 
+def _and_data(config) -> str:
+  """What a heavy row needs besides the GPU: its dataset, where that is not prepared."""
+  return "" if data.is_prepared(config) else f"; pending data ({config.dataset.name} not prepared)"
+
+
 def _read_back(row, config, workroot, entry) -> dict:
   """The finished seeds of row under workroot, without running anything."""
   entry["runs"] = _finished_runs(row, config, workroot)
   if not entry["runs"]:
     if row.heavy:
-      entry["status"] = "needs a GPU: not run (--heavy runs it)"
+      entry["status"] = "needs a GPU: not run (--heavy runs it)" + _and_data(config)
     elif not data.is_prepared(config):
       entry["status"] = f"pending data ({config.dataset.name} not prepared)"
     else:

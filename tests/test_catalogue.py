@@ -198,6 +198,20 @@ def test_reproduce_quick_writes_well_formed_tables_and_resumes(tmp_path):
   assert again["A4"]["seeds"] == "2"
 
 
+def test_a_heavy_row_without_its_data_names_both_needs(tmp_path):
+  """Report E's AlexNet needs a GPU and tf_flowers: a GPU alone would not run it."""
+  e2 = catalogue.rows("E", "E2-adam")[0]
+  if data.is_prepared(catalogue.load_config(e2.config)):
+    pytest.skip("tf_flowers is prepared on this machine")
+  out = tmp_path / "results"
+  reproduce.reproduce("E", seeds=3, rows="E2-adam", workroot=str(tmp_path / "runs"),
+                      out_dir=str(out))
+  rows = {r["row"]: r for r in _table(out / "E.csv")}
+  for row in ("E2-adam", "E3-sgd"):  # run and skipped; listed from the (empty) workroot
+    assert rows[row]["verdict"].startswith("needs a GPU"), rows[row]
+    assert "pending data (tf_flowers not prepared)" in rows[row]["verdict"], rows[row]
+
+
 def test_reproduce_lists_pending_data_and_gpu_rows_without_running(tmp_path):
   out = tmp_path / "results"
   reproduce.reproduce("D", seeds=3, rows="D1,D3", workroot=str(tmp_path / "runs"),
