@@ -15,7 +15,10 @@ import dataclasses
 import os
 import socket
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only reads files here
+# TensorFlow only reads and decodes files here: its C++ notices (TF 2.21 prints some at
+# INFO whatever TF_CPP_MIN_LOG_LEVEL says, e.g. that oneDNN's float kernels are on) are noise.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import numpy as np
 
@@ -135,7 +138,10 @@ def _read(config, split: str, limit: int = 0) -> Split:
 
   builder = _builder(config)
   try:
-    ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    # each split is read once, so TFDS's in-memory cache of small datasets only adds a
+    # warning when `take` stops early
+    ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False,
+                            read_config=tfds.ReadConfig(try_autocache=False))
   except (ValueError, KeyError) as e:
     raise UserError(f"dataset {config.dataset.name!r} has no split {split!r}; it has "
                     f"{', '.join(builder.info.splits.keys())}.") from e
