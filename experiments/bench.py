@@ -249,6 +249,10 @@ def main(argv=None):
   p.add_argument("--seed-steps", type=int, default=100)
   p.add_argument("--out", default="runs/bench/bench.json")
   a = p.parse_args(argv)
+  known = (*MODELS, "perceptron")
+  unknown = [m for m in a.models.split(",") if m not in known]
+  if unknown:
+    p.error(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
 
   images, labels = synthetic()
   results = dict(argv=vars(a), backend=jax.default_backend(), devices=str(jax.devices()),

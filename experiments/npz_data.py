@@ -29,12 +29,16 @@ SPLITS = ("train", "test")
 def export(dataset: str, out_dir: str) -> None:
   """Writes <out_dir>/<dataset>/<split>.npz for the train and test splits (via TFDS)."""
   from digitjax import config as config_lib, data
+  from digitjax.errors import UserError
 
+  if dataset not in data.DATASETS:
+    raise UserError(f"unknown dataset {dataset!r}; digitjax reads "
+                    f"{', '.join(sorted(data.DATASETS))}.")
   config = config_lib.get_config()
   config.dataset.name = dataset
-  os.makedirs(os.path.join(out_dir, dataset), exist_ok=True)
   for split in SPLITS:
-    s = data._read(config, split)
+    s = data._read(config, split)  # a dataset that cannot be read leaves out_dir alone
+    os.makedirs(os.path.join(out_dir, dataset), exist_ok=True)
     path = os.path.join(out_dir, dataset, f"{split}.npz")
     np.savez_compressed(path, images=s.images, labels=s.labels)
     print(f"{path}: {len(s)} examples, images {s.images.shape} {s.images.dtype}")
@@ -81,8 +85,14 @@ def use_npz(npz_dir: str) -> None:
 
 
 def main(argv: list[str]) -> None:
+  from digitjax.errors import UserError
+
   if len(argv) >= 3 and argv[0] == "export":
-    export(argv[1], argv[2])
+    try:
+      export(argv[1], argv[2])
+    except UserError as e:  # unknown or unprepared dataset: one line, as digitjax.main
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
   elif len(argv) >= 3 and argv[0] == "run":
     use_npz(argv[1])
     sys.argv = [argv[2]] + argv[3:]

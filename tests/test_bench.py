@@ -47,3 +47,10 @@ def test_bench_times_blocks_of_steps_per_dispatch(tmp_path):
   assert r["dispatch_speedups"]["keras_mlp"] == pytest.approx(
       r["rows"][0]["epoch_s"] / r["rows"][1]["epoch_s"])
   assert out.exists()
+
+
+def test_unknown_model_is_a_usage_error(capsys):
+  with pytest.raises(SystemExit) as exit_:
+    bench.main(["--models", "keras_cnn,nosuch"])
+  assert exit_.value.code == 2
+  assert "--models: unknown nosuch; choose from keras_mlp" in capsys.readouterr().err
