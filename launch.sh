@@ -31,8 +31,19 @@ if [ -z "${TFDS_DATA_DIR:-}" ] && [ -d ../shared/tensorflow_datasets ]; then
 fi
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
+count() {  # NAME VALUE: VALUE must be a positive whole number
+  [[ "$2" =~ ^[1-9][0-9]*$ ]] || { echo "error: $1 needs a positive whole number, not '$2'" >&2; exit 2; }
+}
+
+check() {  # CONFIG [ARGS]: the command line digitjax.main would get, parsed and validated
+  "$PY" -c 'import sys; from digitjax import main; main.check_args(["digitjax.main", *sys.argv[1:]])' \
+    --config="$@" || exit 2
+}
+
 processes() {  # N CONFIG [ARGS]: one coordinator on localhost, N processes, signals forwarded
+  count --processes "${1:-}"; [ $# -ge 2 ] || { echo "error: --processes N needs a config file" >&2; exit 2; }
   local n=$1 config=$2; shift 2
+  check "$config" "$@"
   local port=$((20000 + RANDOM % 20000)) pids=() status=0
   trap 'kill -TERM "${pids[@]}" 2>/dev/null' TERM INT
   for ((i = 0; i < n; i++)); do
@@ -48,14 +59,22 @@ slurm() {  # write runs/slurm/<config>.sbatch: one process per GPU, jax.distribu
   local nodes=1 gpus=1 time=04:00:00 submit=0
   while [[ "${1:-}" == --* ]]; do
     case "$1" in
-      --nodes) nodes=$2; shift 2 ;;
-      --gpus-per-node) gpus=$2; shift 2 ;;
-      --time) time=$2; shift 2 ;;
+      --nodes) count --nodes "${2:-}"; nodes=$2; shift 2 ;;
+      --gpus-per-node) count --gpus-per-node "${2:-}"; gpus=$2; shift 2 ;;
+      --time) [[ "${2:-}" =~ ^[0-9][0-9:-]*$ ]] || { echo "error: --time needs [D-]HH:MM:SS, not '${2:-}'" >&2; exit 2; }
+              time=$2; shift 2 ;;
       --submit) submit=1; shift ;;
       *) echo "error: unknown --slurm option $1" >&2; exit 2 ;;
     esac
   done
-  local config=${1:?"error: --slurm needs a config file"}; shift
+  [ $# -ge 1 ] || { echo "error: --slurm needs a config file" >&2; exit 2; }
+  local config=$1; shift
+  for arg in "$@"; do
+    case "$arg" in --nodes*|--gpus-per-node*|--time*|--submit)
+      echo "error: $arg is a --slurm option: put it before the config file ($config)" >&2; exit 2 ;;
+    esac
+  done
+  check "$config" "$@"  # after CONFIG come digitjax.main's flags: checked before queueing
   mkdir -p runs/slurm
   local script="runs/slurm/$(basename "$config" .py).sbatch"
   cat > "$script" <<SBATCH
@@ -77,7 +96,7 @@ SBATCH
 case "${1:-}" in
   test) shift; exec "$PY" -m pytest "$@" ;;
   sweep) shift; exec "$PY" -m experiments.sweep "$@" ;;
-  --processes) n=${2:?"error: --processes needs a count"}; shift 2; processes "$n" "$@" ;;
+  --processes) shift; processes "$@" ;;
   --slurm) shift; slurm "$@" ;;
   ""|-h|--help) usage ;;
   *) config=$1; shift; exec "$PY" -m digitjax.main --config="$config" "$@" ;;

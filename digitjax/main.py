@@ -72,7 +72,8 @@ def parse_flags(argv):
   bad = [a for a in argv[1:] if a.startswith("--config.")]
   hint = (" Check the --config.* overrides (" + " ".join(bad) + ") against the fields "
           "in digitjax/config.py.") if bad else ""
-  print(f"error: {message}.{hint}", file=sys.stderr)
+  end = "" if message.rstrip().endswith((".", "?", "!")) else "."
+  print(f"error: {message.rstrip()}{end}{hint}", file=sys.stderr)
   sys.exit(2)
 
 
@@ -87,6 +88,22 @@ def _exit_if_config_file_missing(argv):
       print(f"error: config file {path} not found (--config={spec}). The shipped configs "
             "are in configs/, e.g. --config=configs/cnn_bn.py.", file=sys.stderr)
       sys.exit(2)
+
+
+def check_args(argv):
+  """Parses and validates a command line without running it; exit 2 with one message if
+  it is wrong. launch.sh calls it before it queues a SLURM job or starts N processes, so
+  a mistake shows here and once, not on every process or after the queue."""
+  parse_flags(argv)
+  if _CONFIG.value is None:
+    print("error: --config is required, e.g. --config=configs/cnn_bn.py", file=sys.stderr)
+    sys.exit(2)
+  from digitjax import config as config_lib
+
+  errors = config_lib.validate(_CONFIG.value)
+  if errors:
+    print("error: invalid config:\n  " + "\n  ".join(errors), file=sys.stderr)
+    sys.exit(2)
 
 
 def main(argv):

@@ -89,6 +89,27 @@ def test_slurm_script_is_written(tmp_path):
   assert "srun" in script and "--config=configs/cnn_bn.py --config.seed=3" in script
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--slurm", "--nodes", "two", "configs/report_c.py"], "--nodes needs a positive whole"),
+    (["--slurm", "configs/report_c.py", "--nodes", "2"], "--nodes is a --slurm option: put"),
+    (["--slurm", "configs/report_c.py", "--config.num_epochs=0"], "num_epochs=0 is out of"),
+    (["--slurm", "configs/report_c.py", "--config.modle.name=x"], "no field 'modle'"),
+    (["--slurm", "--time"], "--time needs [D-]HH:MM:SS"),
+    (["--processes", "x", "configs/report_c.py"], "--processes needs a positive whole"),
+    (["--processes", "2", "configs/report_c.py", "--config.seed=one"], "--config.seed=one"),
+])
+def test_launch_checks_a_cluster_command_line_before_queueing_it(args, message):
+  """Mistakes show at once, before a SLURM queue or N processes: one message, exit 2."""
+  script = ROOT / "runs/slurm/report_c.sbatch"
+  script.unlink(missing_ok=True)
+  r = subprocess.run(["./launch.sh", *args], cwd=ROOT, capture_output=True, text=True,
+                     timeout=600)
+  assert r.returncode == 2 and message in r.stderr, r.stderr
+  assert r.stderr.count("error:") == 1, r.stderr  # once, not once per process
+  assert "Traceback" not in r.stderr and "unbound variable" not in r.stderr
+  assert r.stdout == "" and not script.exists()
+
+
 def test_a_point_finished_in_the_other_seed_layout_is_not_trained_again(tmp_path, monkeypatch):
   """A GPU vmaps a point's seeds (one results.json), a CPU runs seed<k>/ one by one: a
   sweep resumed on the other machine reads the finished point instead of retraining."""
