@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -36,9 +35,8 @@ def run(config, workdir: str, mode: str = "train", fresh: bool = False) -> dict:
   from digitjax import data, models  # imports JAX: after the cheap checks
   info = data.DATASETS[config.dataset.name]
   models.check_input(config, data.image_shape(config), info.num_classes)
-  if fresh and os.path.exists(workdir):
-    aside = f"{workdir.rstrip('/')}.old-{time.strftime('%Y%m%d-%H%M%S')}"
-    os.rename(workdir, aside)
+  from digitjax import workdir as workdir_lib
+  if fresh and (aside := workdir_lib.set_aside(workdir)):
     print(f"Moved the previous run to {aside}.")
   from digitjax import train
   if mode == "eval":

@@ -32,6 +32,7 @@ import optax
 from digitjax import augment, checkpoints, config as config_lib, data, distributed, models
 from digitjax import optim
 from digitjax import reporting
+from digitjax import workdir as workdir_lib
 from digitjax.errors import UserError
 
 
@@ -404,41 +405,6 @@ class _Signals:
       signal.signal(sig, old)
 
 
-def prepare_workdir(config, workdir: str) -> None:
-  """Refuses a workdir that holds a run of a different config; records this config."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise UserError(f"--workdir {workdir} is a file, not a folder. Choose another --workdir.")
-  try:
-    os.makedirs(workdir, exist_ok=True)
-  except OSError as e:
-    raise UserError(f"cannot create the workdir {workdir} ({e.strerror}). Choose a "
-                    "--workdir where you can write.") from e
-  _check_workdir_config(config, workdir)
-  if distributed.is_main_process():
-    path = os.path.join(workdir, "config.json")
-    with open(path + ".tmp", "w") as f:
-      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-    os.replace(path + ".tmp", path)
-
-
-def _check_workdir_config(config, workdir):
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    try:
-      theirs = config_lib.fingerprint_from_json(f.read())
-    except ValueError:
-      theirs = None
-  mine = config_lib.fingerprint(config)
-  if theirs != mine:
-    raise UserError(
-        f"workdir {workdir} holds a run of a different config "
-        f"({config_lib.describe_difference(theirs, mine)}). Use another --workdir or the "
-        "config it was made with, or --fresh to set the old run aside (renamed, not "
-        "deleted).")
-
-
 def _step_of(state) -> int:
   return int(distributed.to_host(state.step)[0])
 
@@ -452,10 +418,17 @@ def _new_meta(num_replicas: int) -> dict:
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains (resuming from the workdir's latest checkpoint), then tests the best state."""
+  """Trains (resuming from the workdir's latest checkpoint), then tests the best state;
+  holds the workdir's lock throughout, so a second run on it is refused."""
+  workdir_lib.create(workdir)
+  with workdir_lib.lock(workdir):
+    workdir_lib.record_config(config, workdir)
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config, workdir: str) -> dict:
   t_start = time.time()
   main = distributed.is_main_process()
-  prepare_workdir(config, workdir)
   train, val = data.load_train_val(config)
   if config.batch_size % jax.device_count():
     raise UserError(f"batch_size={config.batch_size} must be a multiple of the "
@@ -683,7 +656,7 @@ def evaluate_checkpoint(config, workdir: str, trainer: Trainer | None = None,
   """
   checkpoints.require_best(workdir)
   if trainer is None:
-    _check_workdir_config(config, workdir)
+    workdir_lib.check_config(config, workdir)
     trainer = Trainer(config, steps_per_epoch=1)
   ckpts = ckpts or checkpoints.Checkpoints(workdir)
   restored = ckpts.restore_best(trainer.abstract_state())

@@ -75,6 +75,29 @@ def test_interrupted_run_resumes_exactly(tmp_path, straight, sig):
   assert _results(tmp_path)["test_loss"] == _results(straight)["test_loss"]
 
 
+def test_a_second_run_on_a_busy_workdir_is_refused_and_changes_nothing(tmp_path):
+  """Two trainings on one workdir would interleave checkpoints and metrics: the second
+  (and --fresh, which would move the folder from under the first) is refused."""
+  long_run = (*ARGS[1:3], "--config.num_epochs=500")  # stopped below, long before the end
+  proc = _cli(tmp_path, *long_run, wait=False)
+  for line in proc.stdout:
+    if line.startswith("Epoch 1/"):
+      break
+  for extra in ([], ["--fresh"]):
+    code, out, err = _cli(tmp_path, *long_run, *extra)
+    assert code == 2, err
+    assert f"workdir {tmp_path} is in use by another run (pid {proc.pid} on" in err
+    assert "Traceback" not in err and "Resuming" not in out
+  proc.send_signal(signal.SIGTERM)
+  out, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0 and "Received SIGTERM" in err, err
+  assert not list(tmp_path.parent.glob(tmp_path.name + ".old-*"))  # --fresh moved nothing
+  epochs = len(_history(tmp_path))
+  assert [h["epoch"] for h in _history(tmp_path)] == list(range(1, epochs + 1))
+  code, out, err = _cli(tmp_path, *ARGS[1:3], f"--config.num_epochs={epochs + 1}")
+  assert code == 0 and "Resuming from" in out, err  # the lock went with its process
+
+
 def test_half_written_step_directory_is_ignored(tmp_path, straight):
   """A save killed mid-write leaves a step folder without its commit marker."""
   import shutil

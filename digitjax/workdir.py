@@ -1,0 +1,103 @@
+"""The workdir: one run's folder, its config record, its lock, and --fresh.
+
+A workdir holds one config's run (config.json says which), resumed by rerunning the same
+command. Two processes training into one workdir would interleave their checkpoints and
+metrics, so a training run holds an exclusive lock on `<workdir>/.lock` (flock: the
+kernel drops it when the process ends, even by kill -9, so a lock is never stale). Only
+process 0 of a multi-process run takes it.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+import sys
+import time
+
+from digitjax import config as config_lib
+from digitjax import distributed
+from digitjax.errors import UserError
+
+LOCK = ".lock"
+
+
+def create(workdir: str) -> None:
+  """Makes the workdir (and its parents); UserError if it is a file or cannot be made."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"--workdir {workdir} is a file, not a folder. Choose another --workdir.")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"cannot create the workdir {workdir} ({e.strerror}). Choose a "
+                    "--workdir where you can write.") from e
+
+
+def record_config(config, workdir: str) -> None:
+  """Refuses a workdir that holds a run of a different config; records this config."""
+  check_config(config, workdir)
+  if distributed.is_main_process():
+    path = os.path.join(workdir, "config.json")
+    with open(path + ".tmp", "w") as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    os.replace(path + ".tmp", path)
+
+
+def check_config(config, workdir: str) -> None:
+  """UserError if workdir's config.json records a different config (none: fine)."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    try:
+      theirs = config_lib.fingerprint_from_json(f.read())
+    except ValueError:
+      theirs = None
+  mine = config_lib.fingerprint(config)
+  if theirs != mine:
+    raise UserError(
+        f"workdir {workdir} holds a run of a different config "
+        f"({config_lib.describe_difference(theirs, mine)}). Use another --workdir or the "
+        "config it was made with, or --fresh to set the old run aside (renamed, not "
+        "deleted).")
+
+
+@contextlib.contextmanager
+def lock(workdir: str):
+  """Holds workdir's lock for the block; UserError naming the holder if another run has
+  it. Where the filesystem cannot lock (some network mounts), runs unlocked."""
+  if not distributed.is_main_process():
+    yield
+    return
+  fd = os.open(os.path.join(workdir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    busy = False
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      os.ftruncate(fd, 0)
+      os.pwrite(fd, (f"pid {os.getpid()} on {socket.gethostname()}, since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)}"[:1000]
+                     ).encode(), 0)
+    except OSError as e:  # other errors: this filesystem cannot lock; run unlocked
+      busy = e.errno in (errno.EWOULDBLOCK, errno.EACCES)
+    if busy:
+      holder = os.pread(fd, 1000, 0).decode(errors="replace").strip() or "unknown"
+      raise UserError(
+          f"workdir {workdir} is in use by another run ({holder}). Wait for it to end, "
+          "stop it (Ctrl-C or kill PID: it saves a checkpoint, and rerunning resumes), "
+          "or use another --workdir.")
+    yield
+  finally:
+    os.close(fd)  # closing drops the lock
+
+
+def set_aside(workdir: str) -> str | None:
+  """--fresh: renames an existing workdir to <workdir>.old-<time> (never deletes it) and
+  returns the new name; refuses while a run holds it."""
+  if not os.path.isdir(workdir):
+    return None
+  aside = f"{workdir.rstrip('/')}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+  with lock(workdir):
+    os.rename(workdir, aside)
+  return aside
