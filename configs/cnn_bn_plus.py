@@ -2,6 +2,9 @@
 
   python -m digitjax.main --config=configs/cnn_bn_plus.py
 
+Expect 99.55 +- 0.03% test accuracy from the best-val_loss checkpoint (3 seeds; 99.51%
+after the last epoch) in 16-17 min on a 2-core CPU (30 s per epoch).
+
 Not a report row: an improvement on configs/cnn_bn.py, kept apart so the faithful config
 stays faithful. Same model (234,026 parameters), batch 64, 30 epochs, plateau schedule,
 54k/6k/10k split and noise std 0.1 as B6, plus two changes:
