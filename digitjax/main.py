@@ -109,17 +109,22 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS are chatty at INFO
-  from digitjax import distributed
-  distributed.initialize_from_env()  # several processes (launch.sh --processes / --slurm)
   config = _CONFIG.value
   if config is None:
     raise app.UsageError("--config is required, e.g. --config=configs/cnn_bn.py")
   workdir = _WORKDIR.value or os.path.join("runs", config.name)
   try:
+    from digitjax import distributed
+    distributed.initialize_from_env()  # several processes (launch.sh --processes / --slurm)
     result = run(config, workdir, _MODE.value, _FRESH.value)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  except KeyboardInterrupt:  # Ctrl-C while starting up (training answers it by saving a
+    # checkpoint), or a second Ctrl-C: checkpoints are written whole or not at all
+    print(f"Stopped by Ctrl-C. What {workdir} already held is intact; rerun the same "
+          "command to resume.", file=sys.stderr)
+    sys.exit(130)
   if result.get("interrupted"):
     sys.exit(0)
 

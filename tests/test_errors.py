@@ -162,3 +162,22 @@ def test_config_json_written_before_a_field_existed_is_the_same_config():
   assert config_lib.fingerprint_from_json(json.dumps(old)) != config_lib.fingerprint(c)
   assert "augment.rotation_range: 0.0 -> 10.0" in config_lib.describe_difference(
       config_lib.fingerprint_from_json(json.dumps(old)), config_lib.fingerprint(c))
+
+
+def test_ctrl_c_while_starting_up_is_one_line_not_a_traceback(tmp_path):
+  """Ctrl-C before the training loop (importing TensorFlow, reading the data): before,
+  a KeyboardInterrupt traceback. The signal is real; only its moment is pinned down."""
+  script = ("import os, signal, time, sys\n"
+            "from absl import app\n"
+            "from digitjax import main\n"
+            "def run(*a, **k):\n"
+            "  os.kill(os.getpid(), signal.SIGINT)\n"
+            "  time.sleep(30)\n"
+            "main.run = run\n"
+            "app.run(main.main, flags_parser=main.parse_flags)\n")
+  r = subprocess.run([sys.executable, "-c", script, "--config=tests/tiny_config.py",
+                      f"--workdir={tmp_path}"], cwd=ROOT, capture_output=True, text=True,
+                     timeout=120)
+  assert r.returncode == 130, r.stderr
+  assert r.stderr == (f"Stopped by Ctrl-C. What {tmp_path} already held is intact; rerun "
+                      "the same command to resume.\n")
