@@ -44,8 +44,9 @@ def record_config(config, workdir: str) -> None:
     os.replace(path + ".tmp", path)
 
 
-def check_config(config, workdir: str) -> None:
-  """UserError if workdir's config.json records a different config (none: fine)."""
+def check_config(config, workdir: str, advice: str = "") -> None:
+  """UserError if workdir's config.json records a different config (none: fine); advice
+  replaces the message's advice for the command line."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     return
@@ -58,9 +59,9 @@ def check_config(config, workdir: str) -> None:
   if theirs != mine:
     raise UserError(
         f"workdir {workdir} holds a run of a different config "
-        f"({config_lib.describe_difference(theirs, mine)}). Use another --workdir or the "
-        "config it was made with, or --fresh to set the old run aside (renamed, not "
-        "deleted).")
+        f"({config_lib.describe_difference(theirs, mine)}). " + (
+            advice or "Use another --workdir or the config it was made with, or --fresh "
+            "to set the old run aside (renamed, not deleted)."))
 
 
 @contextlib.contextmanager

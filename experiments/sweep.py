@@ -14,9 +14,11 @@ A sweep file (like a config, Python) defines `get_sweep()` returning a dict:
              time (keras_mlp 0.82x, the B4 CNN about 0.6x; only the perceptron gains,
              1.35x: experiments/BENCH.md, README). Models too big to replicate: False.
 
-Every point runs in its own workdir <root>/<name>/<point>; a point whose results.json
-exists is skipped, so an interrupted sweep continues where it stopped (and an interrupted
-point resumes from its checkpoint). The aggregate goes to <root>/<name>/summary.{csv,md}
+Every point runs in its own workdir <root>/<name>/<point>; a point that finished under
+the same config is skipped, so an interrupted sweep continues where it stopped (and an
+interrupted point resumes from its checkpoint). A point that ran under another config
+(the sweep file changed) is refused rather than reused; one asked for more epochs trains
+on. The aggregate goes to <root>/<name>/summary.{csv,md}
 and <metric>.png: mean ± std (ddof 1) and n per point.
 """
 from __future__ import annotations
@@ -96,30 +98,65 @@ def point_configs(sweep: dict, setting: dict, extra: dict):
   return configs
 
 
+def _layouts(configs, workdir: str):
+  """The point's two layouts as [(workdir, config), ...]: its seeds vmapped in one program
+  (one results.json), and one workdir per seed (seed<k>/), whichever `configs` is."""
+  first = configs[0][1]
+  if configs[0][0]:  # one config per seed
+    together = copy.deepcopy(first)
+    together.num_seeds = len(configs)
+    alone = configs
+  else:
+    together = first
+    alone = []
+    for k in range(first.num_seeds):
+      single = copy.deepcopy(first)
+      single.seed, single.num_seeds = first.seed + k, 1
+      alone.append((f"seed{k}", single))
+  return ([(workdir, together)],
+          [(os.path.join(workdir, sub), single) for sub, single in alone])
+
+
+def _finished(wd: str, config) -> dict | None:
+  """wd's results if it holds a finished run of this very config; None if it holds none
+  (or an unreadable results.json, or fewer epochs than config.num_epochs now asks for:
+  main.run resumes such a run and writes it again). A different
+  config (the sweep file changed since) is a UserError naming the difference: its
+  results would otherwise land in the table as this point's."""
+  from digitjax import workdir as workdir_lib
+
+  path = os.path.join(wd, "results.json")
+  if not os.path.exists(path):
+    return None
+  workdir_lib.check_config(config, wd, advice=(
+      "The sweep file changed since this point ran: rename the sweep (its name) or pass "
+      "another --root to keep both, or move the old folder aside to run it again."))
+  try:
+    with open(path) as f:
+      results = json.load(f)
+  except (OSError, ValueError):
+    return None
+  if any(not r.get("stopped_early") and r.get("epochs_run", 0) < config.num_epochs
+         for r in results.get("per_seed", [results])):
+    return None  # num_epochs raised since: main.run resumes it and trains on
+  return results
+
+
 def run_point(configs, workdir: str) -> list[dict]:
   """Per-seed results of one point, training whatever has not finished yet."""
   from digitjax import main
 
-  n = len(configs) if configs[0][0] else configs[0][1].num_seeds
-  layouts = ([os.path.join(workdir, "results.json")],  # seeds vmapped in one program
-             [os.path.join(workdir, f"seed{k}", "results.json") for k in range(n)])
-  for paths in layouts:  # finished in either layout (a GPU vmaps, a CPU does not): done
-    if all(os.path.exists(p) for p in paths):
+  for layout in _layouts(configs, workdir):  # a GPU vmaps, a CPU does not: either counts
+    results = [_finished(wd, c) for wd, c in layout]
+    if all(r is not None for r in results):
       print(f"  {workdir}: done, skipped")
-      per_seed = []
-      for p in paths:
-        with open(p) as f:
-          results = json.load(f)
-        per_seed.extend(results.get("per_seed", [results]))
-      return per_seed
+      return [s for r in results for s in r.get("per_seed", [r])]
   per_seed = []
   for sub, config in configs:
     wd = os.path.join(workdir, sub) if sub else workdir
-    path = os.path.join(wd, "results.json")
-    if os.path.exists(path):
+    results = _finished(wd, config)
+    if results is not None:
       print(f"  {wd}: done, skipped")
-      with open(path) as f:
-        results = json.load(f)
     else:
       errors = config_lib.validate(config)
       if errors:

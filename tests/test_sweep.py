@@ -110,21 +110,83 @@ def test_launch_checks_a_cluster_command_line_before_queueing_it(args, message):
   assert r.stdout == "" and not script.exists()
 
 
+def _finish(workdir, config, per_seed):
+  """What a finished run leaves for the sweep: config.json (as training writes it) and
+  results.json."""
+  import json
+  from digitjax import workdir as workdir_lib
+
+  workdir_lib.create(str(workdir))
+  workdir_lib.record_config(config, str(workdir))
+  body = dict(per_seed=per_seed) if len(per_seed) > 1 else per_seed[0]
+  (workdir / "results.json").write_text(json.dumps(body))
+
+
+def _point(vmap, **base):
+  config = config_lib.get_config()
+  for k, v in base.items():
+    *parents, leaf = k.split(".")
+    node = config
+    for p in parents:
+      node = node[p]
+    node[leaf] = v
+  sweep = dict(base=config, axes={"model.dropout": [0.1]}, seeds=2, vmap_seeds=vmap)
+  return sweep_lib.point_configs(sweep, {"model.dropout": 0.1}, {})
+
+
+PER_SEED = [dict(seed=0, test_accuracy=0.9, epochs_run=30),
+            dict(seed=1, test_accuracy=0.8, epochs_run=30)]
+
+
 def test_a_point_finished_in_the_other_seed_layout_is_not_trained_again(tmp_path, monkeypatch):
   """A GPU vmaps a point's seeds (one results.json), a CPU runs seed<k>/ one by one: a
   sweep resumed on the other machine reads the finished point instead of retraining."""
-  import json
   from digitjax import main
 
   monkeypatch.setattr(main, "run", lambda *a, **k: pytest.fail("trained a finished point"))
-  config = config_lib.get_config()
-  config.num_seeds = 2
-  per_seed = [dict(seed=0, test_accuracy=0.9), dict(seed=1, test_accuracy=0.8)]
-  (tmp_path / "vmapped").mkdir()
-  (tmp_path / "vmapped" / "results.json").write_text(json.dumps(dict(per_seed=per_seed)))
-  singles = [(f"seed{k}", config) for k in range(2)]
-  assert sweep_lib.run_point(singles, str(tmp_path / "vmapped")) == per_seed
-  for k in range(2):
-    (tmp_path / "alone" / f"seed{k}").mkdir(parents=True)
-    (tmp_path / "alone" / f"seed{k}" / "results.json").write_text(json.dumps(per_seed[k]))
-  assert sweep_lib.run_point([(None, config)], str(tmp_path / "alone")) == per_seed
+  [(_, together)] = _point(vmap=True)
+  _finish(tmp_path / "vmapped", together, PER_SEED)
+  assert sweep_lib.run_point(_point(vmap=False), str(tmp_path / "vmapped")) == PER_SEED
+  for sub, single in _point(vmap=False):
+    _finish(tmp_path / "alone" / sub, single, [PER_SEED[single.seed]])
+  assert sweep_lib.run_point(_point(vmap=True), str(tmp_path / "alone")) == PER_SEED
+
+
+def test_a_point_finished_under_another_config_is_refused_not_reused(tmp_path, monkeypatch):
+  """The sweep file changed since the point ran (here its learning rate): reusing those
+  results would put another experiment's numbers in the table."""
+  from digitjax import main
+  from digitjax.errors import UserError
+
+  monkeypatch.setattr(main, "run", lambda *a, **k: pytest.fail("trained over a finished run"))
+  for sub, single in _point(vmap=False):
+    _finish(tmp_path / sub, single, [PER_SEED[single.seed]])
+  for vmap in (False, True):
+    with pytest.raises(UserError, match=r"\(optimizer.learning_rate: None -> 0.002\)\. The sweep file changed"):
+      sweep_lib.run_point(_point(vmap=vmap, **{"optimizer.learning_rate": 0.002}),
+                          str(tmp_path))
+
+
+def test_an_unreadable_results_file_is_run_again(tmp_path, monkeypatch):
+  from digitjax import main
+
+  ran = []
+  monkeypatch.setattr(main, "run", lambda c, wd: ran.append(wd) or PER_SEED[c.seed])
+  for sub, single in _point(vmap=False):
+    _finish(tmp_path / sub, single, [PER_SEED[single.seed]])
+  (tmp_path / "seed1" / "results.json").write_text('{"test_acc')  # cut short
+  assert sweep_lib.run_point(_point(vmap=False), str(tmp_path)) == PER_SEED
+  assert ran == [str(tmp_path / "seed1")]
+
+
+def test_a_point_asked_for_more_epochs_trains_on(tmp_path, monkeypatch):
+  """num_epochs is not part of a run's identity (raise it to train longer): a finished
+  point with fewer epochs than the sweep now asks for is resumed, not reused."""
+  from digitjax import main
+
+  ran = []
+  monkeypatch.setattr(main, "run", lambda c, wd: ran.append(wd) or PER_SEED[c.seed])
+  for sub, single in _point(vmap=False):
+    _finish(tmp_path / sub, single, [PER_SEED[single.seed]])
+  sweep_lib.run_point(_point(vmap=False, num_epochs=31), str(tmp_path))
+  assert ran == [str(tmp_path / "seed0"), str(tmp_path / "seed1")]
