@@ -234,11 +234,14 @@ def _finished(path: str, config) -> dict | None:
   config_path = os.path.join(os.path.dirname(path), "config.json")
   if not os.path.exists(config_path):
     return None
-  with open(config_path) as f:
-    if config_lib.fingerprint_from_json(f.read()) != config_lib.fingerprint(config):
-      return None  # main.run will refuse the workdir with a clear message
-  with open(path) as f:
-    result = json.load(f)
+  try:
+    with open(config_path) as f:
+      if config_lib.fingerprint_from_json(f.read()) != config_lib.fingerprint(config):
+        return None  # main.run will refuse the workdir with a clear message
+    with open(path) as f:
+      result = json.load(f)
+  except (OSError, ValueError):  # damaged: main.run refuses it, or resumes and rewrites
+    return None
   return result if result.get("epochs_run", 0) >= 1 else None
 
 

@@ -196,6 +196,13 @@ def test_reproduce_quick_writes_well_formed_tables_and_resumes(tmp_path):
   assert again["A1"]["ours mean %"] == rows[0]["ours mean %"]
   assert again["A4"]["ours mean %"] == rows[1]["ours mean %"]
   assert again["A4"]["seeds"] == "2"
+  # Damaged files in finished runs: those runs no longer count; no traceback.
+  (tmp_path / "runs" / "A4" / "seed1" / "results.json").write_text('{"test_acc')
+  (tmp_path / "runs" / "A1" / "seed0" / "config.json").write_text("")
+  reproduce.reproduce("A", seeds=2, is_quick=True, tabulate=True,
+                      workroot=str(tmp_path / "runs"), out_dir=str(out))
+  damaged = {r["row"]: r for r in _table(out / "A.csv")}
+  assert damaged["A4"]["seeds"] == "1" and damaged["A1"]["seeds"] == "1"
 
 
 def test_a_heavy_row_without_its_data_names_both_needs(tmp_path):
