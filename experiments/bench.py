@@ -42,7 +42,7 @@ from digitjax import config as base
 from digitjax import train
 from digitjax.models import fast_ops
 from digitjax.models import layers as L
-from experiments import compare, seeds
+from experiments import compare, seeds, whole
 
 EPOCH_IMAGES = 60_000
 MODELS = ("keras_mlp", "keras_cnn", "cnn_bn")
@@ -234,19 +234,19 @@ def _fmt_table(rows, peak, compared):
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--models", default=",".join(MODELS))
-  p.add_argument("--batch", type=int, default=128)
-  p.add_argument("--steps", type=int, default=0,
+  p.add_argument("--batch", type=whole(1), default=128)
+  p.add_argument("--steps", type=whole(0), default=0,
                  help="time N steps per 'epoch' and scale to 60,000 images (0: full epochs)")
-  p.add_argument("--repeats", type=int, default=3, help="timed epochs after the warm-up")
+  p.add_argument("--repeats", type=whole(1), default=3, help="timed epochs after the warm-up")
   p.add_argument("--compare", action="store_true", help="also PyTorch eager and Keras 3 (JAX)")
-  p.add_argument("--torch-threads", type=int, default=0, help="0: PyTorch's default")
+  p.add_argument("--torch-threads", type=whole(0), default=0, help="0: PyTorch's default")
   p.add_argument("--reference-layers", action="store_true",
                  help="also time cnn_bn/keras_cnn with nn.max_pool and nn.Dropout")
-  p.add_argument("--dispatch", type=int, default=1,
+  p.add_argument("--dispatch", type=whole(1), default=1,
                  help="also time each model with this many steps per jitted call "
                       "(config.steps_per_dispatch); 1: skip")
-  p.add_argument("--seeds", type=int, default=8, help="K for the vmapped-seeds table (0: skip)")
-  p.add_argument("--seed-steps", type=int, default=100)
+  p.add_argument("--seeds", type=whole(0), default=8, help="K for the vmapped-seeds table (0: skip)")
+  p.add_argument("--seed-steps", type=whole(1), default=100)
   p.add_argument("--out", default="runs/bench/bench.json")
   a = p.parse_args(argv)
   known = (*MODELS, "perceptron")

@@ -27,6 +27,8 @@ import statistics
 import sys
 import time
 
+from experiments import whole
+
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
@@ -182,10 +184,10 @@ def main(argv=None):
 
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--row", required=True, help=f"one of {', '.join(KERAS_MODELS)}")
-  p.add_argument("--seeds", type=int, default=3)
-  p.add_argument("--first-seed", type=int, default=0)
-  p.add_argument("--epochs", type=int, default=0, help="0: the config's")
-  p.add_argument("--limit", type=int, default=0, help="at most this many train/test images")
+  p.add_argument("--seeds", type=whole(1), default=3)
+  p.add_argument("--first-seed", type=whole(0), default=0)
+  p.add_argument("--epochs", type=whole(0), default=0, help="0: the config's")
+  p.add_argument("--limit", type=whole(0), default=0, help="at most this many train/test images")
   p.add_argument("--validation-split", default=None,
                  help="a TFDS split as the val set, e.g. test (report B's way for B1-B4)")
   p.add_argument("--backend", choices=("jax", "tensorflow"), default=None,

@@ -36,6 +36,7 @@ import numpy as np
 
 from digitjax import config as config_lib
 from digitjax.errors import UserError
+from experiments import whole
 
 QUICK = {"dataset.max_train_examples": 1000, "dataset.max_test_examples": 500,
          "num_epochs": 1, "batch_size": 50, "eval_batch_size": 250}
@@ -252,7 +253,7 @@ def main(argv=None):
   parser.add_argument("--root", default="runs/sweeps", help="where sweep folders go")
   parser.add_argument("--quick", action="store_true",
                       help="tiny data and one epoch per point: checks a sweep end to end")
-  parser.add_argument("--seeds", type=int, help="override the sweep's number of seeds")
+  parser.add_argument("--seeds", type=whole(1), help="override the sweep's number of seeds")
   args = parser.parse_args(argv)
   try:
     run_sweep(args.sweep, args.root, args.quick, args.seeds)

@@ -190,3 +190,23 @@ def test_a_point_asked_for_more_epochs_trains_on(tmp_path, monkeypatch):
     _finish(tmp_path / sub, single, [PER_SEED[single.seed]])
   sweep_lib.run_point(_point(vmap=False, num_epochs=31), str(tmp_path))
   assert ran == [str(tmp_path / "seed0"), str(tmp_path / "seed1")]
+
+
+@pytest.mark.parametrize("module,argv,message", [
+    ("sweep", ["experiments/sweeps/hidden_units.py", "--seeds", "0"],
+     "argument --seeds: 0 is below the minimum, 1"),
+    ("keras_check", ["--row", "A1", "--epochs", "-1"],
+     "argument --epochs: -1 is below the minimum, 0"),
+    ("keras_check", ["--row", "A1", "--limit", "x"], "argument --limit: 'x' is not a whole"),
+    ("bench", ["--steps", "-1"], "argument --steps: -1 is below the minimum, 0"),
+    ("bench", ["--dispatch", "0"], "argument --dispatch: 0 is below the minimum, 1"),
+])
+def test_experiment_commands_refuse_bad_counts_before_any_work(module, argv, message,
+                                                               capsys):
+  """Before: --seeds 0 ran the sweep's default seeds, --steps -1 crashed after a warm-up,
+  a negative --limit trained on a slice from the end."""
+  import importlib
+  with pytest.raises(SystemExit) as exit_:
+    importlib.import_module(f"experiments.{module}").main(argv)
+  assert exit_.value.code == 2
+  assert message in capsys.readouterr().err
