@@ -71,7 +71,11 @@ def lock(workdir: str):
   if not distributed.is_main_process():
     yield
     return
-  fd = os.open(os.path.join(workdir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fd = os.open(os.path.join(workdir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as e:  # read-only mount, someone else's folder
+    raise UserError(f"cannot write in the workdir {workdir} ({e.strerror}). Choose a "
+                    "--workdir where you can write.") from e
   try:
     busy = False
     try:
