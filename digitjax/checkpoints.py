@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import time
 import traceback
@@ -42,6 +43,13 @@ def _is_stray_closed_loop_callback(unraisable) -> bool:
   return any(f.name == "call_soon_threadsafe" for f in frames)
 
 
+def _is_orbax_write_left_at_exit(unraisable) -> bool:
+  """True for orbax's write coroutines that a failed save (a full disk) leaves pending:
+  Python reports each one as it shuts down, after our one-line error."""
+  code = getattr(unraisable.object, "cr_code", None)
+  return code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename
+
+
 def _silence_stray_closed_loop_callbacks():
   """Installs (once per process) an unraisable hook that drops only those errors."""
   previous = sys.unraisablehook
@@ -49,7 +57,8 @@ def _silence_stray_closed_loop_callbacks():
     return
 
   def hook(unraisable):
-    if not _is_stray_closed_loop_callback(unraisable):
+    if not (_is_stray_closed_loop_callback(unraisable)
+            or _is_orbax_write_left_at_exit(unraisable)):
       previous(unraisable)
 
   hook._digitjax = True
@@ -84,20 +93,32 @@ class Checkpoints:
       self.best = _manager(os.path.join(self.root, "best"), keep=1)
 
   @staticmethod
-  def _save(manager, step: int, state, meta: dict):
+  def _save(manager, step: int, state, meta: dict, what: str):
+    """Saves one step; a failed write (a full disk) is one UserError, and the step's
+    half-written folder stays orbax's temporary one, which no restore reads."""
     # A step is saved twice only when a run replays it after falling back from an
     # unreadable checkpoint; replay is deterministic, so the good copy on disk stays.
     if int(step) in manager.all_steps():
       return
-    manager.save(int(step), args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
-    manager.wait_until_finished()
+    _silence_stray_closed_loop_callbacks()
+    try:
+      with _orbax_errors_unlogged():  # orbax logs each failed write, from each thread
+        manager.save(int(step), args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+        manager.wait_until_finished()
+    except Exception as e:  # tensorstore's write errors arrive as ValueError and others
+      code = re.search(r"os_error_code='?(\d+)", str(e))
+      reason = os.strerror(int(code.group(1))) if code else str(e).splitlines()[0][:200]
+      raise UserError(
+          f"could not save the {what} checkpoint at step {step} in {manager.directory} "
+          f"({reason}). The checkpoints saved before it are intact: free disk space and "
+          "rerun the same command to resume from the last of them.") from e
 
   def save_latest(self, step: int, state, meta: dict):
-    self._save(self.latest, step, state, meta)
+    self._save(self.latest, step, state, meta, "latest")
 
   def save_best(self, step: int, state, meta: dict):
-    self._save(self.best, step, state, meta)
+    self._save(self.best, step, state, meta, "best")
 
   def _restore(self, manager, abstract_state, what: str):
     with _orbax_errors_unlogged():

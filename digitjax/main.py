@@ -7,6 +7,7 @@ Problems the user can fix print one line on stderr and exit with status 2.
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -88,6 +89,11 @@ def _exit_if_config_file_missing(argv):
       sys.exit(2)
 
 
+# a full disk or quota, a file over the size limit, a read-only mount: the environment's
+# fault, not a bug, so one line rather than a traceback
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
 def check_args(argv):
   """Parses and validates a command line without running it; exit 2 with one message if
   it is wrong. launch.sh calls it before it queues a SLURM job or starts N processes, so
@@ -119,6 +125,12 @@ def main(argv):
     result = run(config, workdir, _MODE.value, _FRESH.value)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  except OSError as e:
+    if e.errno not in _NO_ROOM:
+      raise
+    print(f"error: could not write in {workdir} ({e.strerror}). What it held before is "
+          "intact: free disk space and rerun the same command to resume.", file=sys.stderr)
     sys.exit(2)
   except KeyboardInterrupt:  # Ctrl-C while starting up (training answers it by saving a
     # checkpoint), or a second Ctrl-C: checkpoints are written whole or not at all

@@ -98,6 +98,39 @@ def test_a_second_run_on_a_busy_workdir_is_refused_and_changes_nothing(tmp_path)
   assert code == 0 and "Resuming from" in out, err  # the lock went with its process
 
 
+def _cli_with_small_files(workdir, *overrides):
+  """The CLI where no file may outgrow 20 kB (ulimit -f; SIGXFSZ ignored): writes past it
+  fail with EFBIG, as on a full disk with ENOSPC. A tiny checkpoint's data file is ~130 kB.
+  bash sets the limit, so this (JAX-threaded) process does not fork into Python code."""
+  cmd = ["bash", "-c", 'ulimit -f 20 && trap "" XFSZ && exec "$@"', "bash",
+         sys.executable, "-m", "digitjax.main", "--config=tests/tiny_config.py",
+         f"--workdir={workdir}", *overrides]
+  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_a_full_disk_is_one_message_and_the_run_resumes(tmp_path):
+  """Before: ~400 lines of orbax tracebacks from its writer threads."""
+  straight = main.run(tiny_config(num_epochs=2), str(tmp_path / "straight"))
+  workdir = tmp_path / "run"
+  main.run(tiny_config(num_epochs=1), str(workdir))
+  r = _cli_with_small_files(workdir, "--config.num_epochs=2")
+  assert r.returncode == 2, r.stderr
+  assert r.stderr.splitlines() == [
+      f"error: could not save the best checkpoint at step 36 in {workdir}/checkpoints/best "
+      "(File too large). The checkpoints saved before it are intact: free disk space and "
+      "rerun the same command to resume from the last of them."]
+  resumed = main.run(tiny_config(num_epochs=2), str(workdir))  # space freed
+  assert resumed["test_loss"] == straight["test_loss"]
+  assert _history(workdir) == _history(tmp_path / "straight")
+  # writing the plots of a finished run fails the same way: one line, nothing lost
+  (workdir / "confusion_matrix.png").unlink()
+  r = _cli_with_small_files(workdir, "--config.num_epochs=2")
+  assert r.returncode == 2 and r.stderr.splitlines() == [
+      f"error: could not write in {workdir} (File too large). What it held before is "
+      "intact: free disk space and rerun the same command to resume."], r.stderr
+  assert _results(workdir)["test_loss"] == straight["test_loss"]
+
+
 def test_half_written_step_directory_is_ignored(tmp_path, straight):
   """A save killed mid-write leaves a step folder without its commit marker."""
   import shutil
