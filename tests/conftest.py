@@ -20,11 +20,8 @@ needs_mnist = pytest.mark.skipif(
     not mnist_available(), reason="prepared MNIST not found; set TFDS_DATA_DIR")
 
 
-def tiny_config(**overrides):
-  """tests/tiny_config.py with overrides given as {"a.b": value}."""
-  import tiny_config as tiny
-
-  c = tiny.get_config()
+def with_overrides(c, **overrides):
+  """Config c with overrides given as {"a.b": value} (in place; returns c)."""
   for key, value in overrides.items():
     node = c
     *parents, leaf = key.split(".")
@@ -32,6 +29,13 @@ def tiny_config(**overrides):
       node = node[p]
     node[leaf] = value
   return c
+
+
+def tiny_config(**overrides):
+  """tests/tiny_config.py with overrides given as {"a.b": value}."""
+  import tiny_config as tiny
+
+  return with_overrides(tiny.get_config(), **overrides)
 
 
 def pytest_collection_modifyitems(config, items):

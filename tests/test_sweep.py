@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, needs_mnist
+from conftest import ROOT, needs_mnist, with_overrides
 from digitjax import config as config_lib
 from experiments import sweep as sweep_lib
 
@@ -123,13 +123,7 @@ def _finish(workdir, config, per_seed):
 
 
 def _point(vmap, **base):
-  config = config_lib.get_config()
-  for k, v in base.items():
-    *parents, leaf = k.split(".")
-    node = config
-    for p in parents:
-      node = node[p]
-    node[leaf] = v
+  config = with_overrides(config_lib.get_config(), **base)
   sweep = dict(base=config, axes={"model.dropout": [0.1]}, seeds=2, vmap_seeds=vmap)
   return sweep_lib.point_configs(sweep, {"model.dropout": 0.1}, {})
 
