@@ -40,9 +40,15 @@ def run(config, workdir: str, mode: str = "train", fresh: bool = False) -> dict:
   if fresh and (aside := workdir_lib.set_aside(workdir)):
     print(f"Moved the previous run to {aside}.")
   from digitjax import train
-  if mode == "eval":
-    return train.evaluate_checkpoint(config, workdir)
-  return train.train_and_evaluate(config, workdir)
+  try:
+    if mode == "eval":
+      return train.evaluate_checkpoint(config, workdir)
+    return train.train_and_evaluate(config, workdir)
+  except OSError as e:  # here, so the reproduce and sweep runners report it too
+    if e.errno not in _NO_ROOM:
+      raise
+    raise UserError(f"could not write in {workdir} ({e.strerror}). What it held before is "
+                    "intact: free disk space and rerun the same command to resume.") from e
 
 
 def parse_flags(argv):
@@ -125,12 +131,6 @@ def main(argv):
     result = run(config, workdir, _MODE.value, _FRESH.value)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  except OSError as e:
-    if e.errno not in _NO_ROOM:
-      raise
-    print(f"error: could not write in {workdir} ({e.strerror}). What it held before is "
-          "intact: free disk space and rerun the same command to resume.", file=sys.stderr)
     sys.exit(2)
   except KeyboardInterrupt:  # Ctrl-C while starting up (training answers it by saving a
     # checkpoint), or a second Ctrl-C: checkpoints are written whole or not at all

@@ -185,3 +185,24 @@ def test_ctrl_c_while_starting_up_is_one_line_not_a_traceback(tmp_path):
   assert r.returncode == 130, r.stderr
   assert r.stderr == (f"Stopped by Ctrl-C. What {tmp_path} already held is intact; rerun "
                       "the same command to resume.\n")
+
+
+def test_no_room_to_write_reaches_the_runners_as_a_user_error(tmp_path, monkeypatch):
+  """digitjax.main.run is what the reproduce and sweep runners call: a full disk there is
+  a UserError (a row's error status), while other OSErrors keep their tracebacks."""
+  import errno
+  from digitjax import main, train
+
+  def full(*a, **k):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  monkeypatch.setattr(train, "train_and_evaluate", full)
+  with pytest.raises(UserError, match=f"could not write in {tmp_path} \\(No space left"):
+    main.run(tiny_config(), str(tmp_path))
+
+  def missing(*a, **k):
+    raise FileNotFoundError(errno.ENOENT, "a bug, not the disk")
+
+  monkeypatch.setattr(train, "train_and_evaluate", missing)
+  with pytest.raises(FileNotFoundError):
+    main.run(tiny_config(), str(tmp_path))
