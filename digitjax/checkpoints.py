@@ -50,8 +50,8 @@ def _is_orbax_write_left_at_exit(unraisable) -> bool:
   return code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename
 
 
-def _silence_stray_closed_loop_callbacks():
-  """Installs (once per process) an unraisable hook that drops only those errors."""
+def _silence_orbax_leftovers():
+  """Installs (once per process) an unraisable hook that drops only the two kinds above."""
   previous = sys.unraisablehook
   if getattr(previous, "_digitjax", False):
     return
@@ -100,7 +100,7 @@ class Checkpoints:
     # unreadable checkpoint; replay is deterministic, so the good copy on disk stays.
     if int(step) in manager.all_steps():
       return
-    _silence_stray_closed_loop_callbacks()
+    _silence_orbax_leftovers()
     try:
       with _orbax_errors_unlogged():  # orbax logs each failed write, from each thread
         manager.save(int(step), args=ocp.args.Composite(
@@ -131,7 +131,7 @@ class Checkpoints:
     is reported in one line, moved to checkpoints/unreadable/ (kept for inspection, and
     out of the way of the step that will be saved again) and the next older one is tried.
     """
-    _silence_stray_closed_loop_callbacks()
+    _silence_orbax_leftovers()
     manager.reload()
     for step in sorted(manager.all_steps(), reverse=True):
       try:

@@ -27,12 +27,16 @@ _FRESH = flags.DEFINE_bool("fresh", False, "Set an existing workdir aside (renam
                            "timestamp, never deleted) and start from scratch.")
 
 
-def run(config, workdir: str, mode: str = "train", fresh: bool = False) -> dict:
+def _validate(config) -> None:
   from digitjax import config as config_lib
 
   errors = config_lib.validate(config)
   if errors:
     raise UserError("invalid config:\n  " + "\n  ".join(errors))
+
+
+def run(config, workdir: str, mode: str = "train", fresh: bool = False) -> dict:
+  _validate(config)
   from digitjax import data, models  # imports JAX: after the cheap checks
   info = data.DATASETS[config.dataset.name]
   models.check_input(config, data.image_shape(config), info.num_classes)
@@ -108,11 +112,10 @@ def check_args(argv):
   if _CONFIG.value is None:
     print("error: --config is required, e.g. --config=configs/cnn_bn.py", file=sys.stderr)
     sys.exit(2)
-  from digitjax import config as config_lib
-
-  errors = config_lib.validate(_CONFIG.value)
-  if errors:
-    print("error: invalid config:\n  " + "\n  ".join(errors), file=sys.stderr)
+  try:
+    _validate(_CONFIG.value)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
 
 

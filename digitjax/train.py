@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from digitjax import augment, checkpoints, config as config_lib, data, distributed, models
+from digitjax import augment, checkpoints, data, distributed, models
 from digitjax import optim
 from digitjax import reporting
 from digitjax import workdir as workdir_lib

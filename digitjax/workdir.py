@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import socket
 import sys
@@ -62,6 +63,16 @@ def check_config(config, workdir: str, advice: str = "") -> None:
         f"({config_lib.describe_difference(theirs, mine)}). " + (
             advice or "Use another --workdir or the config it was made with, or --fresh "
             "to set the old run aside (renamed, not deleted)."))
+
+
+def read_results(workdir: str) -> dict | None:
+  """workdir's results.json, or None if it has none or it cannot be read (a rerun of the
+  same config resumes and writes it again)."""
+  try:
+    with open(os.path.join(workdir, "results.json")) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
 
 
 @contextlib.contextmanager

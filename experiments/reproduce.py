@@ -227,22 +227,18 @@ def _read_back(row, config, workroot, entry) -> dict:
 
 def _finished(path: str, config) -> dict | None:
   """results.json of a finished run of this very config, else None (run or resume)."""
-  from digitjax import config as config_lib
+  from digitjax import workdir as workdir_lib
+  from digitjax.errors import UserError
 
-  if not os.path.exists(path):
-    return None
-  config_path = os.path.join(os.path.dirname(path), "config.json")
-  if not os.path.exists(config_path):
+  workdir = os.path.dirname(path)
+  if not os.path.exists(path) or not os.path.exists(os.path.join(workdir, "config.json")):
     return None
   try:
-    with open(config_path) as f:
-      if config_lib.fingerprint_from_json(f.read()) != config_lib.fingerprint(config):
-        return None  # main.run will refuse the workdir with a clear message
-    with open(path) as f:
-      result = json.load(f)
-  except (OSError, ValueError):  # damaged: main.run refuses it, or resumes and rewrites
+    workdir_lib.check_config(config, workdir)
+  except UserError:  # another config, or a damaged config.json: main.run says so
     return None
-  return result if result.get("epochs_run", 0) >= 1 else None
+  result = workdir_lib.read_results(workdir)  # None if damaged: main.run rewrites it
+  return result if result and result.get("epochs_run", 0) >= 1 else None
 
 
 COLUMNS = ("row", "config", "published %", "metric", "weights", "ours mean %", "ours std",

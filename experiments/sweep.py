@@ -28,7 +28,6 @@ import copy
 import csv
 import importlib.util
 import itertools
-import json
 import os
 import sys
 
@@ -126,18 +125,13 @@ def _finished(wd: str, config) -> dict | None:
   results would otherwise land in the table as this point's."""
   from digitjax import workdir as workdir_lib
 
-  path = os.path.join(wd, "results.json")
-  if not os.path.exists(path):
+  if not os.path.exists(os.path.join(wd, "results.json")):
     return None
   workdir_lib.check_config(config, wd, advice=(
       "The sweep file changed since this point ran: rename the sweep (its name) or pass "
       "another --root to keep both, or move the old folder aside to run it again."))
-  try:
-    with open(path) as f:
-      results = json.load(f)
-  except (OSError, ValueError):
-    return None
-  if any(not r.get("stopped_early") and r.get("epochs_run", 0) < config.num_epochs
+  results = workdir_lib.read_results(wd)
+  if results is None or any(not r.get("stopped_early") and r.get("epochs_run", 0) < config.num_epochs
          for r in results.get("per_seed", [results])):
     return None  # num_epochs raised since: main.run resumes it and trains on
   return results
