@@ -20,6 +20,19 @@ needs_mnist = pytest.mark.skipif(
     not mnist_available(), reason="prepared MNIST not found; set TFDS_DATA_DIR")
 
 
+@pytest.fixture
+def no_prepared_data(tmp_path, monkeypatch):
+  """TFDS_DATA_DIR is an empty folder and TFDS cannot download: every dataset is pending,
+  whatever ../shared happens to hold on this machine."""
+  from digitjax import data
+
+  empty = tmp_path / "empty_tfds"
+  empty.mkdir()
+  monkeypatch.setenv("TFDS_DATA_DIR", str(empty))
+  monkeypatch.setattr(data, "_online", lambda: False)
+  return empty
+
+
 def with_overrides(c, **overrides):
   """Config c with overrides given as {"a.b": value} (in place; returns c)."""
   for key, value in overrides.items():

@@ -205,11 +205,8 @@ def test_reproduce_quick_writes_well_formed_tables_and_resumes(tmp_path):
   assert damaged["A4"]["seeds"] == "1" and damaged["A1"]["seeds"] == "1"
 
 
-def test_a_heavy_row_without_its_data_names_both_needs(tmp_path):
+def test_a_heavy_row_without_its_data_names_both_needs(tmp_path, no_prepared_data):
   """Report E's AlexNet needs a GPU and tf_flowers: a GPU alone would not run it."""
-  e2 = catalogue.rows("E", "E2-adam")[0]
-  if data.is_prepared(catalogue.load_config(e2.config)):
-    pytest.skip("tf_flowers is prepared on this machine")
   out = tmp_path / "results"
   reproduce.reproduce("E", seeds=3, rows="E2-adam", workroot=str(tmp_path / "runs"),
                       out_dir=str(out))
@@ -219,7 +216,7 @@ def test_a_heavy_row_without_its_data_names_both_needs(tmp_path):
     assert "pending data (tf_flowers not prepared)" in rows[row]["verdict"], rows[row]
 
 
-def test_reproduce_lists_pending_data_and_gpu_rows_without_running(tmp_path):
+def test_reproduce_lists_pending_data_and_gpu_rows_without_running(tmp_path, no_prepared_data):
   out = tmp_path / "results"
   reproduce.reproduce("D", seeds=3, rows="D1,D3", workroot=str(tmp_path / "runs"),
                       out_dir=str(out))
@@ -228,7 +225,7 @@ def test_reproduce_lists_pending_data_and_gpu_rows_without_running(tmp_path):
   assert rows["D2"]["verdict"].startswith("needs a GPU")  # not chosen, listed all the same
   assert rows["D3"]["verdict"].startswith("pending data (cifar10")
   assert rows["D4"]["verdict"].startswith("pending data (cifar10")
-  assert rows["D1-30"]["verdict"] in ("not run yet", "pending data (mnist not prepared)")
+  assert rows["D1-30"]["verdict"] == "pending data (mnist not prepared)"
   assert rows["D3"]["published %"] == "64.69" and rows["D3"]["ours mean %"] == ""
   assert not (tmp_path / "runs").exists()
   # A row with no run says what one seed would cost here; once run, the estimate goes.

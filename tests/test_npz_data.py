@@ -37,12 +37,9 @@ def test_resizing_configs_are_refused_with_a_message(tmp_path):
 
 @pytest.mark.parametrize("dataset,message", [
     ("nosuch", "unknown dataset 'nosuch'; digitjax reads cifar10"),
-    ("cifar10", "TFDS_DATA_DIR")])  # pending in ../shared: not prepared, offline
+    ("cifar10", "TFDS_DATA_DIR")])  # not prepared in an empty data dir, offline
 def test_export_of_an_unreadable_dataset_is_one_message_and_writes_nothing(
-    tmp_path, monkeypatch, capsys, dataset, message):
-  if dataset == "cifar10" and data.is_prepared(tiny_config(**{"dataset.name": "cifar10"})):
-    pytest.skip("cifar10 is prepared on this machine")
-  monkeypatch.setattr(data, "_online", lambda: False)
+    tmp_path, capsys, no_prepared_data, dataset, message):
   with pytest.raises(SystemExit) as exit_:
     npz_data.main(["export", dataset, str(tmp_path / "out")])
   assert exit_.value.code == 2
