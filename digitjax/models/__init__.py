@@ -131,9 +131,20 @@ def c_v3(m, num_classes, impl):
           ("Flatten", {}), _dense(248), _dense(124), _drop(0.4), _dense(num_classes, None)]
 
 
+def speedrun_cnn(m, num_classes, impl):
+  """configs/speedrun_mnist.py (tuomaso/train_mnist_fast's net): Conv 24 5x5 -> MP 2 ->
+  ReLU -> Conv 32 3x3 -> MP 2 -> ReLU -> D 256 -> D 10, 5x5x32 map, 215,194 parameters.
+  experiments.speedrun redraws the initial parameters as PyTorch's defaults."""
+  relu = ("Activation", dict(activation="relu"))
+  pool = ("MaxPool", dict(pool_size=2))
+  return [_conv(24, 5, impl, activation=None), pool, relu,
+          _conv(32, 3, impl, activation=None), pool, relu,
+          ("Flatten", {}), _dense(256), _dense(num_classes, None)]
+
+
 MODELS = {f.__name__: f for f in (perceptron, mlp, keras_cnn, net1, net2, cnn_single,
                                    cnn3_v1, cnn3_v2, cnn_bn, c_v2, c_v3, flowers_cnn,
-                                   alexnet, vgg16, vgg16_app, googlenet)}
+                                   alexnet, vgg16, vgg16_app, googlenet, speedrun_cnn)}
 
 
 def build(config, num_classes: int, bn_axis_name: str | None = None) -> nn.Module:
