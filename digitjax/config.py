@@ -9,6 +9,7 @@ out-of-range value costs the user one clear message, not a traceback ten minutes
 """
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import os
@@ -29,6 +30,9 @@ PADDINGS = ("valid", "same")  # Keras layers' padding argument
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 ON_NONFINITE = ("stop", "skip")
+# Top-level groups a config may add for a tool of its own, beside the schema: their fields
+# are that tool's to check. Any other field a config file adds is refused (a misspelling).
+TOOL_GROUPS = ("speedrun",)  # configs/speedrun_mnist.py, read by experiments.speedrun
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -171,6 +175,30 @@ def _flatten(d, prefix=""):
   return out
 
 
+def unknown_fields(config: ml_collections.ConfigDict) -> list[str]:
+  """One sentence per field of `config` that the schema (get_config()) lacks, naming the
+  nearest valid names. ConfigDict lets a config file add any key, so a misspelt
+  `c.model.hiden_units = (64,)` would otherwise train on the default hidden_units."""
+  schema = _defaults()
+  groups = {k.rsplit(".", 1)[0] for k in schema if "." in k}
+  errors = []
+  for key, value in _flatten(json.loads(config.to_json_best_effort())).items():
+    if key in schema or key.split(".")[0] in TOOL_GROUPS:
+      continue
+    if key in groups:
+      errors.append(f"config.{key}={value!r} replaces a group of fields; set its fields "
+                    f"instead, e.g. config.{min(k for k in schema if k.startswith(key + '.'))}.")
+      continue
+    group = key.rsplit(".", 1)[0] if "." in key else ""
+    near = difflib.get_close_matches(key, [*schema, *groups], n=3, cutoff=0.6)
+    if not near:  # nothing alike: the fields of its group (or the top-level ones)
+      near = [k for k in schema if k.rsplit(".", 1)[0] == group] if group in groups else [
+          k for k in schema if "." not in k]
+    errors.append(f"config.{key} is not a field of the config; nearest valid: "
+                  f"{', '.join(near)}.")
+  return errors
+
+
 def describe_difference(theirs: dict | None, mine: dict) -> str:
   """'model.name: cnn_bn -> mlp, seed: 0 -> 1' (at most a few fields)."""
   if theirs is None:
@@ -211,6 +239,9 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
       return False
     return True
 
+  errors.extend(unknown_fields(config))
+  if any("replaces a group" in e for e in errors):
+    return errors  # the checks below read that group's fields
   inf = float("inf")
   one_of("dataset.name", config.dataset.name, data.DATASETS)
   one_of("model.name", config.model.name, models.MODELS)
