@@ -62,7 +62,7 @@ def parse_flags(argv):
   exist or of the wrong type, and an OSError at first use for a missing config file; say
   which argument was wrong and exit 2.
   """
-  _exit_if_config_file_missing(argv)
+  _exit_if_config_file_bad(argv)
   try:
     rest = flags.FLAGS(argv)
   except UserError as e:  # raised by a config file itself, e.g. an unknown variant
@@ -86,16 +86,25 @@ def parse_flags(argv):
   sys.exit(2)
 
 
-def _exit_if_config_file_missing(argv):
+def _exit_if_config_file_bad(argv):
   """ml_collections defers a --config file it cannot find to the config's first use, as
-  an OSError traceback; say so in one line instead, before anything else runs."""
+  an OSError traceback, and lets whatever the file raises (a syntax error, a missing
+  module, an exception in get_config) escape as a traceback; load it first, through
+  digitjax.config.from_file, and say what is wrong in one line, naming the file."""
+  from digitjax import config as config_lib
+
   specs = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")]
   specs += [b for a, b in zip(argv[1:], argv[2:]) if a == "--config"]
   for spec in specs:
-    path = spec.split(":", 1)[0]
+    path, *variant = spec.split(":", 1)  # as ml_collections splits it
     if not os.path.isfile(path):
       print(f"error: config file {path} not found (--config={spec}). The shipped configs "
             "are in configs/, e.g. --config=configs/cnn_bn.py.", file=sys.stderr)
+      sys.exit(2)
+    try:
+      config_lib.from_file(path, *variant)
+    except UserError as e:
+      print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import importlib.util
 import itertools
 import os
 import sys
@@ -42,13 +41,34 @@ QUICK = {"dataset.max_train_examples": 1000, "dataset.max_test_examples": 500,
 
 
 def load_sweep(path: str) -> dict:
+  """The sweep a file defines, its defaults filled in. A file that does not import, has
+  no get_sweep(), or describes no grid (no base config, no axes, an axis without values)
+  is a UserError naming the file and the problem."""
+  import ml_collections
+
   if not os.path.isfile(path):
     raise UserError(f"sweep file {path!r} does not exist; see experiments/sweeps/.")
-  spec = importlib.util.spec_from_file_location("sweep_file", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  usage = ("a sweep file defines get_sweep() returning dict(name=..., base=<a config>, "
+           "axes={'config.path': [values, ...]}), as experiments/sweeps/*.py do.")
+  module = config_lib.load_module(path, "sweep_file")
   sweep = dict(vmap_seeds=None, metric="test_accuracy", seeds=3)
-  sweep.update(module.get_sweep())
+  sweep.update(config_lib.call_file(path, module, "get_sweep", (), dict, usage))
+  missing = [k for k in ("name", "base", "axes") if k not in sweep]
+  if missing:
+    raise UserError(f"{path}: get_sweep() returned no {', '.join(missing)}; {usage}")
+  if not isinstance(sweep["base"], ml_collections.ConfigDict):
+    raise UserError(f"{path}: get_sweep()'s base is a {type(sweep['base']).__name__}, not "
+                    f"a ConfigDict; {usage}")
+  axes = sweep["axes"]
+  if not isinstance(axes, dict) or not axes:
+    raise UserError(f"{path}: get_sweep()'s axes are {axes!r}: no grid to run; {usage}")
+  for axis, values in axes.items():
+    if not isinstance(values, (list, tuple)) or not values:
+      raise UserError(f"{path}: axis {axis!r} has no values ({values!r}); give it a list, "
+                      "e.g. {'model.dropout': [0.0, 0.5]}.")
+  if isinstance(sweep["seeds"], bool) or not isinstance(sweep["seeds"], int) or (
+      sweep["seeds"] < 1):
+    raise UserError(f"{path}: seeds={sweep['seeds']!r} must be a whole number of at least 1.")
   if sweep["vmap_seeds"] is None:
     import jax
     sweep["vmap_seeds"] = jax.default_backend() != "cpu"

@@ -96,3 +96,88 @@ def test_tool_groups_and_shipped_configs_have_no_unknown_fields():
   c.modle = 3
   assert config_lib.unknown_fields(c) == [
       "config.modle is not a field of the config; nearest valid: model, model.l2."]
+
+
+# (12) A config or sweep file that does not import, or whose get_config/get_sweep fails
+# or gives the wrong thing, printed a traceback (or, for empty axes, trained the base).
+
+CONFIG_FAULTS = {
+    "syntax": ("def get_config(:\n  pass\n", "", "does not import: SyntaxError: invalid syntax (line 1)."),
+    "raises": ("from digitjax import config as base\n"
+               "def get_config():\n"
+               "  c = base.get_config()\n"
+               "  return c.batch_size / 0\n", "",
+               ": get_config() raised ZeroDivisionError: division by zero (line 4)."),
+    "missing_module": ("import digitjax.no_such_module\ndef get_config():\n  pass\n", "",
+                       "does not import: ModuleNotFoundError: No module named "
+                       "'digitjax.no_such_module' (line 1)."),
+    "wrong_type": ("def get_config():\n  return dict(model='mlp')\n", "",
+                   ": get_config() returned dict, not ConfigDict; a config file defines "
+                   "get_config() returning an ml_collections.ConfigDict"),
+    "no_return": ("from digitjax import config as base\n"
+                  "def get_config():\n  c = base.get_config()\n", "",
+                  ": get_config() returned None (no return statement?)"),
+    "no_variant": ("from digitjax import config as base\n"
+                   "def get_config():\n  return base.get_config()\n", ":b1",
+                   ": get_config() takes no variant, but {path}:b1 names one; leave ':b1' off."),
+    "no_get_config": ("from digitjax import config as base\nc = base.get_config()\n", "",
+                      " defines no get_config(); a config file defines get_config()"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(CONFIG_FAULTS))
+def test_config_file_that_does_not_load_is_one_line_naming_it(tmp_path, fault):
+  text, variant, message = CONFIG_FAULTS[fault]
+  path = tmp_path / f"{fault}.py"
+  path.write_text(text)
+  workdir = tmp_path / "run"
+  r = _run("-m", "digitjax.main", f"--config={path}{variant}", f"--workdir={workdir}")
+  assert r.returncode == 2, r.stderr
+  lines = r.stderr.splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f"error: {path}"), r.stderr
+  assert message.format(path=path) in lines[0], lines[0]
+  assert r.stdout == "" and not workdir.exists()
+  # the experiment runners' route (catalogue.load_config): the same message
+  from digitjax.errors import UserError
+  with pytest.raises(UserError) as e:
+    config_lib.from_file(str(path), variant[1:] or None)
+  assert f"error: {e.value}" == lines[0]
+
+
+# a base that trains in seconds, should a fault slip through and the sweep run
+SMALL = ("from digitjax import config as base\n"
+         "def small():\n"
+         "  c = base.get_config()\n"
+         "  c.model.name, c.num_epochs, c.dataset.download = 'mlp', 1, False\n"
+         "  c.dataset.max_train_examples = c.dataset.max_test_examples = 500\n"
+         "  return c\n")
+SWEEP_FAULTS = {
+    "syntax": ("def get_sweep(\n", "does not import: SyntaxError: '(' was never closed (line 1)."),
+    "no_get_sweep": ("from digitjax import config as base\nbase = base.get_config()\n",
+                     " defines no get_sweep(); a sweep file defines get_sweep()"),
+    "raises": ("def get_sweep():\n  return {}['name']\n",
+               ": get_sweep() raised KeyError: 'name' (line 2)."),
+    "not_a_dict": ("def get_sweep():\n  return ['model.dropout']\n",
+                   ": get_sweep() returned list, not dict"),
+    "no_base": ("def get_sweep():\n  return dict(name='x', axes={'seed': [0]})\n",
+                ": get_sweep() returned no base;"),
+    "empty_axes": (SMALL + "def get_sweep():\n  return dict(name='x', base=small(), axes={})\n",
+                   ": get_sweep()'s axes are {}: no grid to run;"),
+    "empty_axis": (SMALL + "def get_sweep():\n"
+                   "  return dict(name='x', base=small(), axes={'model.dropout': []})\n",
+                   ": axis 'model.dropout' has no values ([]); give it a list"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(SWEEP_FAULTS))
+def test_sweep_file_that_does_not_load_is_one_line_naming_it(tmp_path, fault):
+  text, message = SWEEP_FAULTS[fault]
+  path = tmp_path / f"{fault}.py"
+  path.write_text(text)
+  root = tmp_path / "sweeps"
+  r = _run("-m", "experiments.sweep", str(path), f"--root={root}")
+  assert r.returncode == 2, r.stderr
+  lines = r.stderr.splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f"error: {path}"), r.stderr
+  assert message in lines[0], lines[0]
+  assert not root.exists()  # nothing trained, nothing written
