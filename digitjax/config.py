@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import json
+import math
 import os
 
 import ml_collections
@@ -224,7 +225,18 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
     if value not in valid:
       errors.append(f"config.{path}={value!r} is not known; valid: {', '.join(sorted(valid))}.")
 
+  # NaN passes every range check (NaN < lo and NaN > hi are both False) and inf passes
+  # the unbounded ones: refuse both in any field, once, before the range checks.
+  nonfinite = set()
+  for key, value in _flatten(json.loads(config.to_json_best_effort())).items():
+    if any(isinstance(v, float) and not math.isfinite(v)
+           for v in (value if isinstance(value, list) else [value])):
+      nonfinite.add(key)
+      errors.append(f"config.{key}={value!r} must be a finite number, not NaN or infinity.")
+
   def in_range(path, value, lo, hi, lo_open=False, hi_open=False, kind=(int, float)):
+    if path in nonfinite:
+      return
     if isinstance(value, bool) or not isinstance(value, kind):
       errors.append(f"config.{path}={value!r} must be a number.")
       return

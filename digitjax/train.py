@@ -589,8 +589,18 @@ def _train_and_evaluate(config, workdir: str) -> dict:
                     f"{monitor} improvement of {es.min_delta} for {es.patience} "
                     f"epochs; best epoch {meta['best_epoch'][k]}.")
         if main:
-          for line in reporting.epoch_lines(records, config.num_epochs):
-            print(line, flush=True)
+          for record, line in zip(records, reporting.epoch_lines(records, config.num_epochs)):
+            skipped = record["skipped_steps"]
+            print(line + (f" - skipped: {skipped}" if skipped else ""), flush=True)
+        for record in records:  # on_nonfinite=skip: most steps skipped is no longer learning
+          if 2 * record["skipped_steps"] > steps_per_epoch:
+            seed = f"seed {record['seed']} " if r > 1 else ""
+            raise NonFiniteLoss(
+                f"{seed}skipped {record['skipped_steps']} of the {steps_per_epoch} steps of "
+                f"epoch {epoch} for a non-finite loss or gradient (on_nonfinite=skip): more "
+                "than half, so training stopped rather than finish on parameters that no "
+                f"longer learn. The checkpoints saved in {workdir} before it are kept. "
+                "Lower the learning rate.")
         if improved.any():
           best_state = _select(jnp.asarray(improved), state,
                                state if best_state is None else best_state)

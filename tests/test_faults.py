@@ -181,3 +181,29 @@ def test_sweep_file_that_does_not_load_is_one_line_naming_it(tmp_path, fault):
   assert len(lines) == 1 and lines[0].startswith(f"error: {path}"), r.stderr
   assert message in lines[0], lines[0]
   assert not root.exists()  # nothing trained, nothing written
+
+
+# (9) NaN passed every range check and inf the unbounded ones: a run trained with them.
+
+@pytest.mark.parametrize("field,value", [("optimizer.learning_rate", "nan"),
+                                         ("optimizer.learning_rate", "inf"),
+                                         ("model.l2", "nan"), ("augment.noise_std", "inf"),
+                                         ("reduce_on_plateau.min_lr", "-inf")])
+def test_nonfinite_field_is_refused_up_front(tmp_path, field, value):
+  workdir = tmp_path / "run"
+  r = _run("-m", "digitjax.main", "--config=tests/tiny_config.py", f"--workdir={workdir}",
+           f"--config.{field}={value}")
+  assert r.returncode == 2, r.stderr
+  assert r.stderr == (f"error: invalid config:\n  config.{field}={float(value)!r} must be a "
+                      "finite number, not NaN or infinity.\n")
+  assert not workdir.exists()
+
+
+def test_nonfinite_field_in_a_config_file_is_refused(tmp_path):
+  path = _write(tmp_path / "nan.py", TINY + """\
+      c.model.dropout = float("nan")
+      c.model.hidden_units = (32,)
+      return c
+  """)
+  assert config_lib.validate(config_lib.from_file(str(path))) == [
+      "config.model.dropout=nan must be a finite number, not NaN or infinity."]

@@ -207,8 +207,21 @@ def test_nan_loss_exits_nonzero_with_step_and_keeps_checkpoint(tmp_path):
   ckpts.close()
 
 
-def test_skip_mode_skips_nonfinite_steps_and_finishes(tmp_path):
-  r = main.run(tiny_config(**{"optimizer.name": "sgd", "optimizer.learning_rate": 1e30,
-                              "on_nonfinite": "skip", "num_epochs": 1}), str(tmp_path))
-  assert _history(tmp_path)[0]["skipped_steps"] > 0
-  assert "test_accuracy" in r
+def test_skip_mode_that_skips_most_steps_stops_instead_of_finishing(tmp_path):
+  """on_nonfinite=skip with an absurd learning rate: step 1 sends the parameters to
+  infinity, every later step is non-finite and skipped. Before, the run finished and
+  reported test figures of those parameters; now the epoch line shows the skipped steps
+  and the run stops there with one message, exit 2, no results."""
+  code, out, err = _cli(tmp_path, "--config.optimizer.name=sgd",
+                        "--config.optimizer.learning_rate=1e30",
+                        "--config.on_nonfinite=skip")
+  assert code == 2, err
+  epoch_lines = [l for l in out.splitlines() if l.startswith("Epoch ")]
+  assert len(epoch_lines) == 1 and epoch_lines[0].startswith("Epoch 1/2 - ")
+  assert epoch_lines[0].endswith(" - lr: 1.00e+30 - skipped: 17"), epoch_lines
+  assert err.splitlines() == [
+      "error: skipped 17 of the 18 steps of epoch 1 for a non-finite loss or gradient "
+      "(on_nonfinite=skip): more than half, so training stopped rather than finish on "
+      f"parameters that no longer learn. The checkpoints saved in {tmp_path} before it "
+      "are kept. Lower the learning rate."]
+  assert not (tmp_path / "results.json").exists()
