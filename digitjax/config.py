@@ -269,6 +269,14 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
   one_of("model.head", config.model.head, HEADS)
   one_of("model.pool_padding", config.model.pool_padding, PADDINGS)
 
+  seed, num_seeds = config.seed, config.num_seeds
+  if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+    errors.append(f"config.seed={seed!r} must be a whole number in [0, 2**32): JAX's seeds "
+                  "are 32-bit, so 2**32 and above would repeat the numbers of a smaller "
+                  "seed (2**32 those of seed 0).")
+  elif isinstance(num_seeds, int) and seed + num_seeds > 2**32:
+    errors.append(f"config.seed={seed} with config.num_seeds={num_seeds} trains seeds up to "
+                  f"{seed + num_seeds - 1}; they must stay below 2**32 ({2**32}).")
   in_range("dataset.validation_fraction", config.dataset.validation_fraction, 0, 1, True, True)
   in_range("loss_clip", config.loss_clip, 0, 0.5, hi_open=True)
   if config.loss_clip and config.loss != "cross_entropy":

@@ -57,8 +57,14 @@ def make(config, steps_per_epoch: int) -> optax.GradientTransformation:
 
 
 def plateau(config) -> optax.GradientTransformationExtraArgs:
-  """Keras ReduceLROnPlateau(factor, patience, min_delta absolute, min_lr)."""
+  """Keras ReduceLROnPlateau(factor, patience, min_delta absolute, min_lr).
+
+  Keras lowers the rate to max(lr * factor, min_lr), and only while lr > min_lr: it never
+  raises it. optax's scale is max(scale * factor, min_scale) at every update, which a
+  min_lr above the learning rate (min_scale > 1) would raise; capping min_scale at 1
+  keeps Keras's rule (and changes nothing for min_lr <= learning rate).
+  """
   rop = config.reduce_on_plateau
   return optax.contrib.reduce_on_plateau(
       factor=rop.factor, patience=rop.patience, rtol=0.0, atol=rop.min_delta,
-      min_scale=rop.min_lr / learning_rate(config))
+      min_scale=min(rop.min_lr / learning_rate(config), 1.0))

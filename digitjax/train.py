@@ -491,6 +491,9 @@ def _train_and_evaluate(config, workdir: str) -> dict:
         active = trainer.replicate(np.array(meta["active"]))
         sums = meta["partial"] or dict(loss=[0.0] * r, accuracy=[0.0] * r, steps=[0] * r,
                                        skipped=[0] * r)
+        # the epoch's time: what it took before a resume (its partial's), plus since t0;
+        # t0 itself restarts at every mid-epoch save, for train_seconds
+        t_epoch, seconds_before = t0, sums.get("seconds", 0.0)
         pending = []
 
         def drain():
@@ -546,6 +549,7 @@ def _train_and_evaluate(config, workdir: str) -> dict:
             drain()
             pending_steps = 0
           if (signals.received or at_checkpoint) and b < steps_per_epoch:
+            sums["seconds"] = seconds_before + time.time() - t_epoch
             meta.update(step_in_epoch=b, partial=sums,
                         train_seconds=meta["train_seconds"] + time.time() - t0)
             t0 = time.time()
@@ -562,6 +566,7 @@ def _train_and_evaluate(config, workdir: str) -> dict:
         if config.reduce_on_plateau.enabled:
           state = trainer.plateau_update(state, sign * val_metrics[monitor[4:]])
         seconds = time.time() - t0
+        epoch_seconds = seconds_before + time.time() - t_epoch
         records = []
         for k in range(r):
           if not meta["active"][k]:
@@ -572,7 +577,7 @@ def _train_and_evaluate(config, workdir: str) -> dict:
               accuracy=sums["accuracy"][k] / max(sums["steps"][k], 1),
               val_loss=float(val_metrics["loss"][k]),
               val_accuracy=float(val_metrics["accuracy"][k]), lr=float(lrs[k]),
-              time=seconds, skipped_steps=sums["skipped"][k]))
+              time=epoch_seconds, skipped_steps=sums["skipped"][k]))
         meta["history"].extend(records)
         meta.update(epoch=epoch, step_in_epoch=0, partial=None,
                     train_seconds=meta["train_seconds"] + seconds)

@@ -207,3 +207,44 @@ def test_nonfinite_field_in_a_config_file_is_refused(tmp_path):
   """)
   assert config_lib.validate(config_lib.from_file(str(path))) == [
       "config.model.dropout=nan must be a finite number, not NaN or infinity."]
+
+
+# (10) ReduceLROnPlateau raised the rate to a min_lr above it; seeds from 2**32 repeated
+# smaller seeds' numbers (2**63: a traceback); with checkpoint_every_steps the epoch time
+# counted only what followed the epoch's last save.
+
+@needs_mnist
+@pytest.mark.parametrize("min_lr,lrs", [(1.0, [1e-3, 1e-3, 1e-3]),  # before: 1e-3, 1.0, 1.0
+                                        (3e-4, [1e-3, 1e-3, 3e-4])])  # Keras: max(lr*f, min)
+def test_reduce_on_plateau_never_raises_the_rate(tmp_path, min_lr, lrs):
+  """No epoch improves val_loss by min_delta 10, so every plateau of patience 1 reduces."""
+  c = tiny_config(**{"num_epochs": 3, "reduce_on_plateau.enabled": True,
+                     "reduce_on_plateau.patience": 1, "reduce_on_plateau.min_delta": 10.0,
+                     "reduce_on_plateau.min_lr": min_lr})
+  main.run(c, str(tmp_path))
+  assert [h["lr"] for h in _history(tmp_path)] == pytest.approx(lrs, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [2**32, 2**63, -1])
+def test_seeds_outside_32_bits_are_refused(tmp_path, seed):
+  workdir = tmp_path / "run"
+  r = _run("-m", "digitjax.main", "--config=tests/tiny_config.py", f"--workdir={workdir}",
+           f"--config.seed={seed}")
+  assert r.returncode == 2, r.stderr
+  assert r.stderr == (f"error: invalid config:\n  config.seed={seed} must be a whole number "
+                      "in [0, 2**32): JAX's seeds are 32-bit, so 2**32 and above would "
+                      "repeat the numbers of a smaller seed (2**32 those of seed 0).\n")
+  assert not workdir.exists()
+  assert config_lib.validate(tiny_config(seed=2**32 - 1)) == []
+  assert config_lib.validate(tiny_config(seed=2**32 - 2, num_seeds=3)) == [
+      "config.seed=4294967294 with config.num_seeds=3 trains seeds up to 4294967296; they "
+      "must stay below 2**32 (4294967296)."]
+
+
+@needs_mnist
+def test_epoch_time_counts_the_whole_epoch_with_checkpoints_within_it(tmp_path):
+  """18 steps, a save after step 17: before, the epoch's time was step 18 and the
+  evaluation only, not the compilation and the 17 steps before the save."""
+  results = main.run(tiny_config(num_epochs=1, checkpoint_every_steps=17), str(tmp_path))
+  (record,) = _history(tmp_path)
+  assert record["time"] == pytest.approx(results["train_seconds"], abs=0.01)
