@@ -76,18 +76,23 @@ slurm() {  # write runs/slurm/<config>.sbatch: one process per GPU, jax.distribu
   done
   check "$config" "$@"  # after CONFIG come digitjax.main's flags: checked before queueing
   mkdir -p runs/slurm
-  local script="runs/slurm/$(basename "$config" .py).sbatch"
+  local name script tfds=""
+  name=$(basename "$config" .py)
+  script="runs/slurm/$name.sbatch"
+  # every path and argument shell-quoted (printf %q): a checkout, venv, data folder or
+  # config whose path holds a space or a quote must not split the job's cd or srun line
+  if [ -n "${TFDS_DATA_DIR:-}" ]; then tfds="TFDS_DATA_DIR=$(printf '%q' "$TFDS_DATA_DIR")"; fi
   cat > "$script" <<SBATCH
 #!/usr/bin/env bash
-#SBATCH --job-name=digitjax-$(basename "$config" .py)
+#SBATCH --job-name=digitjax-${name//[^A-Za-z0-9._-]/_}
 #SBATCH --nodes=$nodes
 #SBATCH --ntasks-per-node=$gpus
 #SBATCH --gpus-per-task=1
 #SBATCH --time=$time
 #SBATCH --output=runs/slurm/%x-%j.out
-cd $(pwd)
-export TF_CPP_MIN_LOG_LEVEL=2 DIGITJAX_DISTRIBUTED=auto ${TFDS_DATA_DIR:+TFDS_DATA_DIR=$TFDS_DATA_DIR}
-srun $PY -m digitjax.main --config=$config $(printf '%q ' "$@")
+cd $(printf '%q' "$(pwd)") || exit 1
+export TF_CPP_MIN_LOG_LEVEL=2 DIGITJAX_DISTRIBUTED=auto $tfds
+srun $(printf '%q' "$PY") -m digitjax.main $(printf '%q ' "--config=$config" "$@")
 SBATCH
   echo "Wrote $script"
   if [ "$submit" = 1 ]; then sbatch "$script"; fi

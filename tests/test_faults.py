@@ -248,3 +248,36 @@ def test_epoch_time_counts_the_whole_epoch_with_checkpoints_within_it(tmp_path):
   results = main.run(tiny_config(num_epochs=1, checkpoint_every_steps=17), str(tmp_path))
   (record,) = _history(tmp_path)
   assert record["time"] == pytest.approx(results["train_seconds"], abs=0.01)
+
+
+# (16) ./launch.sh --slurm from a checkout whose path holds a space wrote `cd /a b/...`.
+
+def test_slurm_script_of_a_checkout_with_spaces_in_its_path_runs(tmp_path):
+  import shutil
+  checkout = tmp_path / "my checkout"
+  checkout.mkdir()
+  shutil.copy(ROOT / "launch.sh", checkout / "launch.sh")
+  shutil.copy(ROOT / "tests" / "tiny_config.py", checkout / "my config.py")
+  (checkout / ".venv").symlink_to(ROOT / ".venv")  # installed: launch.sh uses it as is
+  data_dir = tmp_path / "data dir"
+  fake = tmp_path / "bin"
+  fake.mkdir()
+  (fake / "srun").write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$PWD" "$TFDS_DATA_DIR" "$@"\n')
+  (fake / "srun").chmod(0o755)
+  env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), JAX_PLATFORMS="cpu")
+  env.pop("DIGITJAX_VENV", None)
+  r = subprocess.run(["./launch.sh", "--slurm", "my config.py", "--config.name=it's mine"],
+                     cwd=checkout, env=env, capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr
+  script = checkout / "runs" / "slurm" / "my config.sbatch"
+  text = script.read_text()
+  assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+  assert f"\ncd {str(checkout).replace(' ', chr(92) + ' ')} || exit 1\n" in text, text
+  assert "#SBATCH --job-name=digitjax-my_config\n" in text
+  # the job's own shell: cd, the exported data folder and srun's arguments arrive whole
+  ran = subprocess.run(["bash", str(script)], cwd=tmp_path, capture_output=True, text=True,
+                       env=dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}"))
+  assert ran.returncode == 0, ran.stderr
+  assert ran.stdout.splitlines() == [
+      str(checkout), str(data_dir), str(checkout / ".venv" / "bin" / "python"), "-m",
+      "digitjax.main", "--config=my config.py", "--config.name=it's mine"]
