@@ -381,14 +381,21 @@ def track_best(meta: dict, k: int, epoch: int, value: float, monitor: str,
 
 
 class _Signals:
-  """SIGTERM / SIGINT set a flag; the loop checkpoints at the next step and exits."""
+  """SIGTERM / SIGINT / SIGHUP set a flag; the loop checkpoints at the next step and exits.
+
+  SIGHUP is what a closed terminal (or a dropped ssh session) sends: it would otherwise
+  kill the run with no checkpoint. A run started under nohup has it ignored, and keeps it
+  so: closing that terminal is meant to leave the run going.
+  """
 
   def __init__(self):
     self.received = None
     self._old = {}
 
   def __enter__(self):
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+      if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+        continue  # nohup
       try:
         self._old[sig] = signal.signal(sig, self._handle)
       except ValueError:  # not the main thread (e.g. inside some test runners)

@@ -53,8 +53,10 @@ def straight(tmp_path_factory):
   return workdir
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                                 signal.SIGKILL], ids=lambda sig: sig.name)
 def test_interrupted_run_resumes_exactly(tmp_path, straight, sig):
+  """SIGHUP is a closed terminal: before, it killed the run with no checkpoint."""
   proc = _cli(tmp_path, *ARGS, wait=False)
   for line in proc.stdout:  # wait until training is under way, then interrupt
     if line.startswith("Epoch 1/"):
@@ -73,6 +75,23 @@ def test_interrupted_run_resumes_exactly(tmp_path, straight, sig):
   assert "Resuming from" in out
   assert _history(tmp_path) == _history(straight)
   assert _results(tmp_path)["test_loss"] == _results(straight)["test_loss"]
+
+
+def test_sighup_leaves_a_run_started_under_nohup_going(tmp_path, straight):
+  """nohup (here bash's `trap "" HUP`, as nohup does) ignores SIGHUP so that closing the
+  terminal leaves the run going: training must keep it ignored, not checkpoint and stop."""
+  cmd = ["bash", "-c", 'trap "" HUP && exec "$@"', "bash", sys.executable, "-m",
+         "digitjax.main", "--config=tests/tiny_config.py", f"--workdir={tmp_path}", *ARGS]
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  for line in proc.stdout:
+    if line.startswith("Epoch 1/"):
+      proc.send_signal(signal.SIGHUP)
+      break
+  out, err = proc.communicate(timeout=600)
+  assert proc.returncode == 0 and "Received SIGHUP" not in err, err
+  assert "Epoch 3/3" in out
+  assert _history(tmp_path) == _history(straight)
 
 
 def test_a_second_run_on_a_busy_workdir_is_refused_and_changes_nothing(tmp_path):
