@@ -45,3 +45,40 @@ def test_export_of_an_unreadable_dataset_is_one_message_and_writes_nothing(
   assert exit_.value.code == 2
   assert message in capsys.readouterr().err
   assert not (tmp_path / "out").exists()
+
+
+def _jpeg(rng, h, w) -> bytes:
+  import io
+  from PIL import Image
+
+  buf = io.BytesIO()
+  smooth = np.cumsum(rng.integers(-9, 10, (h, w, 3)), axis=1) % 256  # photo-like
+  Image.fromarray(smooth.astype(np.uint8)).save(buf, format="JPEG", quality=90)
+  return buf.getvalue()
+
+
+def test_encoded_photos_decode_and_resize_as_tensorflow_does(tmp_path):
+  """tf_flowers travels as JPEG bytes: Pillow's decode and npz_data.resize_bilinear give
+  exactly digitjax.data's pixels (decode_jpeg INTEGER_ACCURATE, tf.image.resize, cast),
+  and TFDS percent slices cut the same rows."""
+  import tensorflow as tf
+
+  rng = np.random.default_rng(0)
+  blobs = [_jpeg(rng, h, w) for h, w in ((150, 225), (161, 150), (150, 150), (97, 203))]
+  labels = np.arange(len(blobs), dtype=np.int32)
+  (tmp_path / "tf_flowers").mkdir()
+  np.savez(tmp_path / "tf_flowers" / "train.jpeg.npz",
+           data=np.frombuffer(b"".join(blobs), np.uint8),
+           offsets=np.cumsum([0] + [len(b) for b in blobs]), labels=labels)
+  for size in (150, 224, 32):
+    config = tiny_config(**{"dataset.name": "tf_flowers", "dataset.image_size": size})
+    got = npz_data.reader(str(tmp_path))(config, "train")
+    want = np.stack([tf.cast(tf.image.resize(tf.io.decode_jpeg(
+        b, channels=3, dct_method="INTEGER_ACCURATE"), (size, size)), tf.uint8).numpy()
+        for b in blobs])
+    np.testing.assert_array_equal(got.images, want)
+    np.testing.assert_array_equal(got.labels, labels)
+  head = npz_data.reader(str(tmp_path))(config, "train[:80%]")  # TFDS: round(0.8 * 4) = 3
+  tail = npz_data.reader(str(tmp_path))(config, "train[80%:]")
+  assert list(head.labels) == [0, 1, 2] and list(tail.labels) == [3]
+  np.testing.assert_array_equal(tail.images[0], want[3])
