@@ -16,7 +16,10 @@ batch 128 on synthetic MNIST-shaped uint8 data kept on the device (as the traine
 - with --reference-layers, cnn_bn and keras_cnn again as built before digitjax's CPU
   layer work (nn.max_pool, nn.Dropout, no fusion boundary before the conv patches), for
   the before/after ratio in the same run;
-- with --compare, PyTorch eager and Keras 3 (JAX backend) on the same models and data.
+- with --compare, PyTorch eager and Keras 3 (JAX backend) on the same models and data;
+  and the MNIST speedrun (configs/speedrun_mnist.py: one epoch to ~99% test accuracy on
+  real MNIST) in digitjax (experiments.speedrun) and in eager PyTorch, --speedrun-seeds
+  seeds each, alternating, with the ratio of their median seconds per seed.
 
 Figures are noisy on shared machines; quote the ratios, with the absolute numbers of
 the same run. The JSON (--out) holds everything printed.
@@ -42,7 +45,7 @@ from digitjax import config as base
 from digitjax import train
 from digitjax.models import fast_ops
 from digitjax.models import layers as L
-from experiments import compare, seeds, whole
+from experiments import compare, seeds, speedrun, whole
 
 EPOCH_IMAGES = 60_000
 MODELS = ("keras_mlp", "keras_cnn", "cnn_bn")
@@ -209,6 +212,62 @@ def bench_seeds(name, images, labels, k, steps, repeats, batch):
   return dict(model=name, k=k, steps=steps, vmapped_s=v, sequential_s=s, speedup=s / v)
 
 
+def bench_speedrun(k: int, limit: int = 0, threads: int | None = None) -> dict:
+  """The speedrun's seeds 0..k-1 in digitjax and in eager PyTorch, one of each in turn
+  so both see the same machine load: seconds per seed (init, the epoch, the test pass;
+  digitjax's compilation apart) and test accuracy, as experiments.speedrun times them.
+  limit > 0: only the first `limit` training and test images (tests)."""
+  import torch
+
+  if threads:
+    torch.set_num_threads(threads)
+  config, problems = speedrun.load_config(speedrun.REPO_CONFIG)
+  if problems:
+    raise ValueError(" ".join(problems))
+  speedrun.resolve_conv_impl(config, "auto")
+  host = speedrun.load_data(config, "test", limit)
+  arrays = jax.block_until_ready(jax.device_put(host))
+  tensors = speedrun.torch_arrays(host)
+  compiled, compile_s = speedrun.compile_run(config, arrays)
+  ours, theirs = [], []
+  for seed in range(k):
+    ours.append(speedrun.time_seed(compiled, seed, arrays))
+    theirs.append(speedrun.run_torch(config, seed, tensors))
+  median = lambda runs: float(np.median([sec for _, sec in runs]))
+  return dict(seeds=k, train_images=len(host[1]), compile_s=compile_s,
+              conv_impl=config.model.conv_impl, torch_threads=torch.get_num_threads(),
+              seconds=[sec for _, sec in ours], accuracy=[acc for acc, _ in ours],
+              torch_seconds=[sec for _, sec in theirs],
+              torch_accuracy=[acc for acc, _ in theirs],
+              ratio=median(theirs) / median(ours))
+
+
+def _fmt_speedrun(r) -> str:
+  mean = lambda v: float(np.mean(v))
+  return (f"speedrun (configs/speedrun_mnist.py, {r['seeds']} seeds each, alternating): "
+          f"digitjax {np.median(r['seconds']):.2f} s/seed ({mean(r['accuracy']):.2f}% test; "
+          f"compile {r['compile_s']:.1f} s apart), PyTorch eager "
+          f"{np.median(r['torch_seconds']):.2f} s/seed ({mean(r['torch_accuracy']):.2f}%, "
+          f"{r['torch_threads']} threads): torch/ours {r['ratio']:.2f}x")
+
+
+def _compare_speedrun(a, results) -> None:
+  """--compare's speedrun line; skipped with a reason without PyTorch or real MNIST."""
+  from digitjax.errors import UserError
+
+  if not compare.torch_available():
+    print("\nspeedrun: skipped, PyTorch is not installed")
+    return
+  print("\ntiming the MNIST speedrun ...", flush=True)
+  try:
+    r = bench_speedrun(a.speedrun_seeds, threads=a.torch_threads or None)
+  except UserError as e:  # MNIST not prepared: the speedrun needs the real images
+    print(f"speedrun: skipped, {e}")
+    return
+  results["speedrun"] = r
+  print(_fmt_speedrun(r))
+
+
 def _fmt_table(rows, peak, compared):
   head = ("model", "compile s", "epoch s", "samples/s", "MFLOP/sample (XLA)",
           "MFLOP/sample (model)", "GFLOP/s", "% of peak")
@@ -247,6 +306,8 @@ def main(argv=None):
                       "(config.steps_per_dispatch); 1: skip")
   p.add_argument("--seeds", type=whole(0), default=8, help="K for the vmapped-seeds table (0: skip)")
   p.add_argument("--seed-steps", type=whole(1), default=100)
+  p.add_argument("--speedrun-seeds", type=whole(0), default=3,
+                 help="with --compare: seeds of the MNIST speedrun per framework (0: skip)")
   p.add_argument("--out", default="runs/bench/bench.json")
   a = p.parse_args(argv)
   known = (*MODELS, "perceptron")
@@ -304,6 +365,8 @@ def main(argv=None):
   if dispatch_speedups:
     results["dispatch_speedups"] = {name: s for name, (_, s) in dispatch_speedups.items()}
 
+  if a.compare and a.speedrun_seeds:
+    _compare_speedrun(a, results)
   if a.seeds:
     results["seeds"] = []
     print(f"\nK={a.seeds} seeds, {a.seed_steps} steps each: vmapped in one jit vs sequential")

@@ -34,6 +34,8 @@ import numpy as np
 from experiments import whole
 
 DEFAULT_CONFIG = "configs/speedrun_mnist.py"
+REPO_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           DEFAULT_CONFIG)  # the same file from any working directory
 VAL_SIZE = 10_000  # --split val: the last 10,000 training images
 
 
@@ -112,8 +114,9 @@ def make_run(config, n_train: int):
   model = models.build(config, 10)
   bs = config.batch_size
   steps = -(-n_train // bs)
-  tx = optax.adam(onecycle(steps, config.optimizer.learning_rate, s.pct_start, s.div_factor, s.final_div_factor),
-                  b1=s.b1, b2=s.b2, eps=s.eps)
+  lr = onecycle(steps, config.optimizer.learning_rate, s.pct_start, s.div_factor,
+                s.final_div_factor)
+  tx = optax.adam(lr, b1=s.b1, b2=s.b2, eps=s.eps)
 
   def forward(params, images):
     x = (images.astype(jnp.float32) / 255.0 - s.mean) / s.std
@@ -273,7 +276,8 @@ def device_name() -> str:
 
   d = jax.devices()[0]
   kind = "" if d.device_kind.lower() == d.platform else f" {d.device_kind}"
-  return f"{d.platform}{kind} x{jax.device_count()}, {os.cpu_count()} CPU cores, jax {jax.__version__}"
+  return (f"{d.platform}{kind} x{jax.device_count()}, {os.cpu_count()} CPU cores, "
+          f"jax {jax.__version__}")
 
 
 def summarize(accuracy, seconds, target: float) -> str:
@@ -305,6 +309,8 @@ def _parser():
 def main(argv=None) -> dict:
   p = _parser()
   a = p.parse_args(argv)
+  if a.config == DEFAULT_CONFIG and not os.path.isfile(a.config):
+    a.config = REPO_CONFIG
   if not os.path.isfile(a.config):
     p.error(f"--config: no such file {a.config!r}; the recipe is {DEFAULT_CONFIG}")
   config, problems = load_config(a.config)

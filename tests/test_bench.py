@@ -3,6 +3,7 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import needs_mnist
 from experiments import bench, seeds
 
 
@@ -54,3 +55,16 @@ def test_unknown_model_is_a_usage_error(capsys):
     bench.main(["--models", "keras_cnn,nosuch"])
   assert exit_.value.code == 2
   assert "--models: unknown nosuch; choose from keras_mlp" in capsys.readouterr().err
+
+
+@needs_mnist
+def test_bench_speedrun_times_digitjax_and_pytorch_side_by_side():
+  """--compare's speedrun: the same recipe in both frameworks, seconds and accuracy per
+  seed, and the ratio of the medians (here on a 1,000-image slice)."""
+  pytest.importorskip("torch")
+  r = bench.bench_speedrun(2, limit=1000)
+  assert len(r["seconds"]) == len(r["torch_seconds"]) == 2
+  assert r["train_images"] == 1000 and r["compile_s"] > 0
+  assert all(20 < a <= 100 for a in r["accuracy"] + r["torch_accuracy"])  # chance: 10
+  assert r["ratio"] == pytest.approx(np.median(r["torch_seconds"]) / np.median(r["seconds"]))
+  assert "torch/ours" in bench._fmt_speedrun(r)

@@ -24,7 +24,7 @@ def test_speedrun_prints_seeds_and_summary_and_writes_json(tmp_path, capsys):
   assert {"seconds", "accuracy", "compile_seconds", "device"} <= set(saved)
   assert len(saved["seconds"]) == len(saved["accuracy"]) == 2
   assert saved["compile_seconds"] > 0 and all(s > 0 for s in saved["seconds"])
-  assert all(a > 60 for a in saved["accuracy"])  # 8 steps on 2,000 images; chance is 10
+  assert all(a > 40 for a in saved["accuracy"])  # 8 steps on 2,000 images (64-77%); chance 10
   assert saved["accuracy"] == r["accuracy"] and r["train_images"] == 2000
 
 
