@@ -6,7 +6,9 @@ Builds, with Keras 3, the Keras models that digitjax's report-E families transcr
 (keras.applications.VGG16; the hand-written VGG16, AlexNet and GoogLeNet of Keras
 tutorials; the flowers CNNs) and prints `model.count_params()` for each. The numbers are
 hard-coded in tests/test_models.py; rerun this when a layout changes. Building costs no
-training, only the weights' memory (VGG16: ~0.5 GB).
+training, only the weights' memory (VGG16: ~0.5 GB). tests/test_keras_equivalence.py
+imports the builders (classifier_activation=None gives logits, as keras.applications'
+argument of that name) and checks digitjax against them number for number.
 """
 import os
 
@@ -16,7 +18,7 @@ import keras
 from keras import layers as kl
 
 
-def vgg16_hand(size, classes=5):
+def vgg16_hand(size, classes=5, classifier_activation="softmax"):
   m = keras.Sequential([keras.Input((size, size, 3))])
   for filters, n in ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)):
     for _ in range(n):
@@ -25,11 +27,11 @@ def vgg16_hand(size, classes=5):
   m.add(kl.Flatten())
   m.add(kl.Dense(4096, activation="relu"))
   m.add(kl.Dense(4096, activation="relu"))
-  m.add(kl.Dense(classes, activation="softmax"))
+  m.add(kl.Dense(classes, activation=classifier_activation))
   return m
 
 
-def alexnet(size, classes=5):
+def alexnet(size, classes=5, classifier_activation="softmax"):
   return keras.Sequential([
       keras.Input((size, size, 3)),
       kl.Conv2D(96, 11, strides=4, activation="relu"), kl.BatchNormalization(),
@@ -42,46 +44,53 @@ def alexnet(size, classes=5):
       kl.MaxPooling2D(3, strides=2), kl.Flatten(),
       kl.Dense(4096, activation="relu"), kl.Dropout(0.5),
       kl.Dense(4096, activation="relu"), kl.Dropout(0.5),
-      kl.Dense(classes, activation="softmax")])
+      kl.Dense(classes, activation=classifier_activation)])
 
 
-def googlenet(size, classes=5):
-  """The Analytics Vidhya Keras GoogLeNet (three outputs)."""
-  conv = lambda f, k, s=1: kl.Conv2D(f, k, strides=s, padding="same", activation="relu")
+def googlenet(size, classes=5, classifier_activation="softmax"):
+  """The GoogLeNet report E took (KhuyenLE-maths/Implementation-of-GoogLeNet-on-Keras),
+  three outputs [main, aux 1, aux 2], each Dense(classes) as the report changed them.
 
-  def inception(x, f1, f3r, f3, f5r, f5, fp):
-    b1 = conv(f1, 1)(x)
-    b3 = conv(f3, 3)(conv(f3r, 1)(x))
-    b5 = conv(f5, 5)(conv(f5r, 1)(x))
-    bp = conv(fp, 1)(kl.MaxPooling2D(3, strides=1, padding="same")(x))
-    return kl.concatenate([b1, b3, b5, bp], axis=3)
+  Layers carry digitjax's parameter paths joined by "__" (inception_3a__conv_1x1,
+  aux_1__03_dense) so that tests/test_keras_equivalence.py copies weights by name.
+  """
+  def conv(f, k, name, s=1, padding="same"):
+    return kl.Conv2D(f, k, strides=s, padding=padding, activation="relu", name=name)
 
-  def aux(x):
+  def inception(x, name, f1, f3r, f3, f5r, f5, fp):
+    n = lambda layer: f"{name}__{layer}"
+    b1 = conv(f1, 1, n("conv_1x1"))(x)
+    b3 = conv(f3, 3, n("conv_3x3"))(conv(f3r, 1, n("conv_3x3_reduce"))(x))
+    b5 = conv(f5, 5, n("conv_5x5"))(conv(f5r, 1, n("conv_5x5_reduce"))(x))
+    bp = conv(fp, 1, n("pool_proj"))(kl.MaxPooling2D(3, strides=1, padding="same")(x))
+    return kl.concatenate([b1, b3, b5, bp], axis=-1)
+
+  def aux(x, name):
     x = kl.AveragePooling2D(5, strides=3)(x)
-    x = kl.Flatten()(conv(128, 1)(x))
-    x = kl.Dropout(0.7)(kl.Dense(1024, activation="relu")(x))
-    return kl.Dense(classes, activation="softmax")(x)
+    x = kl.Flatten()(conv(128, 1, f"{name}__01_conv")(x))
+    x = kl.Dropout(0.7)(kl.Dense(1024, activation="relu", name=f"{name}__03_dense")(x))
+    return kl.Dense(classes, activation=classifier_activation, name=f"{name}__05_dense")(x)
 
   inp = keras.Input((size, size, 3))
-  x = conv(64, 7, 2)(inp)
-  x = kl.MaxPooling2D(3, strides=2, padding="same")(x)
-  x = conv(192, 3)(conv(64, 1)(x))
-  x = kl.MaxPooling2D(3, strides=2, padding="same")(x)
-  x = inception(x, 64, 96, 128, 16, 32, 32)
-  x = inception(x, 128, 128, 192, 32, 96, 64)
-  x = kl.MaxPooling2D(3, strides=2, padding="same")(x)
-  x = inception(x, 192, 96, 208, 16, 48, 64)
-  a1 = aux(x)
-  x = inception(x, 160, 112, 224, 24, 64, 64)
-  x = inception(x, 128, 128, 256, 24, 64, 64)
-  x = inception(x, 112, 144, 288, 32, 64, 64)
-  a2 = aux(x)
-  x = inception(x, 256, 160, 320, 32, 128, 128)
-  x = kl.MaxPooling2D(3, strides=2, padding="same")(x)
-  x = inception(x, 256, 160, 320, 32, 128, 128)
-  x = inception(x, 384, 192, 384, 48, 128, 128)
+  x = conv(64, 7, "conv_1_7x7_2", s=2, padding="valid")(inp)
+  x = kl.MaxPooling2D(3, strides=2)(x)
+  x = conv(192, 3, "conv_2b_3x3_1")(conv(64, 1, "conv_2a_1x1_1")(x))
+  x = kl.MaxPooling2D(3, strides=2)(x)
+  x = inception(x, "inception_3a", 64, 96, 128, 16, 32, 32)
+  x = inception(x, "inception_3b", 128, 128, 192, 32, 96, 64)
+  x = kl.MaxPooling2D(3, strides=2)(x)
+  x = inception(x, "inception_4a", 192, 96, 208, 16, 48, 64)
+  a1 = aux(x, "aux_1")
+  x = inception(x, "inception_4b", 160, 112, 224, 24, 64, 64)
+  x = inception(x, "inception_4c", 128, 128, 256, 24, 64, 64)
+  x = inception(x, "inception_4d", 112, 144, 288, 32, 64, 64)
+  a2 = aux(x, "aux_2")
+  x = inception(x, "inception_4e", 256, 160, 320, 32, 128, 128)
+  x = kl.MaxPooling2D(3, strides=2)(x)
+  x = inception(x, "inception_5a", 256, 160, 320, 32, 128, 128)
+  x = inception(x, "inception_5b", 384, 192, 384, 48, 128, 128)
   x = kl.Dropout(0.4)(kl.GlobalAveragePooling2D()(x))
-  out = kl.Dense(classes, activation="softmax")(x)
+  out = kl.Dense(classes, activation=classifier_activation, name="output")(x)
   return keras.Model(inp, [out, a1, a2])
 
 

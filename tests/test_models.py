@@ -42,7 +42,11 @@ def test_report_e_param_counts_equal_keras(spec, total, trainable):
 
 def test_googlenet_at_224_equals_keras():
   _, totals = _summary("configs/report_e.py:e5_googlenet_sgd", image_size=224)
-  assert totals["total"] == 10_318_655  # Keras, same layers at 224x224x3
+  # Keras, same layers at 224x224x3. The KhuyenLE notebook report E took prints
+  # 10,523,397 at 224 with 1000-class main and aux-2 heads: 2 x (1,025,000 - 5,125) more.
+  # (Until the stem's 'valid' conv and pools were fixed, digitjax had the Analytics
+  # Vidhya layout: same count at 150, 10,318,655 here.)
+  assert totals["total"] == 8_483_647
 
 
 def test_vgg16_app_summary_reads_like_keras():
@@ -64,10 +68,10 @@ def test_googlenet_summary_lists_blocks_in_call_order_and_adds_up():
   assert names.index("inception_4d") < names.index("aux_2") < names.index("inception_4e")
   assert names[-1] == "output"
   assert sum(int(r[-1].replace(",", "")) for r in rows) == totals["total"]
-  assert "(None, 10, 10, 512)" in next(l for l in text.splitlines() if "inception_4a" in l)
+  assert "(None, 8, 8, 512)" in next(l for l in text.splitlines() if "inception_4a" in l)
 
 
-def _googlenet(size=80):
+def _googlenet(size=99):  # the smallest input the aux heads accept
   c = catalogue.load_config("configs/report_e.py:e5_googlenet_sgd")
   return models.build(c, 5), jnp.zeros((2, size, size, 3))
 

@@ -88,12 +88,10 @@ class Inception(nn.Module):
   f5: int
   pool_proj: int
   impl: str = "matmul"
-  bias_init: float = 0.2
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    conv = lambda f, k, name: Conv(f, k, padding="same", impl=self.impl,
-                                   bias_init=self.bias_init, name=name)
+    conv = lambda f, k, name: Conv(f, k, padding="same", impl=self.impl, name=name)
     b1 = conv(self.f1, 1, "conv_1x1")(x)
     b3 = conv(self.f3, 3, "conv_3x3")(conv(self.f3_reduce, 1, "conv_3x3_reduce")(x))
     b5 = conv(self.f5, 5, "conv_5x5")(conv(self.f5_reduce, 1, "conv_5x5_reduce")(x))
@@ -106,43 +104,54 @@ def _aux_head(num_classes, impl, name):
   """AvgPool 5/3 -> Conv 128 1x1 -> Flatten -> D 1024 -> Drop .7 -> D classes."""
   return Sequential(layers=(
       ("AvgPool", dict(pool_size=5, strides=3)),
-      ("Conv", dict(features=128, kernel_size=1, padding="same", impl=impl, bias_init=0.2)),
+      ("Conv", dict(features=128, kernel_size=1, padding="same", impl=impl)),
       ("Flatten", {}),
-      ("Dense", dict(features=1024, bias_init=0.2)),
+      ("Dense", dict(features=1024)),
       ("Dropout", dict(rate=0.7)),
-      ("Dense", dict(features=num_classes, activation=None, bias_init=0.2))), name=name)
+      ("Dense", dict(features=num_classes, activation=None))), name=name)
 
 
 class GoogLeNet(nn.Module):
   """E5: GoogLeNet / Inception v1 (Szegedy et al. 2014) with its two auxiliary heads.
 
-  Layout of the Keras GoogLeNet most flowers notebooks copy (Analytics Vidhya's "Deep
-  Learning in Keras: GoogLeNet"): no LocalResponseNormalization (Keras has none),
-  'same' padding throughout, glorot kernels and bias constant 0.2, and the paper's
-  auxiliary heads after inception_4a and inception_4d. The auxiliary heads' logits are
-  sown into the 'aux' collection in training only; the train step adds their loss with
-  weight config.model.aux_weight (0.3, the paper's and the notebook's loss_weights) and
-  evaluation uses the main head alone. Their parameters exist (and count) always,
-  as in the Keras model, which has three outputs.
+  The report names its source: "La implementación de esta red [...] fue sacada del
+  siguiente enlace: https://github.com/KhuyenLE-maths/Implementation-of-GoogLeNet-on-Keras"
+  (its training log shows the three softmax outputs as unnamed dense layers, "dense_26,
+  dense_28, dense_29", as in that notebook). Its layout, layer for layer: Conv 64 7x7/2
+  'valid' -> MP 3/2 'valid' -> Conv 64 1x1 'same' -> Conv 192 3x3 'same' -> MP 3/2
+  'valid' -> inception 3a, 3b -> MP 3/2 'valid' -> 4a -> [aux 1] -> 4b, 4c, 4d ->
+  [aux 2] -> 4e -> MP 3/2 'valid' -> 5a, 5b -> GAP -> Drop .4 -> D classes; inception
+  convs 'same', their pool branch MP 3/1 'same'; Keras's default initialisers (glorot
+  kernels, zero biases); no LocalResponseNormalization. Each auxiliary head is AvgPool
+  5/3 'valid' -> Conv 128 1x1 -> Flatten -> D 1024 -> Drop .7 -> D classes. (The
+  Analytics Vidhya variant, 'same' stem pools and bias 0.2, has the same parameters at
+  150x150 but other maps: 4a 10x10 there, 8x8 here.)
 
-  Report E resizes flowers to 150x150, where 4a's map is 10x10 and each auxiliary
-  AvgPool 5/3 leaves 2x2x128; the smallest input the auxiliary heads accept is 65x65.
+  The auxiliary heads' logits are sown into the 'aux' collection in training only; the
+  train step adds their loss with weight config.model.aux_weight (0.3, the paper's
+  loss weight; the notebook does not compile the model) and evaluation uses the main
+  head alone. Their parameters exist (and count) always, as in the Keras model, which
+  has three outputs.
+
+  At report E's 150x150 the maps run 72 -> 35 -> 17 -> 8 (4a: 8x8x512, each auxiliary
+  AvgPool 5/3 leaves 2x2x128) -> 3 (5b); the smallest input the auxiliary heads accept
+  is 99x99 (4a 5x5).
   """
   num_classes: int
   impl: str = "matmul"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    conv = lambda f, k, s, name: Conv(f, k, strides=s, padding="same", impl=self.impl,
-                                      bias_init=0.2, name=name)
-    pool = lambda name: MaxPool(3, strides=2, padding="same", name=name)
+    conv = lambda f, k, s, padding, name: Conv(f, k, strides=s, padding=padding,
+                                               impl=self.impl, name=name)
+    pool = lambda name: MaxPool(3, strides=2, name=name)
     inception = lambda name, *f: Inception(*f, impl=self.impl, name=name)
     aux = train or self.is_initializing()  # build the aux heads' parameters always
 
-    x = conv(64, 7, 2, "conv_1_7x7_2")(x)
+    x = conv(64, 7, 2, "valid", "conv_1_7x7_2")(x)
     x = pool("max_pool_1_3x3_2")(x)
-    x = conv(64, 1, 1, "conv_2a_1x1_1")(x)
-    x = conv(192, 3, 1, "conv_2b_3x3_1")(x)
+    x = conv(64, 1, 1, "same", "conv_2a_1x1_1")(x)
+    x = conv(192, 3, 1, "same", "conv_2b_3x3_1")(x)
     x = pool("max_pool_2_3x3_2")(x)
     x = inception("inception_3a", 64, 96, 128, 16, 32, 32)(x)
     x = inception("inception_3b", 128, 128, 192, 32, 96, 64)(x)
@@ -161,7 +170,7 @@ class GoogLeNet(nn.Module):
     x = inception("inception_5b", 384, 192, 384, 48, 128, 128)(x)
     x = GlobalAvgPool(name="avg_pool_5")(x)
     x = Dropout(0.4, name="dropout")(x, train=train)
-    return Dense(self.num_classes, activation=None, bias_init=0.2, name="output")(x)
+    return Dense(self.num_classes, activation=None, name="output")(x)
 
   def _sow_aux(self, logits, train):
     if train:
