@@ -49,8 +49,9 @@ from digitjax import data
 from experiments import catalogue
 
 # --quick: the smallest input each large family accepts (the aux heads of GoogLeNet need
-# 65 px, AlexNet's three strided pools 67); everything else keeps its real size.
-QUICK_IMAGE_SIZE = {"vgg16": 32, "vgg16_app": 32, "alexnet": 72, "googlenet": 80,
+# 99 px, its stem pools being 'valid'; AlexNet's three strided pools 67); everything else
+# keeps its real size.
+QUICK_IMAGE_SIZE = {"vgg16": 32, "vgg16_app": 32, "alexnet": 72, "googlenet": 99,
                     "flowers_cnn": 48}
 MOCK_EXAMPLES = 64
 
