@@ -4,23 +4,34 @@
 # B6b, B6c, C3, D1-30, cnn_bn_plus (Keras 2.2's RMSprop) and the B6 readings sweep were
 # measured, 2026-11-23).
 #
-# Prepare here, in the repository root (.gpu/ is ignored through .git/info/exclude):
-#   echo /.gpu/ >> .git/info/exclude
-#   python -m experiments.npz_data export mnist .gpu/data
-#   pip download --no-deps --only-binary=:all: --python-version 3.12 \
-#     --platform manylinux2014_x86_64 -d .gpu/whl ml_collections==1.1.0 \
-#     tensorboardX==2.6.5 flax==0.12.8 optax==0.2.8 orbax-checkpoint==0.12.8
-#   # .gpu/jobs.txt: one command per line, e.g.
-#   # python3 -m experiments.npz_data run .gpu/data experiments.reproduce --report B --rows B6a --together --out /tmp/tables
-#   # and, to have the runner skip seeds finished here, copy their config.json,
-#   # results.json and metrics.jsonl to .gpu/runs/reproduce/<row>/seed<k>/.
-# There (carrying .gpu):  bash experiments/gpu_jobs.sh DEADLINE_S .gpu/jobs.txt
+# Prepare here, in the repository root (writes .gpu/, ignored through .git/info/exclude:
+# Python 3.12 wheels of the pure-Python dependencies, MNIST as .npz, tf_flowers as its
+# JPEG bytes; 50 MB in all, under a device call's 64 MiB):
+#   bash experiments/gpu_jobs.sh prepare
+# There, carrying .gpu, with the prepared job list (one command per line; a line
+# "first: CMD" runs alone before the others start side by side):
+#   bash experiments/gpu_jobs.sh 505 experiments/gpu_jobs.txt 2>&1 | tee $OUT/gpu_log.txt
+# experiments/gpu_jobs.txt holds the report rows this CPU cannot afford (EPOCHS.md in
+# experiments/results says what each costs here): the speedrun alone first, then D1/D2 at
+# 700 epochs (3 seeds together each), E1 and the E6 ladder (3 seeds together), and one
+# seed of the E2-E5 networks. To have the runner skip seeds finished here, copy their
+# config.json, results.json and metrics.jsonl to .gpu/runs/reproduce/<row>/seed<k>/.
 # Back here: tar xzf results.tgz, copy the workdirs into runs/, then
 #   python -m experiments.reproduce --report all --tabulate
 #
 # Jobs still running at DEADLINE_S get SIGTERM (they checkpoint and stop); runs/ without
 # checkpoints/ and the logs are packed into $OUT/results.tgz.
 set -u
+if [ "${1:-}" = prepare ]; then
+  set -e
+  mkdir -p .git/info; grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >> .git/info/exclude
+  PY=${PY:-.venv/bin/python}
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux2014_x86_64 -d .gpu/whl ml_collections==1.1.0 \
+    tensorboardX==2.6.5 flax==0.12.8 optax==0.2.8 orbax-checkpoint==0.12.8
+  for d in mnist tf_flowers; do "$PY" -m experiments.npz_data export $d .gpu/data; done
+  du -sh .gpu; exit 0
+fi
 T0=$(date +%s)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .gpu/whl/*.whl || exit 1
@@ -34,8 +45,15 @@ python3 -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.
 mkdir -p runs /tmp/logs
 [ -d .gpu/runs ] && cp -r .gpu/runs/* runs/
 i=0; pids=()
+# Lines starting "first: " run alone, one after another, before the others start side by
+# side (a timing that other jobs must not disturb, e.g. the speedrun).
 while IFS= read -r line; do
-  [ -z "$line" ] && continue; i=$((i+1))
+  [[ "$line" == "first: "* ]] || continue; i=$((i+1))
+  echo "job$i (alone): ${line#first: }"
+  bash -c "${line#first: }" > /tmp/logs/job$i.log 2>&1; tail -25 /tmp/logs/job$i.log
+done < "$2"
+while IFS= read -r line; do
+  [ -z "$line" ] || [[ "$line" == "first: "* ]] && continue; i=$((i+1))
   bash -c "$line" > /tmp/logs/job$i.log 2>&1 &
   pids+=($!); echo "job$i (pid $!): $line"
 done < "$2"
