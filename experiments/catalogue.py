@@ -1,4 +1,4 @@
-"""Every row of ../shared/REPORTS.md, machine-readable, for experiments.reproduce.
+"""Every row of docs/catalogue.md, machine-readable, for experiments.reproduce.
 
 A row names its config as `file:variant` (what `--config=` takes), the published figure
 (percent; None where the report publishes none), whether that figure is test or val
@@ -160,23 +160,21 @@ WHY: dict[str, str] = {
            "readings that reproduce are here. Keras 2.2's clipped cross-entropy "
            "(`--config.loss_clip=1e-7`) at dropout 0.5 gave 98.20+-0.11, train accuracy "
            "96.9-97.1%: it does not stop the decay."),
-    "B6": ("below by 0.08 pts over 3 seeds (99.46, 99.39, 99.43; best checkpoint 99.44), "
-           "about 8 test images, with RMSprop as standalone Keras 2.2 had it (epsilon "
-           "outside the square root). With epsilon inside (tf.keras 2 / Keras 3, "
-           "`--config.optimizer.eps_in_sqrt=True`) the same seeds gave 99.37+-0.03, 0.14 "
-           "below (`git show 10db82d:experiments/results/B.md`), and Keras 3 itself, whose "
-           "RMSprop has that rule, gave 99.36+-0.05 (99.41, 99.31, 99.36; train 99.50-99.54%; "
-           "`python -m experiments.keras_check --row B6 --seeds 3`): at the end of those runs "
-           "half of the 1600x128 dense kernel had a gradient RMS under sqrt(1e-7), where "
-           "that rule damps the step. Training accuracy 99.43-99.49% (published 99.52%). "
-           "The report does not give the L2 factor or the noise level (digitjax reads 1e-4 "
-           "and std 0.1, the usual Keras-tutorial values). experiments/sweeps/"
-           "cnn_bn_readings.py tried l2 {0, 1e-4, 1e-3} x noise std {0, 0.1, 0.2}, 3 seeds "
-           "each, on an H200: every point landed at 99.40-99.48 (std 0.01-0.07 per point; "
-           "the faithful point 99.41+-0.07 there), and 2 of the 27 runs reached 99.51. No "
-           "reading closes the gap beyond seed noise: the published 99.51 is one run, at "
-           "the top of the spread every reading gives. configs/cnn_bn_plus.py, B6 plus "
-           "rotation/zoom/shift augmentation, is the improvement config (README, Results)"),
+    "B6": ("below by 0.08 pts over 3 seeds (99.46, 99.39, 99.43; best checkpoint 99.44; "
+           "train 99.43-99.49% against the published 99.52%), about 8 test images, under "
+           "standalone Keras 2.2's RMSprop (epsilon outside the square root). Epsilon "
+           "inside (tf.keras 2 / Keras 3, `--config.optimizer.eps_in_sqrt=True`): 99.37+-0.03, "
+           "0.14 below (`git show 10db82d:experiments/results/B.md`); Keras 3 itself, "
+           "which has that rule: 99.36+-0.05 (99.41, 99.31, 99.36; train 99.50-99.54%; "
+           "`python -m experiments.keras_check --row B6 --seeds 3`), half of the 1600x128 "
+           "dense kernel ending with a gradient RMS under sqrt(1e-7), where that rule damps "
+           "the step. The unstated L2 factor and noise level (read as 1e-4 and std 0.1, the "
+           "usual Keras-tutorial values): experiments/sweeps/cnn_bn_readings.py's l2 "
+           "{0, 1e-4, 1e-3} x noise std {0, 0.1, 0.2}, 3 seeds each on an H200, landed at "
+           "99.40-99.48 per point (std 0.01-0.07; the faithful point 99.41+-0.07), 2 of the "
+           "27 runs at 99.51: no reading closes the gap beyond seed noise, the published "
+           "99.51 is one run at the top of the spread. configs/cnn_bn_plus.py (B6 plus "
+           "rotation/zoom/shift augmentation) is the improvement config: docs/report_b.md"),
     "B6a": ("reproduced, all 3 seeds on an H200 (seeds trained together): they stopped "
             "after 43, 23 and 33 epochs and restored epochs 37, 17 and 27 (99.53, 99.32, "
             "99.49); the report's run stopped after 69. Under the tf.keras 2 RMSprop rule "
