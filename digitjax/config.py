@@ -136,11 +136,10 @@ def get_config() -> ml_collections.ConfigDict:
   # runs of hundreds of short epochs where a save per epoch costs as much as training
   c.checkpoint_every_epochs = 1
   c.log_every_steps = 100  # how often the host checks metrics (and non-finite loss)
-  # >1: that many train steps per jitted call (lax.scan), bit-exact; faster where the
-  # host launches small steps slower than the device runs them, and on XLA:CPU (README,
-  # Speed). SIGTERM is answered between blocks, so keep 1 for seconds-long steps. Data
-  # must be on the device.
-  c.steps_per_dispatch = 1
+  # Training steps per jitted call (one lax.scan), bit-exact for any value: 0 = auto, the
+  # fastest on the backend (digitjax.train.AUTO_STEPS_PER_DISPATCH: 100 on CPU and GPU,
+  # README, Speed). SIGTERM is answered between blocks: set 1 for seconds-long steps.
+  c.steps_per_dispatch = 0
   c.on_nonfinite = "stop"  # stop | skip (skip leaves the state as it was for that step)
   return c
 
@@ -309,9 +308,9 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
   boolean("augment.horizontal_flip", config.augment.horizontal_flip)
   in_range("model.input_scale", config.model.input_scale, 0, inf, lo_open=True)
   for path in ("num_seeds", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps",
-               "checkpoint_every_epochs", "steps_per_dispatch"):
+               "checkpoint_every_epochs"):
     in_range(path, config[path], 1, inf, kind=int)
-  for path in ("checkpoint_every_steps", "dataset.max_train_examples",
+  for path in ("checkpoint_every_steps", "steps_per_dispatch", "dataset.max_train_examples",
                "dataset.max_test_examples", "dataset.image_size", "dataset.split_seed"):
     value = config
     for part in path.split("."):

@@ -15,7 +15,7 @@ early stopping and ReduceLROnPlateau, signals.
 """
 from __future__ import annotations
 
-import collections
+import dataclasses
 import functools
 import os
 import signal
@@ -161,6 +161,27 @@ def data_placement(config, nbytes: int) -> str:
   return "host" if limit and nbytes > limit // 2 else "device"
 
 
+# config.steps_per_dispatch=0 ("auto"): the block length that trains fastest on the backend
+# (experiments/BENCH.md: 1.3-1.6x faster epochs than one step per dispatch on XLA:CPU).
+AUTO_STEPS_PER_DISPATCH = {"cpu": 100, "gpu": 100, "cuda": 100, "rocm": 100, "tpu": 100}
+
+
+def steps_per_dispatch(config) -> int:
+  return config.steps_per_dispatch or AUTO_STEPS_PER_DISPATCH.get(jax.default_backend(), 100)
+
+
+def block_spans(start: int, steps: int, offset: int, per_dispatch: int, every: int):
+  """(first batch, length) of the blocks that train batches start..steps-1 of an epoch
+  whose first step is number offset + 1; a block ends at every checkpoint step."""
+  b = start
+  while b < steps:
+    n = min(per_dispatch, steps - b)
+    if every:
+      n = min(n, every - (offset + b) % every)
+    yield b, n
+    b += n
+
+
 def over_replicas(fn, num: int, in_axes):
   """`fn` over a leading replica (seed) axis: jax.vmap for several replicas.
 
@@ -184,18 +205,44 @@ def _select(mask, new, old):
   return jax.tree.map(one, new, old)
 
 
+def _block_program(config, model, tx, num_replicas, mesh):
+  """jit(state, images, labels, order, b0, keys, active, n) -> (state, metrics (n, R)):
+  steps b0 .. b0+n-1 of an epoch's order (R, steps, batch) in one lax.scan, each step
+  gathering its batch from images by index. The one way digitjax runs training steps."""
+  step = functools.partial(train_step, model=model, tx=tx, config=config)
+  batch = distributed.batch_sharded(mesh)
+
+  def step_on_indices(state, all_images, all_labels, idx, key, active):
+    images, labels = all_images[idx], all_labels[idx]
+    if mesh.size > 1:  # data parallel: XLA partitions the step along the batch
+      images = jax.lax.with_sharding_constraint(images, batch)
+      labels = jax.lax.with_sharding_constraint(labels, batch)
+    new, metrics = step(state, images, labels, key)
+    return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), metrics
+
+  mapped = over_replicas(step_on_indices, num_replicas, (0, None, None, 0, 0, 0))
+
+  def block(state, all_images, all_labels, order, b0, keys, active, n):
+    def body(state, i):
+      return mapped(state, all_images, all_labels, order[:, b0 + i], keys, active)
+    return jax.lax.scan(body, state, jnp.arange(n, dtype=jnp.int32))
+
+  return jax.jit(block, static_argnames="n", donate_argnums=0)
+
+
 class Trainer:
-  """The model, optimizer and jitted steps for one config, over its seed replicas.
+  """The model, optimizer and jitted programs for one config, over its seed replicas.
 
   Replica k trains with seed config.seed + k; every array has a leading replica axis.
   """
 
   def __init__(self, config, steps_per_epoch: int):
     self.config = config
+    self.steps_per_epoch = steps_per_epoch
     self.info = data.DATASETS[config.dataset.name]
     self.input_shape = data.image_shape(config)
-    self.num_replicas = config.num_seeds
-    self.seeds = [config.seed + k for k in range(config.num_seeds)]
+    self.num_replicas = r = config.num_seeds
+    self.seeds = [config.seed + k for k in range(r)]
     self.mesh = distributed.data_mesh()
     self.model = models.build(config, self.info.num_classes)
     self.tx = optim.make(config, steps_per_epoch)
@@ -203,34 +250,7 @@ class Trainer:
     self.schedule = optim.schedule(config, steps_per_epoch)
     keys = jnp.stack([seed_keys(s) for s in self.seeds])
     self.init_keys, self.data_keys, self.step_keys = keys[:, 0], keys[:, 1], keys[:, 2]
-    r = self.num_replicas
-    step = functools.partial(train_step, model=self.model, tx=self.tx, config=config)
-    split = self.mesh.size > 1
-    batch = distributed.batch_sharded(self.mesh)
-
-    def step_on_indices(state, all_images, all_labels, idx, key, active):
-      images, labels = all_images[idx], all_labels[idx]
-      if split:  # data parallel: XLA partitions the step along the batch
-        images = jax.lax.with_sharding_constraint(images, batch)
-        labels = jax.lax.with_sharding_constraint(labels, batch)
-      new, metrics = step(state, images, labels, key)
-      return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), metrics
-
-    mapped = over_replicas(step_on_indices, r, (0, None, None, 0, 0, 0))
-
-    def train_on_order(state, all_images, all_labels, order, b, keys, active):
-      return mapped(state, all_images, all_labels, order[:, b], keys, active)
-
-    self.train_on_order = jax.jit(train_on_order, donate_argnums=0)
-
-    def train_block(state, all_images, all_labels, order, b0, keys, active, n):
-      """Steps b0 .. b0+n-1 of the epoch in one program (lax.scan): one dispatch instead
-      of n, for accelerators whose host cannot launch small steps fast enough."""
-      def body(state, i):
-        return train_on_order(state, all_images, all_labels, order, b0 + i, keys, active)
-      return jax.lax.scan(body, state, jnp.arange(n, dtype=jnp.int32))
-
-    self.train_block = jax.jit(train_block, static_argnames="n", donate_argnums=0)
+    self.train_block = _block_program(config, self.model, self.tx, r, self.mesh)
     self._eval = jax.jit(over_replicas(
         functools.partial(eval_step, model=self.model, config=config), r,
         (0, 0, None, None, None)))
@@ -254,11 +274,7 @@ class Trainer:
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
                         jax.eval_shape(self._init, self.init_keys))
 
-  def epoch_order(self, epoch: int, n: int, batch_size: int):
-    """Per replica, an epoch's batch indices (R, steps, batch), on the device."""
-    return self.replicate(self.epoch_order_host(epoch, n, batch_size))
-
-  def epoch_order_host(self, epoch: int, n: int, batch_size: int) -> np.ndarray:
+  def epoch_order(self, epoch: int, n: int, batch_size: int) -> np.ndarray:
     """Per replica, an epoch's batch indices (R, steps, batch): seeded, remainder dropped.
 
     The order is jax.random.permutation(fold_in(data_key, epoch), n), bit for bit, but
@@ -287,37 +303,8 @@ class Trainer:
       orders[r] = perm[: steps * batch_size].reshape(steps, batch_size)
     return orders
 
-  def host_batches(self, images: np.ndarray, labels: np.ndarray, order: np.ndarray,
-                   start: int, ahead: int = 2):
-    """For data kept in host memory: yields (images, labels, order, b) for step() from
-    batch `start` on, each batch gathered on the host and sent to the device `ahead`
-    steps before its step runs (device_put is asynchronous).
-
-    A step gets its R replicas' batches side by side and the order arange(R*B) split by
-    replica, so it runs the very gather of the device-resident path, on fewer images.
-    """
-    r, steps, bs = order.shape
-    local = self.replicate(np.arange(r * bs, dtype=np.int32).reshape(r, 1, bs))
-    queue = collections.deque()
-
-    def put(b):
-      idx = order[:, b].reshape(-1)
-      queue.append(self.replicate((images[idx], labels[idx])))
-
-    for b in range(start, min(start + ahead, steps)):
-      put(b)
-    for b in range(start, steps):
-      if b + ahead < steps:
-        put(b + ahead)
-      batch_images, batch_labels = queue.popleft()
-      yield batch_images, batch_labels, local, 0
-
-  def step(self, state, images, labels, order, b: int, active):
-    return self.train_on_order(state, images, labels, order, np.int32(b), self.step_keys,
-                               active)
-
   def steps(self, state, images, labels, order, b: int, n: int, active):
-    """n steps from batch b of the epoch; metrics get a leading axis of n."""
+    """n >= 1 steps from batch b of `order`; metrics get a leading axis of n."""
     return self.train_block(state, images, labels, order, np.int32(b), self.step_keys,
                             active, n=n)
 
@@ -331,26 +318,123 @@ class Trainer:
 
   def evaluate(self, state: TrainState, split: data.Split):
     """Per replica: mean loss and accuracy over a split (arrays (R,)), predictions (R, N)."""
-    bs = self.config.eval_batch_size
     sums = dict(loss=0.0, correct=0.0, count=0.0)
     preds = []
-    for start in range(0, len(split), bs):
-      images = split.images[start:start + bs]
-      labels = split.labels[start:start + bs]
-      n = len(labels)
-      mask = np.zeros(bs, np.float32)
-      mask[:n] = 1
-      if n < bs:
-        images = np.concatenate([images, np.zeros((bs - n, *images.shape[1:]), np.uint8)])
-        labels = np.concatenate([labels, np.zeros(bs - n, np.int32)])
+    for images, labels, mask in padded_batches(split, self.config.eval_batch_size):
       out, p = self._eval(state.params, state.batch_stats,
                           *self.replicate((images, labels, mask)))
       out, p = distributed.to_host((out, p))
       for k in sums:
         sums[k] = sums[k] + out[k].astype(np.float64)
-      preds.append(p[:, :n])
+      preds.append(p[:, :int(mask.sum())])
     metrics = dict(loss=sums["loss"] / sums["count"], accuracy=sums["correct"] / sums["count"])
     return metrics, np.concatenate(preds, axis=1)
+
+
+def padded_batches(split: data.Split, bs: int):
+  """(images, labels, mask) of bs examples each; the last one padded, its mask 0 there."""
+  for start in range(0, len(split), bs):
+    images, labels = split.images[start:start + bs], split.labels[start:start + bs]
+    n = len(labels)
+    mask = np.zeros(bs, np.float32)
+    mask[:n] = 1
+    if n < bs:
+      images = np.concatenate([images, np.zeros((bs - n, *images.shape[1:]), np.uint8)])
+      labels = np.concatenate([labels, np.zeros(bs - n, np.int32)])
+    yield images, labels, mask
+
+
+class TrainData:
+  """The training split and where it lives; yields each epoch's blocks of steps.
+
+  On the device (dataset.placement), a block reads its batches from the whole split by
+  index. In host memory, a block's batches are gathered on the host and copied over one
+  block ahead (device_put is asynchronous), side by side with the order that picks them:
+  the same program, on fewer images.
+  """
+
+  def __init__(self, trainer: Trainer, split: data.Split):
+    self.trainer, self.n = trainer, len(split)
+    self.on_host = data_placement(trainer.config, split.images.nbytes) == "host"
+    if self.on_host:
+      self.images, self.labels = split.images, split.labels
+    else:
+      self.images, self.labels = trainer.replicate((split.images, split.labels))
+
+  def blocks(self, epoch: int, start: int):
+    """(b, n, (images, labels, order, b0)) for Trainer.steps, from batch `start` on."""
+    t, config = self.trainer, self.trainer.config
+    order = t.epoch_order(epoch, self.n, config.batch_size)
+    spans = block_spans(start, order.shape[1], (epoch - 1) * t.steps_per_epoch,
+                        steps_per_dispatch(config), config.checkpoint_every_steps)
+    if not self.on_host:
+      order = t.replicate(order)
+      for b, n in spans:
+        yield b, n, (self.images, self.labels, order, b)
+      return
+    ahead = None  # the next block, already on its way to the device
+    for b, n in spans:
+      idx = order[:, b:b + n]  # (R, n, batch)
+      local = np.arange(idx.size, dtype=np.int32).reshape(idx.shape)
+      block = (b, n, t.replicate((self.images[idx.reshape(-1)], self.labels[idx.reshape(-1)],
+                                  local)) + (0,))
+      if ahead:
+        yield ahead
+      ahead = block
+    if ahead:
+      yield ahead
+
+
+@dataclasses.dataclass
+class EpochSums:
+  """Per replica, the running sums of an epoch's training metrics (and its seconds)."""
+  loss: list
+  accuracy: list
+  steps: list
+  skipped: list
+  seconds: float = 0.0
+
+  @classmethod
+  def zeros(cls, r: int) -> "EpochSums":
+    return cls(loss=[0.0] * r, accuracy=[0.0] * r, steps=[0] * r, skipped=[0] * r)
+
+  def means(self, k: int) -> tuple[float, float]:
+    steps = max(self.steps[k], 1)
+    return self.loss[k] / steps, self.accuracy[k] / steps
+
+
+@dataclasses.dataclass
+class LoopState:
+  """What the loop knows besides the TrainState; checkpoints carry it as JSON (`meta`).
+
+  Per replica (seed): the best monitored value, its epoch, the epochs waited since
+  (EarlyStopping's patience), whether it still trains, how many epochs it ran.
+  """
+  epoch: int = 0  # epochs completed
+  step_in_epoch: int = 0  # batches of the next epoch already trained (a mid-epoch save)
+  partial: EpochSums | None = None  # that epoch's sums so far
+  history: list = dataclasses.field(default_factory=list)  # metrics.jsonl's records
+  train_seconds: float = 0.0
+  best: list = dataclasses.field(default_factory=list)
+  best_epoch: list = dataclasses.field(default_factory=list)
+  wait: list = dataclasses.field(default_factory=list)
+  active: list = dataclasses.field(default_factory=list)
+  epochs_run: list = dataclasses.field(default_factory=list)
+
+  @classmethod
+  def fresh(cls, r: int) -> "LoopState":
+    return cls(best=[None] * r, best_epoch=[0] * r, wait=[0] * r, active=[True] * r,
+               epochs_run=[0] * r)
+
+  @classmethod
+  def from_meta(cls, meta: dict) -> "LoopState":
+    loop = cls(**meta)
+    if loop.partial is not None:
+      loop.partial = EpochSums(**loop.partial)
+    return loop
+
+  def meta(self) -> dict:
+    return dataclasses.asdict(self)
 
 
 def _improved(value, best, monitor: str, min_delta: float = 0.0) -> bool:
@@ -359,7 +443,7 @@ def _improved(value, best, monitor: str, min_delta: float = 0.0) -> bool:
   return value < best - min_delta if monitor == "val_loss" else value > best + min_delta
 
 
-def track_best(meta: dict, k: int, epoch: int, value: float, monitor: str,
+def track_best(loop: LoopState, k: int, epoch: int, value: float, monitor: str,
                early_stopping) -> tuple[bool, bool]:
   """Updates seed k's best epoch and early-stopping wait; returns (new best, stop now).
 
@@ -371,13 +455,13 @@ def track_best(meta: dict, k: int, epoch: int, value: float, monitor: str,
   """
   es = early_stopping
   min_delta = es.min_delta if es.enabled else 0.0
-  if _improved(value, meta["best"][k], monitor, min_delta):
-    meta["best"][k], meta["best_epoch"][k], meta["wait"][k] = value, epoch, 0
+  if _improved(value, loop.best[k], monitor, min_delta):
+    loop.best[k], loop.best_epoch[k], loop.wait[k] = value, epoch, 0
     return True, False
   if not es.enabled:
     return False, False
-  meta["wait"][k] += 1
-  return False, meta["wait"][k] >= es.patience
+  loop.wait[k] += 1
+  return False, loop.wait[k] >= es.patience
 
 
 class _Signals:
@@ -416,12 +500,177 @@ def _step_of(state) -> int:
   return int(distributed.to_host(state.step)[0])
 
 
-def _new_meta(num_replicas: int) -> dict:
-  """The host-side loop state that checkpoints carry besides the TrainState."""
-  r = num_replicas
-  return dict(epoch=0, step_in_epoch=0, partial=None, history=[], train_seconds=0.0,
-              best=[None] * r, best_epoch=[0] * r, wait=[0] * r,
-              active=[True] * r, epochs_run=[0] * r)
+def _lap(clock: list) -> float:
+  """Seconds since clock[0], which restarts now."""
+  now = time.time()
+  seconds, clock[0] = now - clock[0], now
+  return seconds
+
+
+class Saves:
+  """The workdir's checkpoints and the best state not yet saved.
+
+  The latest checkpoint is written after the best one if that changed since the last
+  save: the two on disk always agree, so a run resumed from `latest` has its best state.
+  """
+
+  def __init__(self, workdir: str, trainer: Trainer):
+    self.ckpts = checkpoints.Checkpoints(workdir)
+    self.abstract = trainer.abstract_state()
+    self.replicate = trainer.replicate
+    self.best_state, self.best_unsaved = None, False
+
+  def restore(self) -> tuple[TrainState, LoopState] | None:
+    restored = self.ckpts.restore_latest(self.abstract)
+    if restored is None:
+      return None
+    best = self.ckpts.restore_best(self.abstract)
+    self.best_state = self.replicate(best[0]) if best else None
+    return self.replicate(restored[0]), LoopState.from_meta(restored[1])
+
+  def new_best(self, state: TrainState, improved: np.ndarray) -> None:
+    if improved.any():
+      self.best_state = _select(jnp.asarray(improved), state,
+                                state if self.best_state is None else self.best_state)
+      self.best_unsaved = True
+
+  def save(self, state: TrainState, loop: LoopState, step: int | None = None) -> None:
+    step, meta = _step_of(state) if step is None else step, loop.meta()
+    if self.best_unsaved:
+      self.ckpts.save_best(step, self.best_state, meta)
+      self.best_unsaved = False
+    self.ckpts.save_latest(step, state, meta)
+
+
+def _tally(sums: EpochSums, loop: LoopState, first: int, metrics, trainer, epoch: int,
+           workdir: str) -> None:
+  """Adds a block's per-step metrics (steps first, first+1, ...) to the epoch's sums,
+  replica by replica; a non-finite step stops the run (on_nonfinite=stop) or counts."""
+  spe, seeds = trainer.steps_per_epoch, trainer.seeds
+  for j in range(len(metrics["loss"])):
+    for k in range(trainer.num_replicas):
+      if not loop.active[k]:
+        continue
+      if not metrics["finite"][j][k]:
+        if trainer.config.on_nonfinite == "stop":
+          i = first + j
+          seed = f" of seed {seeds[k]}" if len(seeds) > 1 else ""
+          raise NonFiniteLoss(
+              f"non-finite loss or gradient at step {i} (epoch {epoch}, batch "
+              f"{i - (epoch - 1) * spe}){seed}; training stopped and "
+              f"the last good checkpoint in {workdir} is kept. Lower the learning "
+              "rate, or set --config.on_nonfinite=skip to skip such steps.")
+        sums.skipped[k] += 1
+        continue
+      sums.loss[k] += float(metrics["loss"][j][k])
+      sums.accuracy[k] += float(metrics["accuracy"][j][k])
+      sums.steps[k] += 1
+
+
+def train_epoch(trainer: Trainer, state, loop: LoopState, train_data: TrainData, epoch: int,
+                signals: _Signals, saves: Saves, clocks: tuple[list, list], workdir: str):
+  """Trains the rest of epoch `epoch`, block by block; returns (state, its sums), the
+  sums None when a signal stopped it (after a checkpoint). Step metrics come to the host
+  every log_every_steps, at checkpoint steps and on signals: the only syncs."""
+  config, spe = trainer.config, trainer.steps_per_epoch
+  every = config.checkpoint_every_steps
+  sums = loop.partial or EpochSums.zeros(trainer.num_replicas)
+  clock, epoch_clock = clocks  # train_seconds' and the epoch's
+  active = trainer.replicate(np.array(loop.active))
+  pending, pending_steps = [], 0
+  for b, n, block in train_data.blocks(epoch, loop.step_in_epoch):
+    state, metrics = trainer.steps(state, *block, n, active)
+    first = (epoch - 1) * spe + b + 1
+    pending.append((first, metrics))
+    pending_steps += n
+    at_checkpoint = bool(every and (first + n - 1) % every == 0)
+    if pending_steps >= config.log_every_steps or signals.received or at_checkpoint:
+      for f, m in pending:
+        _tally(sums, loop, f, distributed.to_host(m), trainer, epoch, workdir)
+      pending, pending_steps = [], 0
+    if (signals.received or at_checkpoint) and b + n < spe:
+      sums.seconds += _lap(epoch_clock)
+      loop.step_in_epoch, loop.partial = b + n, sums
+      loop.train_seconds += _lap(clock)
+      saves.save(state, loop, step=first + n - 1)
+      if signals.received:
+        return state, None
+  for f, m in pending:
+    _tally(sums, loop, f, distributed.to_host(m), trainer, epoch, workdir)
+  return state, sums
+
+
+def epoch_records(trainer: Trainer, loop: LoopState, epoch: int, sums: EpochSums,
+                  val_metrics: dict, lrs) -> list[dict]:
+  """metrics.jsonl's records of an epoch, one per replica still training."""
+  records = []
+  for k in range(trainer.num_replicas):
+    if loop.active[k]:
+      loss, accuracy = sums.means(k)
+      records.append(dict(
+          epoch=epoch, seed=trainer.seeds[k], loss=loss, accuracy=accuracy,
+          val_loss=float(val_metrics["loss"][k]),
+          val_accuracy=float(val_metrics["accuracy"][k]), lr=float(lrs[k]),
+          time=sums.seconds, skipped_steps=sums.skipped[k]))
+  return records
+
+
+def reduce_lr_on_plateau(trainer: Trainer, state: TrainState, val_metrics: dict):
+  """Keras's ReduceLROnPlateau, stepped once per epoch on config.monitor."""
+  config = trainer.config
+  if not config.reduce_on_plateau.enabled:
+    return state
+  sign = 1.0 if config.monitor == "val_loss" else -1.0
+  return trainer.plateau_update(state, sign * val_metrics[config.monitor[4:]])
+
+
+def early_stopping(trainer: Trainer, loop: LoopState, records: list[dict]) -> np.ndarray:
+  """Keras's EarlyStopping (and the best epoch) per replica; returns which improved."""
+  config, r = trainer.config, trainer.num_replicas
+  monitor, es = config.monitor, config.early_stopping
+  improved = np.zeros(r, bool)
+  for record in records:
+    k = trainer.seeds.index(record["seed"])
+    loop.epochs_run[k] = record["epoch"]
+    improved[k], stop = track_best(loop, k, record["epoch"], record[monitor], monitor, es)
+    if stop:
+      loop.active[k] = False
+      if distributed.is_main_process():
+        print(f"Early stopping{' seed %d' % record['seed'] if r > 1 else ''}: no "
+              f"{monitor} improvement of {es.min_delta} for {es.patience} "
+              f"epochs; best epoch {loop.best_epoch[k]}.")
+  return improved
+
+
+def check_skipped(records: list[dict], steps_per_epoch: int, workdir: str,
+                  several: bool) -> None:
+  """on_nonfinite=skip: an epoch that skipped most of its steps is no longer learning."""
+  for record in records:
+    if 2 * record["skipped_steps"] > steps_per_epoch:
+      seed = f"seed {record['seed']} " if several else ""
+      raise NonFiniteLoss(
+          f"{seed}skipped {record['skipped_steps']} of the "
+          f"{steps_per_epoch} steps of epoch {record['epoch']} for a non-finite loss or "
+          "gradient (on_nonfinite=skip): more than half, so training stopped rather than "
+          "finish on parameters that no longer learn. The checkpoints saved in "
+          f"{workdir} before it are kept. Lower the learning rate.")
+
+
+def print_epoch(config, records: list[dict]) -> None:
+  """Keras's epoch lines, one per replica (main process only)."""
+  if distributed.is_main_process():
+    for record, line in zip(records, reporting.epoch_lines(records, config.num_epochs)):
+      skipped = record["skipped_steps"]
+      print(line + (f" - skipped: {skipped}" if skipped else ""), flush=True)
+
+
+def log_epoch(config, workdir: str, loop: LoopState, records: list[dict], tb) -> None:
+  """metrics.jsonl and TensorBoard (main process only)."""
+  if not distributed.is_main_process():
+    return
+  reporting.write_history(workdir, loop.history)
+  for record in records:
+    tb.write(record, prefix=f"seed{record['seed']}/" if config.num_seeds > 1 else "")
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
@@ -434,238 +683,125 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 
 def _train_and_evaluate(config, workdir: str) -> dict:
-  t_start = time.time()
-  main = distributed.is_main_process()
+  clock, t_start = [time.time()], time.time()
   train, val = data.load_train_val(config)
-  if config.batch_size % jax.device_count():
-    raise UserError(f"batch_size={config.batch_size} must be a multiple of the "
-                    f"{jax.device_count()} devices it is split over.")
-  steps_per_epoch = len(train) // config.batch_size
-  trainer = Trainer(config, steps_per_epoch)
-  r = trainer.num_replicas
-  summary, totals = models.summary(trainer.model, trainer.input_shape, config.model.name)
-  if main:
-    print(summary)
-    with open(os.path.join(workdir, "summary.txt"), "w") as f:
-      f.write(summary + "\n")
-
-  ckpts = checkpoints.Checkpoints(workdir)
-  abstract = trainer.abstract_state()
-  restored = ckpts.restore_latest(abstract)
+  trainer = Trainer(config, _steps_per_epoch(config, len(train)))
+  totals = _print_summary(trainer, workdir)
+  saves = Saves(workdir, trainer)
+  restored = saves.restore()
   if restored is None:
-    state, meta = trainer.init_state(), _new_meta(r)
-    best_state = None
+    state, loop = trainer.init_state(), LoopState.fresh(trainer.num_replicas)
   else:
-    state, meta = restored
-    state = trainer.replicate(state)
-    best = ckpts.restore_best(abstract)
-    best_state = trainer.replicate(best[0]) if best else None
-    print(f"Resuming from {workdir}: epoch {meta['epoch']}, step {_step_of(state)}.")
-
-  on_host = data_placement(config, train.images.nbytes) == "host"
-  if on_host:  # the split stays in host memory; batches are copied over as they go
-    images, labels = train.images, train.labels
-    if main:
-      print(f"Training images stay in host memory ({train.images.nbytes / 2**20:,.0f} MiB, "
-            f"dataset.placement={config.dataset.placement}); batches are copied to the "
-            "device two steps ahead.")
-  else:
-    images, labels = trainer.replicate((train.images, train.labels))
-  tb = reporting.TensorBoard(workdir) if main else None
-  monitor, sign = config.monitor, (1.0 if config.monitor == "val_loss" else -1.0)
-  interrupted = None
-  best_unsaved = False
-
-  def save(step_no):
-    """Latest checkpoint, after the best one if that changed since the last save: the two
-    on disk always agree, so a run resumed from `latest` also has its best state."""
-    nonlocal best_unsaved
-    if best_unsaved:
-      ckpts.save_best(step_no, best_state, meta)
-      best_unsaved = False
-    ckpts.save_latest(step_no, state, meta)
-
+    state, loop = restored
+    print(f"Resuming from {workdir}: epoch {loop.epoch}, step {_step_of(state)}.")
+  train_data = TrainData(trainer, train)
+  _say_where(train_data, config)
+  tb = reporting.TensorBoard(workdir) if distributed.is_main_process() else None
   try:
     with _Signals() as signals:
-      while meta["epoch"] < config.num_epochs and any(meta["active"]):
-        epoch = meta["epoch"] + 1
-        t0 = time.time()
-        order = trainer.epoch_order_host(epoch, len(train), config.batch_size)
-        batches = (trainer.host_batches(images, labels, order, meta["step_in_epoch"])
-                   if on_host else None)
-        if not on_host:
-          order = trainer.replicate(order)
-        active = trainer.replicate(np.array(meta["active"]))
-        sums = meta["partial"] or dict(loss=[0.0] * r, accuracy=[0.0] * r, steps=[0] * r,
-                                       skipped=[0] * r)
-        # the epoch's time: what it took before a resume (its partial's), plus since t0;
-        # t0 itself restarts at every mid-epoch save, for train_seconds
-        t_epoch, seconds_before = t0, sums.get("seconds", 0.0)
-        pending = []
-
-        def drain():
-          """Pulls pending step metrics to the host; the only sync inside an epoch."""
-          for first, metrics, n in pending:  # n: steps in one dispatch (leading axis)
-            metrics = distributed.to_host(metrics)
-            if not n:
-              tally(first, metrics)
-            for j in range(n):
-              tally(first + j, jax.tree.map(lambda x: x[j], metrics))
-          pending.clear()
-
-        def tally(i, m):
-          """Adds step i's metrics (per replica) to the epoch's sums; stops on NaN."""
-          for k in range(r):
-            if not meta["active"][k]:
-              continue
-            if not m["finite"][k]:
-              if config.on_nonfinite == "stop":
-                seed = f" of seed {trainer.seeds[k]}" if r > 1 else ""
-                raise NonFiniteLoss(
-                    f"non-finite loss or gradient at step {i} (epoch {epoch}, batch "
-                    f"{i - (epoch - 1) * steps_per_epoch}){seed}; training stopped and "
-                    f"the last good checkpoint in {workdir} is kept. Lower the learning "
-                    "rate, or set --config.on_nonfinite=skip to skip such steps.")
-              sums["skipped"][k] += 1
-              continue
-            sums["loss"][k] += float(m["loss"][k])
-            sums["accuracy"][k] += float(m["accuracy"][k])
-            sums["steps"][k] += 1
-
-        every = config.checkpoint_every_steps
-        blocks = config.steps_per_dispatch > 1 and not on_host
-        b, pending_steps = meta["step_in_epoch"], 0
-        while b < steps_per_epoch:
-          first = (epoch - 1) * steps_per_epoch + b + 1
-          if blocks:  # n steps in one jitted scan; a block ends at a checkpoint step
-            n = min(config.steps_per_dispatch, steps_per_epoch - b)
-            if every:
-              n = min(n, every - (first - 1) % every)
-            state, m = trainer.steps(state, images, labels, order, b, n, active)
-            pending.append((first, m, n))
-          else:
-            step_data = next(batches) if on_host else (images, labels, order, b)
-            state, m = trainer.step(state, *step_data, active)
-            pending.append((first, m, 0))
-            n = 1
-          b += n
-          pending_steps += n
-          step_no = first + n - 1
-          at_checkpoint = bool(every and step_no % every == 0)
-          if pending_steps >= config.log_every_steps or signals.received or at_checkpoint:
-            drain()
-            pending_steps = 0
-          if (signals.received or at_checkpoint) and b < steps_per_epoch:
-            sums["seconds"] = seconds_before + time.time() - t_epoch
-            meta.update(step_in_epoch=b, partial=sums,
-                        train_seconds=meta["train_seconds"] + time.time() - t0)
-            t0 = time.time()
-            save(step_no)
-            if signals.received:
-              interrupted = signals.received
-              break
-        if interrupted:
-          break
-        drain()
-
+      while loop.epoch < config.num_epochs and any(loop.active):
+        epoch, epoch_clock = loop.epoch + 1, [time.time()]
+        state, sums = train_epoch(trainer, state, loop, train_data, epoch, signals, saves,
+                                  (clock, epoch_clock), workdir)
+        if sums is None:
+          return _interrupted(signals.received, state, saves, workdir)
         val_metrics, _ = trainer.evaluate(state, val)
         lrs = trainer.learning_rates(state)
-        if config.reduce_on_plateau.enabled:
-          state = trainer.plateau_update(state, sign * val_metrics[monitor[4:]])
-        seconds = time.time() - t0
-        epoch_seconds = seconds_before + time.time() - t_epoch
-        records = []
-        for k in range(r):
-          if not meta["active"][k]:
-            continue
-          records.append(dict(
-              epoch=epoch, seed=trainer.seeds[k],
-              loss=sums["loss"][k] / max(sums["steps"][k], 1),
-              accuracy=sums["accuracy"][k] / max(sums["steps"][k], 1),
-              val_loss=float(val_metrics["loss"][k]),
-              val_accuracy=float(val_metrics["accuracy"][k]), lr=float(lrs[k]),
-              time=epoch_seconds, skipped_steps=sums["skipped"][k]))
-        meta["history"].extend(records)
-        meta.update(epoch=epoch, step_in_epoch=0, partial=None,
-                    train_seconds=meta["train_seconds"] + seconds)
-        improved = np.zeros(r, bool)
-        es = config.early_stopping
-        for record in records:
-          k = trainer.seeds.index(record["seed"])
-          meta["epochs_run"][k] = epoch
-          improved[k], stop = track_best(meta, k, epoch, record[monitor], monitor, es)
-          if stop:
-            meta["active"][k] = False
-            if main:
-              print(f"Early stopping{' seed %d' % record['seed'] if r > 1 else ''}: no "
-                    f"{monitor} improvement of {es.min_delta} for {es.patience} "
-                    f"epochs; best epoch {meta['best_epoch'][k]}.")
-        if main:
-          for record, line in zip(records, reporting.epoch_lines(records, config.num_epochs)):
-            skipped = record["skipped_steps"]
-            print(line + (f" - skipped: {skipped}" if skipped else ""), flush=True)
-        for record in records:  # on_nonfinite=skip: most steps skipped is no longer learning
-          if 2 * record["skipped_steps"] > steps_per_epoch:
-            seed = f"seed {record['seed']} " if r > 1 else ""
-            raise NonFiniteLoss(
-                f"{seed}skipped {record['skipped_steps']} of the {steps_per_epoch} steps of "
-                f"epoch {epoch} for a non-finite loss or gradient (on_nonfinite=skip): more "
-                "than half, so training stopped rather than finish on parameters that no "
-                f"longer learn. The checkpoints saved in {workdir} before it are kept. "
-                "Lower the learning rate.")
-        if improved.any():
-          best_state = _select(jnp.asarray(improved), state,
-                               state if best_state is None else best_state)
-          best_unsaved = True
+        state = reduce_lr_on_plateau(trainer, state, val_metrics)
+        sums.seconds += _lap(epoch_clock)
+        records = epoch_records(trainer, loop, epoch, sums, val_metrics, lrs)
+        loop.history.extend(records)
+        loop.epoch, loop.step_in_epoch, loop.partial = epoch, 0, None
+        loop.train_seconds += _lap(clock)
+        improved = early_stopping(trainer, loop, records)
+        print_epoch(config, records)
+        check_skipped(records, trainer.steps_per_epoch, workdir, trainer.num_replicas > 1)
+        saves.new_best(state, improved)
         if (epoch % config.checkpoint_every_epochs == 0 or epoch == config.num_epochs
-            or not any(meta["active"])):
-          save(_step_of(state))
-        if main:
-          reporting.write_history(workdir, meta["history"])
-          for record in records:
-            tb.write(record, prefix=f"seed{record['seed']}/" if r > 1 else "")
+            or not any(loop.active)):
+          saves.save(state, loop)
+        log_epoch(config, workdir, loop, records, tb)
   finally:
     if tb:
       tb.close()
-  if interrupted:
-    ckpts.close()
-    print(f"Received {interrupted}: saved a checkpoint at step {_step_of(state)} in "
-          f"{workdir}. Rerun the same command to resume.", file=sys.stderr)
-    return dict(interrupted=interrupted, step=_step_of(state))
+  results = final_test(trainer, state, loop, saves, workdir)
+  results.update(params=totals, wall_seconds=time.time() - t_start)
+  _write_results(trainer, loop, results, workdir)
+  saves.ckpts.close()
+  return results
 
-  results = evaluate_checkpoint(config, workdir, trainer=trainer, ckpts=ckpts, quiet=True)
+
+def _steps_per_epoch(config, n: int) -> int:
+  if config.batch_size % jax.device_count():
+    raise UserError(f"batch_size={config.batch_size} must be a multiple of the "
+                    f"{jax.device_count()} devices it is split over.")
+  return n // config.batch_size
+
+
+def _print_summary(trainer: Trainer, workdir: str) -> dict:
+  """Keras's model.summary() on stdout and in summary.txt; returns the parameter counts."""
+  summary, totals = models.summary(trainer.model, trainer.input_shape,
+                                   trainer.config.model.name)
+  if distributed.is_main_process():
+    print(summary)
+    with open(os.path.join(workdir, "summary.txt"), "w") as f:
+      f.write(summary + "\n")
+  return totals
+
+
+def _say_where(train_data: TrainData, config) -> None:
+  if train_data.on_host and distributed.is_main_process():
+    print(f"Training images stay in host memory ({train_data.images.nbytes / 2**20:,.0f} "
+          f"MiB, dataset.placement={config.dataset.placement}); each block of steps is "
+          "copied to the device while the one before it trains.")
+
+
+def _interrupted(signal_name: str, state, saves: Saves, workdir: str) -> dict:
+  saves.ckpts.close()
+  print(f"Received {signal_name}: saved a checkpoint at step {_step_of(state)} in "
+        f"{workdir}. Rerun the same command to resume.", file=sys.stderr)
+  return dict(interrupted=signal_name, step=_step_of(state))
+
+
+def final_test(trainer: Trainer, state, loop: LoopState, saves: Saves, workdir: str) -> dict:
+  """Test figures of the best state per seed (and of the last one where it differs)."""
+  config, r = trainer.config, trainer.num_replicas
+  results = evaluate_checkpoint(config, workdir, trainer=trainer, ckpts=saves.ckpts,
+                                quiet=True)
   per_seed = results["per_seed"] if r > 1 else [results]
   last_test = None
-  if any(b != e for b, e in zip(meta["best_epoch"], meta["epochs_run"])):
+  if any(b != e for b, e in zip(loop.best_epoch, loop.epochs_run)):
     last_test, _ = trainer.evaluate(state, data.load_test(config))
   for k, res in enumerate(per_seed):
-    mine = [h for h in meta["history"] if h["seed"] == trainer.seeds[k]]
+    mine = [h for h in loop.history if h["seed"] == trainer.seeds[k]]
     final = mine[-1] if mine else {}
-    best = next((h for h in mine if h["epoch"] == meta["best_epoch"][k]), {})
+    best = next((h for h in mine if h["epoch"] == loop.best_epoch[k]), {})
     res.update(
-        seed=trainer.seeds[k], epochs_run=meta["epochs_run"][k],
-        best_epoch=meta["best_epoch"][k],
-        stopped_early=not meta["active"][k], train_loss=final.get("loss"),
+        seed=trainer.seeds[k], epochs_run=loop.epochs_run[k],
+        best_epoch=loop.best_epoch[k],
+        stopped_early=not loop.active[k], train_loss=final.get("loss"),
         train_accuracy=final.get("accuracy"), val_loss=best.get("val_loss"),
         val_accuracy=best.get("val_accuracy"),
         test_accuracy_last_epoch=(float(last_test["accuracy"][k]) if last_test
                                   else res["test_accuracy"]))
   results = reporting.combine_seeds(per_seed) if r > 1 else per_seed[0]
-  steps = int(distributed.to_host(state.step)[0])
-  results.update(model=config.model.name, dataset=config.dataset.name, params=totals,
-                 num_seeds=r, devices=jax.device_count(), processes=jax.process_count(),
+  results.update(model=config.model.name, dataset=config.dataset.name, num_seeds=r,
+                 devices=jax.device_count(), processes=jax.process_count(),
                  device_kind=jax.devices()[0].device_kind,
-                 train_seconds=meta["train_seconds"], wall_seconds=time.time() - t_start,
-                 steps_per_second=steps / max(meta["train_seconds"], 1e-9))
-  if main:
-    if meta["history"]:
-      reporting.plot_history(meta["history"], os.path.join(workdir, "history.png"))
-    reporting.write_json(os.path.join(workdir, "results.json"), results)
-    print(f"Test (best epoch{'s' if r > 1 else ''} "
-          f"{', '.join(map(str, meta['best_epoch']))}): {reporting.test_summary(results)}. "
-          f"Results in {workdir}/results.json")
-  ckpts.close()
+                 train_seconds=loop.train_seconds,
+                 steps_per_second=_step_of(state) / max(loop.train_seconds, 1e-9))
   return results
+
+
+def _write_results(trainer: Trainer, loop: LoopState, results: dict, workdir: str) -> None:
+  if not distributed.is_main_process():
+    return
+  if loop.history:
+    reporting.plot_history(loop.history, os.path.join(workdir, "history.png"))
+  reporting.write_json(os.path.join(workdir, "results.json"), results)
+  print(f"Test (best epoch{'s' if trainer.num_replicas > 1 else ''} "
+        f"{', '.join(map(str, loop.best_epoch))}): {reporting.test_summary(results)}. "
+        f"Results in {workdir}/results.json")
 
 
 def evaluate_checkpoint(config, workdir: str, trainer: Trainer | None = None,

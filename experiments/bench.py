@@ -5,7 +5,7 @@ same machine. This command measures it in one process run, so every ratio it pri
 side by side under the same load: for keras_mlp (B1), keras_cnn (B2) and cnn_bn (B6) at
 batch 128 on synthetic MNIST-shaped uint8 data kept on the device (as the trainer does):
 
-- compile seconds of the jitted train step (`Trainer.train_on_order`);
+- compile seconds of the jitted train step (`Trainer.train_block` of one step);
 - steady-state epoch seconds: one warm-up epoch, then the median of --repeats epochs.
   With --steps N each "epoch" is N steps, scaled to 60,000 images (marked `*`);
 - samples/s; training FLOPs per sample, both from XLA's cost analysis of the compiled
@@ -154,8 +154,8 @@ def bench_flax(name, config, images, labels, steps, repeats, dispatch=1):
   keys, active = trainer.step_keys, trainer.replicate(np.array([True]))
   order = trainer.epoch_order(0, len(labels), bs)
   t0 = time.perf_counter()
-  step = trainer.train_on_order.lower(state, images, labels, order, np.int32(0), keys,
-                                      active).compile()
+  step = trainer.train_block.lower(state, images, labels, order, np.int32(0), keys,
+                                   active, n=1).compile()
   compile_s = time.perf_counter() - t0
   cost = step.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -167,7 +167,7 @@ def bench_flax(name, config, images, labels, steps, repeats, dispatch=1):
   def epoch(state, e):
     order = trainer.epoch_order(e, len(labels), bs)
     for b in range(0, k, n):
-      if n == 1:
+      if n == 1:  # the block of one step compiled above
         state, metrics = step(state, images, labels, order, np.int32(b), keys, active)
       else:
         state, metrics = trainer.train_block(state, images, labels, order, np.int32(b), keys,

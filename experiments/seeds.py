@@ -35,8 +35,7 @@ def seed_trainers(config, k: int, steps_per_epoch: int) -> SeedRuns:
 def _steps(trainer, state, images, labels, epoch, steps):
   order = trainer.epoch_order(epoch, len(labels), trainer.config.batch_size)
   active = trainer.replicate(np.ones(trainer.num_replicas, bool))
-  for b in range(steps):
-    state, _ = trainer.step(state, images, labels, order, b, active)
+  state, _ = trainer.steps(state, images, labels, order, 0, steps, active)
   return state
 
 

@@ -99,7 +99,7 @@ def test_early_stopping_stops_and_tests_the_best_epoch(tmp_path):
 
 def _track(values, **es):
   config = tiny_config(**{f"early_stopping.{k}": v for k, v in es.items()})
-  meta = train._new_meta(1)
+  meta = train.LoopState.fresh(1)
   out = [train.track_best(meta, 0, epoch, v, "val_loss", config.early_stopping)
          for epoch, v in enumerate(values, 1)]
   return meta, out
@@ -110,8 +110,8 @@ def test_best_epoch_is_keras_restore_best_weights_under_min_delta():
   # and counts 3, 4 and 5 against patience, so it stops at 5 and restores epoch 2.
   values = [0.100, 0.090, 0.0895, 0.0891, 0.095]
   meta, out = _track(values, enabled=True, patience=3, min_delta=1e-3)
-  assert meta["best_epoch"] == [2] and meta["best"] == [0.090]
+  assert meta.best_epoch == [2] and meta.best == [0.090]
   assert [stop for _, stop in out] == [False, False, False, False, True]
   # Without early stopping the best checkpoint is simply the lowest val_loss (epoch 4).
   meta, out = _track(values, enabled=False)
-  assert meta["best_epoch"] == [4] and not any(stop for _, stop in out)
+  assert meta.best_epoch == [4] and not any(stop for _, stop in out)

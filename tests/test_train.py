@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import needs_mnist, tiny_config
-from digitjax import checkpoints, main, train
+from digitjax import checkpoints, data, main, train
 from digitjax.errors import UserError
 
 pytestmark = needs_mnist
@@ -82,8 +82,8 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
   labels = np.random.default_rng(1).integers(0, 10, 500).astype(np.int32)
   order = trainer.epoch_order(1, 500, 100)
   active = trainer.replicate(np.array([True]))
-  for b in range(3):  # a trained state, with non-trivial optimizer moments
-    state, _ = trainer.step(state, images, labels, order, b, active)
+  # a trained state, with non-trivial optimizer moments
+  state, _ = trainer.steps(state, images, labels, order, 0, 3, active)
   ckpts = checkpoints.Checkpoints(str(tmp_path))
   meta = dict(epoch=1, history=[{"loss": 0.5}])
   ckpts.save_latest(int(state.step[0]), state, meta)
@@ -159,18 +159,33 @@ def test_auto_placement_keeps_a_split_on_the_device_unless_it_is_too_big(monkeyp
   assert train.data_placement(c, 600) == "device"
 
 
-def test_host_batches_start_mid_epoch_and_follow_the_order():
-  trainer = train.Trainer(tiny_config(num_seeds=2), steps_per_epoch=5)
+@pytest.mark.parametrize("per_dispatch, spans", [(1, [(3, 1), (4, 1)]), (2, [(3, 2)]),
+                                                 (0, [(3, 2)])])
+def test_host_blocks_start_mid_epoch_and_follow_the_order(per_dispatch, spans):
+  """Host-resident data: each block's batches, gathered on the host, with the order that
+  picks them out of it (replica by replica, step by step)."""
+  c = tiny_config(num_seeds=2, batch_size=10, steps_per_dispatch=per_dispatch,
+                  **{"dataset.placement": "host"})
+  trainer = train.Trainer(c, steps_per_epoch=5)
   images = np.arange(50 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(50, 28, 28, 1)
   images[:, 0, 0, 0] = np.arange(50)  # each image identifiable
   labels = np.arange(50, dtype=np.int32) % 10
-  order = trainer.epoch_order_host(1, 50, 10)  # (2, 5, 10)
-  got = list(trainer.host_batches(images, labels, order, start=3))
-  assert len(got) == 2
-  for (bi, bl, local, b), step in zip(got, (3, 4)):
-    assert b == 0 and np.asarray(local).shape == (2, 1, 10)
-    np.testing.assert_array_equal(np.asarray(bi)[:, 0, 0, 0], order[:, step].reshape(-1))
-    np.testing.assert_array_equal(np.asarray(bl), labels[order[:, step].reshape(-1)])
+  train_data = train.TrainData(trainer, data.Split(images, labels))
+  assert train_data.on_host
+  order = trainer.epoch_order(1, 50, 10)  # (2, 5, 10)
+  got = list(train_data.blocks(1, start=3))
+  assert [(b, n) for b, n, _ in got] == spans
+  for b, n, (bi, bl, local, b0) in got:
+    assert b0 == 0 and np.asarray(local).shape == (2, n, 10)
+    picked = np.asarray(bi)[np.asarray(local), 0, 0, 0]  # (2, n, 10)
+    np.testing.assert_array_equal(picked, order[:, b:b + n])
+    np.testing.assert_array_equal(np.asarray(bl)[np.asarray(local)], labels[order[:, b:b + n]])
+
+
+def test_blocks_end_at_the_epoch_and_at_checkpoint_steps():
+  assert list(train.block_spans(0, 10, 0, 4, 0)) == [(0, 4), (4, 4), (8, 2)]
+  assert list(train.block_spans(0, 10, 0, 4, 5)) == [(0, 4), (4, 1), (5, 4), (9, 1)]
+  assert list(train.block_spans(2, 10, 10, 100, 7)) == [(2, 2), (4, 6)]
 
 
 def test_checkpoint_every_epochs_saves_less_and_resumes_exactly(tmp_path, monkeypatch):
@@ -197,7 +212,7 @@ def test_steps_per_dispatch_trains_as_one_step_per_dispatch(tmp_path):
   strip = lambda d: [{k: v for k, v in json.loads(l).items() if k != "time"}
                      for l in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
   base = {"model.dropout": 0.2, "num_seeds": 2}
-  one = main.run(tiny_config(**base), str(tmp_path / "one"))
+  one = main.run(tiny_config(steps_per_dispatch=1, **base), str(tmp_path / "one"))
   blocks = main.run(tiny_config(steps_per_dispatch=7, checkpoint_every_steps=5, **base),
                     str(tmp_path / "blocks"))
   assert strip("blocks") == strip("one")
