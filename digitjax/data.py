@@ -12,7 +12,9 @@ trainer calls only for the final evaluation.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
+import re
 import socket
 
 # TensorFlow only reads and decodes files here: its C++ notices (TF 2.21 prints some at
@@ -100,20 +102,47 @@ def _tfds_builder(name: str, data_dir: str | None):
     logging.set_verbosity(level)
 
 
+def _prepared_once(name: str, data_dir: str | None) -> str | None:
+  """The dataset_info.json of a prepared copy of `name` under data_dir, if one is there."""
+  found = sorted(glob.glob(os.path.join(data_dir or "", name, "*", "dataset_info.json")))
+  return found[-1] if data_dir and found else None
+
+
 def is_prepared(config) -> bool:
   """Whether config's dataset is prepared locally (never downloads, never raises): the
-  reproduce runner lists rows without data as pending instead of running them."""
+  reproduce runner lists rows without data as pending instead of running them. A
+  prepared copy that TFDS cannot open counts as prepared: running it says what is
+  damaged, where "pending data" would send the user to prepare it again blindly."""
   data_dir = config.dataset.data_dir or os.environ.get("TFDS_DATA_DIR") or None
   try:
     return _tfds_builder(config.dataset.name, data_dir)[1]
-  except Exception:  # an unreadable folder means "not prepared" here, not a crash
-    return False
+  except Exception:
+    return _prepared_once(config.dataset.name, data_dir) is not None
+
+
+def _tf_reason(e) -> str:
+  """TensorFlow's error message without its graph-node and op decorations."""
+  text = re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\]|name: *$", "", e.message.splitlines()[0])
+  return text.strip(" '")[:150]
+
+
+def _damaged(name: str, what: str) -> UserError:
+  return UserError(f"dataset {name!r} is damaged: {what}. Prepare it again (delete its "
+                   "folder and let TFDS download it, or copy a good prepared folder there), "
+                   f"then rerun. {_HINT}")
 
 
 def _builder(config):
   name = config.dataset.name
   data_dir = _data_dir(config)
-  builder, prepared = _tfds_builder(name, data_dir)  # imports TFDS: only when needed
+  try:
+    builder, prepared = _tfds_builder(name, data_dir)  # imports TFDS: only when needed
+  except Exception as e:  # e.g. a damaged dataset_info.json
+    info = _prepared_once(name, data_dir)
+    if info is None:
+      raise
+    raise _damaged(name, f"TFDS cannot open {info} ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:150]})") from e
   if prepared:
     return builder
   where = data_dir or "the TFDS default folder"
@@ -131,11 +160,43 @@ def _builder(config):
   return builder
 
 
+def _check_files(builder, config, split: str) -> None:
+  """Every shard file of the split is there and reads back whole: its recorded number of
+  records, each passing TFRecord's checksums (nothing decoded; MNIST's test split takes
+  a fraction of a second). A damaged file is then one message, before any training."""
+  import tensorflow as tf
+
+  name = config.dataset.name
+  for shard in builder.info.splits[split].file_instructions:
+    path = shard.filename
+    if not os.path.exists(path):
+      raise _damaged(name, f"its file {path} is missing")
+    try:
+      n = int(tf.data.TFRecordDataset(path).reduce(0, lambda count, _: count + 1))
+    except tf.errors.OpError as e:
+      raise _damaged(name, f"{path} cannot be read ({_tf_reason(e)})") from None
+    if n != shard.examples_in_shard:
+      raise _damaged(name, f"{path} holds {n} records where its dataset_info.json records "
+                           f"{shard.examples_in_shard}")
+
+
+def check_split(config, split: str) -> None:
+  """Raises UserError if the split's files are missing or damaged (see _check_files)."""
+  builder = _builder(config)
+  try:
+    builder.info.splits[split]
+  except (ValueError, KeyError) as e:
+    raise UserError(f"dataset {config.dataset.name!r} has no split {split!r}; it has "
+                    f"{', '.join(builder.info.splits.keys())}.") from e
+  _check_files(builder, config, split)
+
+
 def _read(config, split: str, limit: int = 0) -> Split:
   """Reads one TFDS split (e.g. 'train', 'test[:50%]') into memory."""
   import tensorflow as tf
   import tensorflow_datasets as tfds
 
+  check_split(config, split)
   builder = _builder(config)
   photos = DATASETS[config.dataset.name].image_shape[0] is None
   try:
@@ -158,9 +219,13 @@ def _read(config, split: str, limit: int = 0) -> Split:
     ds = ds.map(lambda x, y: (tf.cast(tf.image.resize(x, (size, size)), tf.uint8), y),
                 num_parallel_calls=tf.data.AUTOTUNE)
   images, labels = [], []
-  for x, y in tfds.as_numpy(ds.batch(4096)):
-    images.append(x)
-    labels.append(y)
+  try:
+    for x, y in tfds.as_numpy(ds.batch(4096)):
+      images.append(x)
+      labels.append(y)
+  except tf.errors.OpError as e:  # e.g. an image that does not decode
+    raise _damaged(config.dataset.name, f"reading its {split!r} split failed "
+                                        f"({_tf_reason(e)})") from None
   return Split(np.concatenate(images).astype(np.uint8),
                np.concatenate(labels).astype(np.int32))
 
@@ -171,6 +236,7 @@ def load_train_val(config) -> tuple[Split, Split]:
   With config.dataset.validation_split set, that TFDS split is the val split instead
   (tf_flowers: train "train[:80%]", val "train[80%:]", as report E's 80/20 split).
   """
+  _check_test_split(config)
   if config.dataset.validation_split:
     train = _read(config, config.dataset.train_split, config.dataset.max_train_examples)
     val = _read(config, config.dataset.validation_split, config.dataset.max_test_examples)
@@ -193,6 +259,16 @@ def load_train_val(config) -> tuple[Split, Split]:
           Split(full.images[val_idx], full.labels[val_idx]))
 
 
+def _check_test_split(config) -> None:
+  """The test split is read only after training; its files are checked before it, so a
+  damaged or misnamed test split is reported before the run, not after it."""
+  if _read is _READ_TFDS:  # another reader (experiments.npz_data) checks its own files
+    check_split(config, config.dataset.test_split)
+
+
 def load_test(config) -> Split:
   """The held-out test split: read only for the final evaluation."""
   return _read(config, config.dataset.test_split, config.dataset.max_test_examples)
+
+
+_READ_TFDS = _read

@@ -117,8 +117,14 @@ def _read_encoded(path: str, config, split: str):
   from digitjax import data
 
   size = config.dataset.image_size
-  with np.load(path) as f:
-    blob, offsets, labels = f["data"], f["offsets"], f["labels"]
+  try:
+    with np.load(path) as f:
+      blob, offsets, labels = f["data"], f["offsets"], f["labels"]
+  except Exception as e:  # truncated or damaged
+    from digitjax.errors import UserError
+    raise UserError(f"{path} is damaged ({type(e).__name__}: {str(e)[:100]}); export it "
+                    f"again with `python -m experiments.npz_data export "
+                    f"{config.dataset.name} DIR`.") from None
   rows = range(len(labels))[_slice(split, len(labels))[1]]
   images = np.empty((len(rows), size, size, 3), np.uint8)
   for i, r in enumerate(rows):
@@ -157,8 +163,13 @@ def reader(npz_dir: str):
     if _encoded(config):
       s = _read_encoded(path, config, split)
       return data.Split(s.images[:limit], s.labels[:limit]) if limit else s
-    with np.load(path) as f:
-      images, labels = f["images"], f["labels"]
+    try:
+      with np.load(path) as f:
+        images, labels = f["images"], f["labels"]
+    except Exception as e:  # truncated or damaged: zipfile, zlib, EOF or key errors
+      raise UserError(f"{path} is damaged ({type(e).__name__}: {str(e)[:100]}); export it "
+                      f"again with `python -m experiments.npz_data export "
+                      f"{config.dataset.name} DIR`.") from None
     if limit:
       images, labels = images[:limit], labels[:limit]
     return data.Split(images, labels)
