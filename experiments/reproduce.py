@@ -26,9 +26,10 @@ there; with --quick they run on tfds.testing.mock_data at their real image size 
 Rows marked heavy in the catalogue (beyond a 2-core CPU) are listed as skipped unless
 --heavy is given.
 
-Verdict, as REPORTS.md defines it: with `noise` the standard deviation of our figure
-over seeds, "reproduced" when |ours - published| <= noise, "above" / "below" when the
-difference exceeds it. Below-by-noise is the only failing verdict; "above" is welcome.
+Verdict: over at least 3 seeds (REPORTS.md), "reproduced" when the published figure lies
+inside the 95% confidence interval of our mean (t-based: mean +- t(0.975, n-1) * std /
+sqrt(n), scipy.stats.t), "above" / "below" when our whole interval lies above or below
+it. "below" is the only failing verdict; "above" is welcome.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from unittest import mock
 
 from absl import app, flags, logging
 
-from digitjax import data
+from digitjax import data, reporting
 from experiments import catalogue
 
 # --quick: the smallest input each large family accepts (the aux heads of GoogLeNet need
@@ -81,16 +82,30 @@ def mock_tfds(num_examples: int = MOCK_EXAMPLES):
     yield
 
 
-def verdict(published, mean, noise, n) -> str:
+VERDICT_RULE = ("verdict: *reproduced* when the published figure lies inside the 95% "
+                "t-based confidence interval of our mean over the seeds, *above* / *below* "
+                "when that whole interval lies above / below it; no verdict under 3 seeds")
+
+
+def verdict(published, mean, std, n) -> str:
+  """REPORTS.md's verdict, read statistically: the published figure against the 95%
+  t-interval of our mean over n seeds (sample std, ddof 1)."""
   if published is None:
     return "no published figure"
   diff = mean - published
   sign = f"{diff:+.2f} pts"
   if n < 3:  # REPORTS.md: mean +- std over at least 3 seeds before a verdict
     return f"{n} seed{'s' if n > 1 else ''}: {sign}, no verdict yet"
-  if abs(diff) <= noise:
+  low, high = reporting.t_interval(mean, std, n)
+  if low <= published <= high:
     return f"reproduced ({sign})"
   return f"{'above' if diff > 0 else 'below'} ({sign})"
+
+
+def _ci_cell(mean, std, n) -> str:
+  """The 95% interval of the mean as 'low-high' (2 decimals); '' below 2 seeds."""
+  ci = reporting.t_interval(mean, std, n)
+  return "" if ci is None else f"{ci[0]:.2f}-{ci[1]:.2f}"
 
 
 def run_row(row: catalogue.Row, seeds: int, workroot: str, is_quick: bool,
@@ -243,11 +258,11 @@ def _finished(path: str, config) -> dict | None:
 
 
 COLUMNS = ("row", "config", "published %", "metric", "weights", "ours mean %", "ours std",
-           "seeds", "best-ckpt test %", "epochs", "epochs run", "wall time per run",
+           "ours 95% CI", "seeds", "best-ckpt test %", "epochs", "epochs run", "wall time per run",
            "verdict", "notes")
 # The markdown page's compact columns, each drawn from the CSV's columns above; the long
 # notes go under the table, numbered.
-MD_COLUMNS = ("row", "config", "published %", "read as", "ours % (seeds)", "best ckpt %",
+MD_COLUMNS = ("row", "config", "published %", "read as", "ours % (seeds)", "95% CI", "best ckpt %",
               "epochs", "wall time per run", "verdict", "note")
 
 
@@ -279,7 +294,7 @@ def _wall_times(runs: list[dict]) -> str:
 
 # What a table row says about runs; the rest (row, config, published figure, notes) comes
 # from the catalogue every time.
-MEASURED = ("ours mean %", "ours std", "seeds", "best-ckpt test %", "epochs run",
+MEASURED = ("ours mean %", "ours std", "ours 95% CI", "seeds", "best-ckpt test %", "epochs run",
             "wall time per run", "verdict")
 
 
@@ -305,8 +320,13 @@ def table_rows(entries: list[dict], is_quick: bool,
     old = (previous or {}).get(e["id"])
     if (not e["runs"] and old and old["config"] == e["config"]
         and old["published %"] == ("" if e["published"] is None else f"{e['published']:.2f}")):
-      out.append({**{c: old[c] for c in COLUMNS}, "epochs": str(e["epochs"]),
-                  "metric": e["metric"], "notes": e.get("notes", "")})
+      kept_row = {**{c: old.get(c, "") for c in COLUMNS}, "epochs": str(e["epochs"]),
+                  "metric": e["metric"], "notes": e.get("notes", "")}
+      if not is_quick:  # the interval and verdict under today's rule, from the kept figures
+        mean, std, n = float(old["ours mean %"]), float(old["ours std"] or 0), int(old["seeds"])
+        kept_row["ours 95% CI"] = _ci_cell(mean, std, n)
+        kept_row["verdict"] = verdict(e["published"], mean, std, n)
+      out.append(kept_row)
       kept.append(e["id"])
       continue
     accs = [r["accuracy"] for r in e["runs"]]
@@ -326,6 +346,7 @@ def table_rows(entries: list[dict], is_quick: bool,
         "weights": "best val" if e["metric"] == "val" else e["weights"],
         "ours mean %": "" if mean is None else f"{mean:.2f}",
         "ours std": "" if mean is None else f"{std:.2f}",
+        "ours 95% CI": "" if mean is None else _ci_cell(mean, std, n),
         "seeds": str(n),
         "best-ckpt test %": (f"{statistics.fmean(r['best_checkpoint'] for r in e['runs']):.2f}"
                              if accs else ""),
@@ -346,7 +367,7 @@ def _md_cells(r: dict, note: str) -> list[str]:
     epochs = f"{r['epochs run']} of {r['epochs']}"
   read_as = r["metric"] if r["weights"] == "best val" else f"{r['metric']}, {r['weights']}"
   return [r["row"], f"`{r['config'].removeprefix('configs/')}`", r["published %"], read_as,
-          ours, r["best-ckpt test %"], epochs, r["wall time per run"], r["verdict"], note]
+          ours, r["ours 95% CI"], r["best-ckpt test %"], epochs, r["wall time per run"], r["verdict"], note]
 
 
 def markdown(report: str, rows: list[dict], note: str) -> str:
@@ -382,6 +403,34 @@ def write_tables(report: str, rows: list[dict], out_dir: str, note: str) -> tupl
   return md_path, csv_path
 
 
+class Outcome(dict):
+  """{report: md path} of the tables written, and what became of the rows chosen to run:
+  `ran` (row ids with runs), `failed` and `not_run` ((row id, status) pairs)."""
+
+  def __init__(self):
+    super().__init__()
+    self.ran, self.failed, self.not_run = [], [], []
+
+  def record(self, entry: dict):
+    status = entry["status"]
+    if status.startswith(("error", "interrupted")):
+      self.failed.append((entry["id"], status))
+    elif entry["runs"]:
+      self.ran.append(entry["id"])
+    else:
+      self.not_run.append((entry["id"], status))
+
+  def problem(self) -> str | None:
+    """Why the command should exit non-zero: a row failed, or none of the chosen rows
+    could run (every one pending data, needing a GPU, ...). None when all is well."""
+    if self.failed:
+      return "rows failed: " + "; ".join(f"{r}: {s}" for r, s in self.failed)
+    if self.not_run and not self.ran:
+      return ("no chosen row could run: " + "; ".join(f"{r}: {s}" for r, s in self.not_run)
+              + ". Point TFDS_DATA_DIR at prepared datasets, or pass --heavy on a GPU.")
+    return None
+
+
 def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
               is_quick: bool = False, heavy: bool = False, workroot: str | None = None,
               out_dir: str | None = None, tabulate: bool = False,
@@ -399,7 +448,7 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
   workroot = workroot or os.path.join("runs", "reproduce-quick" if is_quick else "reproduce")
   out_dir = out_dir or (os.path.join(workroot, "results") if is_quick
                         else os.path.join(catalogue.ROOT, "experiments", "results"))
-  written = {}
+  written = Outcome()
   for rep in catalogue.REPORTS:
     mine = [r for r in chosen if r.report == rep]
     if not mine:
@@ -411,6 +460,8 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
         print(f"== {row.id} ({row.config})", flush=True)
       entries.append(run_row(row, seeds, workroot, is_quick, heavy,
                              read_only=tabulate or row not in mine, together=together))
+      if row in mine and not tabulate:
+        written.record(entries[-1])
     command = (f"python -m experiments.reproduce --report {rep}"
                f"{' --rows ' + rows if rows else ''}"
                f"{'' if tabulate else f' --seeds {seeds}'}"
@@ -420,7 +471,8 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
     note = (f"Generated by `{command}` ({time.time() - t0:.0f} s): figures from the runs "
             f"under {workroot}/<row>/ (also in {rep}.csv), notes from "
             "experiments/catalogue.py. How to read it, and what was tried beyond it: "
-            f"[docs/report_{rep.lower()}.md](../../docs/report_{rep.lower()}.md).")
+            f"[docs/report_{rep.lower()}.md](../../docs/report_{rep.lower()}.md). "
+            f"Ours: mean ± std (seeds) and the mean's 95% CI; {VERDICT_RULE}.")
     table, kept = table_rows(entries, is_quick,
                              None if is_quick else previous_rows(out_dir, rep))
     if kept:
@@ -452,6 +504,9 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS are chatty at INFO
+  shared = default_data_dir()
+  if shared:
+    os.environ["TFDS_DATA_DIR"] = shared
   try:
     seeds = 1 if _QUICK.value and not flags.FLAGS["seeds"].present else _SEEDS.value
     written = reproduce(_REPORT.value, seeds, _ROWS.value, _QUICK.value,
@@ -462,6 +517,19 @@ def main(argv):
     sys.exit(2)
   for rep, path in written.items():
     print(f"Report {rep}: {path}")
+  problem = written.problem()
+  if problem:
+    print(f"error: {problem}", file=sys.stderr)
+    sys.exit(1)
+
+
+def default_data_dir() -> str | None:
+  """What launch.sh does: with TFDS_DATA_DIR unset, ../shared/tensorflow_datasets beside
+  the checkout when it exists (else None: TFDS_DATA_DIR set, or no such folder)."""
+  if os.environ.get("TFDS_DATA_DIR"):
+    return None
+  shared = os.path.join(os.path.dirname(catalogue.ROOT), "shared", "tensorflow_datasets")
+  return os.path.abspath(shared) if os.path.isdir(shared) else None
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ the same config is skipped, so an interrupted sweep continues where it stopped (
 interrupted point resumes from its checkpoint). A point that ran under another config
 (the sweep file changed) is refused rather than reused; one asked for more epochs trains
 on. The aggregate goes to <root>/<name>/summary.{csv,md}
-and <metric>.png: mean ± std (ddof 1) and n per point.
+and <metric>.png: per point the mean ± std (ddof 1), the mean's 95% t-interval and n, of
+the metric and of val and test accuracy; the best point is picked on val (the val
+counterpart of the metric: val_loss for a loss, else val_accuracy), never on test.
+Compare two points' seeds with `python -m experiments.compare DIR_A DIR_B`.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ import sys
 import numpy as np
 
 from digitjax import config as config_lib
+from digitjax import reporting
 from digitjax.errors import UserError
 from experiments import whole
 
@@ -66,6 +70,9 @@ def load_sweep(path: str) -> dict:
     if not isinstance(values, (list, tuple)) or not values:
       raise UserError(f"{path}: axis {axis!r} has no values ({values!r}); give it a list, "
                       "e.g. {'model.dropout': [0.0, 0.5]}.")
+  if sweep["metric"] not in reporting.SEED_STATS:
+    raise UserError(f"{path}: metric={sweep['metric']!r} is not a figure a run reports; "
+                    f"known: {', '.join(reporting.SEED_STATS)}.")
   if isinstance(sweep["seeds"], bool) or not isinstance(sweep["seeds"], int) or (
       sweep["seeds"] < 1):
     raise UserError(f"{path}: seeds={sweep['seeds']!r} must be a whole number of at least 1.")
@@ -183,27 +190,66 @@ def run_point(configs, workdir: str) -> list[dict]:
   return per_seed
 
 
+def selection_metric(metric: str) -> str:
+  """The val figure a point is picked on: val_loss for a loss, else val_accuracy."""
+  return "val_loss" if metric.endswith("loss") else "val_accuracy"
+
+
+def _figures(metric: str) -> list[str]:
+  """What the tables report: the sweep's metric, then val and test accuracy (or loss)."""
+  val = selection_metric(metric)
+  return list(dict.fromkeys([metric, val, val.replace("val_", "test_")]))
+
+
+def _cell(stats: dict, digits: int = 4) -> str:
+  if not stats["n"]:
+    return "-"
+  ci = stats["ci"]
+  ci = f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else ""
+  return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}{ci}"
+
+
 def aggregate(sweep: dict, rows: list[dict], folder: str) -> str:
   """Writes summary.csv, summary.md and <metric>.png; returns the markdown table."""
   metric, axes = sweep["metric"], list(sweep["axes"])
+  figures, select = _figures(metric), selection_metric(metric)
   for row in rows:
-    values = [s[metric] for s in row["per_seed"] if s.get(metric) is not None]
-    row.update(n=len(values), mean=float(np.mean(values)),
-               std=float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-               values=values)
+    row["stats"] = {m: reporting.summarize([s[m] for s in row["per_seed"]
+                                            if s.get(m) is not None]) for m in figures}
+    mine = row["stats"][metric]
+    row.update(n=mine["n"], mean=mine["mean"], std=mine["std"], ci=mine["ci"],
+               values=[s[metric] for s in row["per_seed"] if s.get(metric) is not None])
+  scored = [r for r in rows if r["stats"][select]["n"]]
+  best = (min if select == "val_loss" else max)(
+      scored, key=lambda r: r["stats"][select]["mean"]) if scored else None
+  num = lambda x: "" if x != x else f"{x:.6f}"  # nan (no value) -> empty cell
   with open(os.path.join(folder, "summary.csv"), "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(axes + [f"{metric}_mean", f"{metric}_std", "n", "values"])
+    others = [m for m in figures if m != metric]
+    w.writerow(axes + [f"{metric}_mean", f"{metric}_std", "n", "values",
+                       f"{metric}_ci95_low", f"{metric}_ci95_high"] +
+               [f"{m}_{k}" for m in others for k in ("mean", "std", "ci95_low", "ci95_high")] +
+               [f"best_on_{select}"])
     for row in rows:
+      ci = lambda m: row["stats"][m]["ci"] or (float("nan"), float("nan"))
       w.writerow([_slug(row["setting"][a]) for a in axes] +
-                 [f"{row['mean']:.6f}", f"{row['std']:.6f}", row["n"],
-                  " ".join(f"{v:.6f}" for v in row["values"])])
-  lines = [f"# Sweep {sweep['name']}: {metric}, mean ± std over seeds", "",
-           "| " + " | ".join(axes) + f" | {metric} | n |",
-           "|" + "---|" * (len(axes) + 2)]
+                 [num(row["mean"]), num(row["std"]), row["n"],
+                  " ".join(f"{v:.6f}" for v in row["values"]), *map(num, ci(metric))] +
+                 [num(x) for m in others for x in (row["stats"][m]["mean"],
+                                                   row["stats"][m]["std"], *ci(m))] +
+                 ["yes" if row is best else ""])
+  lines = [f"# Sweep {sweep['name']}: mean ± std [95% CI] over seeds", "",
+           f"The best point is picked on {select} (mean over seeds); test is reported, never "
+           "used to pick.", "",
+           "| " + " | ".join(axes + figures) + f" | best on {select} | n |",
+           "|" + "---|" * (len(axes) + len(figures) + 2)]
   for row in rows:
-    lines.append("| " + " | ".join(_slug(row["setting"][a]) for a in axes) +
-                 f" | {row['mean']:.4f} ± {row['std']:.4f} | {row['n']} |")
+    lines.append("| " + " | ".join([_slug(row["setting"][a]) for a in axes] +
+                                   [_cell(row["stats"][m]) for m in figures]) +
+                 f" | {'best' if row is best else ''} | {row['n']} |")
+  if best is not None:
+    lines += ["", f"Best on {select}: {best['name']} (" + ", ".join(
+        f"{m} {_cell(best['stats'][m])}" for m in figures) + ")."]
   table = "\n".join(lines) + "\n"
   with open(os.path.join(folder, "summary.md"), "w") as f:
     f.write(table)
@@ -211,32 +257,59 @@ def aggregate(sweep: dict, rows: list[dict], folder: str) -> str:
   return table
 
 
-def _plot(sweep, rows, path):
-  """The metric against the first axis, one line per value of the other axes."""
+def _numeric(values) -> bool:
+  return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def figure(sweep, rows):
+  """The metric (mean, 95% CI bars) against the first axis, one line per value of the
+  other axes. A numeric axis is spaced by value (log scale when its values span more
+  than a decade, all positive); any other axis is categorical, in the sweep's order."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
   axes = list(sweep["axes"])
   first, rest = axes[0], axes[1:]
+  values = list(sweep["axes"][first])
+  numeric = _numeric(values)
   groups = {}
   for row in rows:
     key = tuple(_slug(row["setting"][a]) for a in rest)
     groups.setdefault(key, []).append(row)
   fig, ax = plt.subplots(figsize=(7, 4))
-  labels = [_slug(v) for v in sweep["axes"][first]]
+  labels = [_slug(v) for v in values]
   for key, group in groups.items():
-    x = [labels.index(_slug(r["setting"][first])) for r in group]
-    ax.errorbar(x, [r["mean"] for r in group], yerr=[r["std"] for r in group], marker="o",
+    if numeric:
+      x = [float(r["setting"][first]) for r in group]
+    else:
+      x = [labels.index(_slug(r["setting"][first])) for r in group]
+    yerr = [[r["mean"] - r["ci"][0] if r.get("ci") else 0 for r in group],
+            [r["ci"][1] - r["mean"] if r.get("ci") else 0 for r in group]]
+    ax.errorbar(x, [r["mean"] for r in group], yerr=yerr, marker="o",
                 capsize=3, label=", ".join(f"{a}={v}" for a, v in zip(rest, key)) or None)
-  ax.set_xticks(range(len(labels)), labels)
+  if numeric:
+    positive = all(v > 0 for v in values)
+    if positive and max(values) / min(values) > 10:
+      ax.set_xscale("log")
+    ax.set_xticks([float(v) for v in values], labels)
+    ax.minorticks_off()
+  else:
+    ax.set_xticks(range(len(labels)), labels)
   ax.set_xlabel(first)
   ax.set_ylabel(sweep["metric"])
-  ax.set_title(f"{sweep['name']} (mean ± std over {sweep['seeds']} seeds)")
+  ax.set_title(f"{sweep['name']} (mean, 95% CI over {sweep['seeds']} seeds)")
   if rest:
     ax.legend()
   ax.grid(alpha=0.3)
   fig.tight_layout()
+  return fig
+
+
+def _plot(sweep, rows, path):
+  import matplotlib.pyplot as plt
+
+  fig = figure(sweep, rows)
   fig.savefig(path, dpi=100)
   plt.close(fig)
 

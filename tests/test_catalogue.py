@@ -14,6 +14,8 @@ import importlib.util
 import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -150,9 +152,19 @@ def test_rows_without_local_data_run_on_mock_data_at_real_size(tmp_path, spec, s
 
 
 def test_verdicts_follow_reports_md():
+  """The published figure against the 95% t-interval of our mean (3 seeds: +-2.48 std;
+  10 seeds: +-0.72 std), not against +-1 std."""
   assert reproduce.verdict(99.51, 99.45, 0.08, 3).startswith("reproduced")
   assert reproduce.verdict(99.51, 99.30, 0.08, 3).startswith("below (-0.21")
-  assert reproduce.verdict(99.51, 99.70, 0.08, 3).startswith("above (+0.19")
+  assert reproduce.verdict(99.51, 99.75, 0.08, 3).startswith("above (+0.24")
+  # 0.15 off with std 0.07 over 3 seeds: beyond 1 std, inside the interval (+-0.174)
+  assert reproduce.verdict(98.85, 99.00, 0.07, 3) == "reproduced (+0.15 pts)"
+  assert reproduce.verdict(98.85, 98.70, 0.07, 3) == "reproduced (-0.15 pts)"
+  # 0.07 off with std 0.08 over 10 seeds: within 1 std, outside the interval (+-0.057)
+  assert reproduce.verdict(99.51, 99.44, 0.08, 10) == "below (-0.07 pts)"
+  assert reproduce.verdict(99.51, 99.58, 0.08, 10) == "above (+0.07 pts)"
+  assert reproduce._ci_cell(99.0, 0.07, 3) == "98.83-99.17"
+  assert reproduce._ci_cell(99.0, 0.0, 1) == ""
   assert reproduce.verdict(99.51, 99.51, 0.0, 1) == "1 seed: +0.00 pts, no verdict yet"
   assert reproduce.verdict(99.51, 99.30, 0.08, 2) == "2 seeds: -0.21 pts, no verdict yet"
   assert reproduce.verdict(None, 97.0, 0.1, 3) == "no published figure"
@@ -302,14 +314,14 @@ def test_markdown_page_is_compact_with_numbered_notes_under_the_table():
   figure of the CSV row."""
   base = dict(config="configs/report_e.py:e3_vgg16_adam", metric="val", weights="best val",
               **{"published %": "27.00", "ours mean %": "", "ours std": "", "seeds": "0",
-                 "best-ckpt test %": "", "epochs": "150", "epochs run": "",
+                 "ours 95% CI": "", "best-ckpt test %": "", "epochs": "150", "epochs run": "",
                  "wall time per run": "", "verdict": "not run yet"})
   essay = "stopped early; " + "a long explanation " * 40
   rows = [dict(base, row="E3-adam", notes="never learned (~27%)"),
           dict(base, row="E3-sgd", notes="never learned (~27%)"),
           dict(base, row="B6a", config="configs/report_b.py:b6a_cnn_bn_es", metric="test",
                weights="best", notes=essay, **{"ours mean %": "99.45", "ours std": "0.11",
-               "seeds": "3", "best-ckpt test %": "99.45", "epochs": "100",
+               "ours 95% CI": "99.18-99.72", "seeds": "3", "best-ckpt test %": "99.45", "epochs": "100",
                "epochs run": "43,23,33", "wall time per run": "153 s",
                "verdict": "reproduced (-0.08 pts)"}),
           dict(base, row="E6.1", notes="")]
@@ -319,9 +331,9 @@ def test_markdown_page_is_compact_with_numbered_notes_under_the_table():
   cells = {c[0]: c for c in ([x.strip() for x in l.split("|")[1:-1]] for l in table[1:])}
   assert cells["E3-adam"][-1] == cells["E3-sgd"][-1] == "1" and cells["E6.1"][-1] == ""
   assert cells["B6a"] == ["B6a", "`report_b.py:b6a_cnn_bn_es`", "27.00", "test, best",
-                          "99.45 ± 0.11 (3)", "99.45", "43,23,33 of 100", "153 s",
+                          "99.45 ± 0.11 (3)", "99.18-99.72", "99.45", "43,23,33 of 100", "153 s",
                           "reproduced (-0.08 pts)", "2"]
-  assert cells["E3-adam"][3] == "val" and cells["E3-adam"][6] == "150"
+  assert cells["E3-adam"][3] == "val" and cells["E3-adam"][7] == "150"
   assert max(len(l) for l in table) < 200  # no essay in a cell
   assert page[page.index("Notes:") + 2:] == ["1. never learned (~27%)", f"2. {essay.strip()}"]
 
@@ -346,3 +358,57 @@ def test_tabulating_without_runs_keeps_the_committed_figures(tmp_path):
   assert rows["D2-30"]["ours mean %"] == "" and rows["D2-30"]["verdict"] != stale["verdict"]
   assert "Kept from the table this one replaced" in (out / "D.md").read_text()
   assert "on the machine that wrote it: D1-30." in (out / "D.md").read_text()
+
+
+def test_kept_rows_get_the_interval_and_verdict_of_todays_rule(tmp_path):
+  """A row kept from the committed table (no run here) is judged again from its kept
+  mean, std and seeds: an old +-1 std 'below' whose interval holds the figure reads
+  'reproduced'; a CSV written before the CI column is read all the same."""
+  out = tmp_path / "results"
+  out.mkdir()
+  committed = (pathlib.Path(catalogue.ROOT) / "experiments" / "results" / "D.csv")
+  old = {r["row"]: r for r in _table(committed)}["D1-30"]
+  old = {k: v for k, v in old.items() if k != "ours 95% CI"}  # the old column set
+  published = float(old["published %"])
+  old.update({"ours mean %": f"{published - 0.15:.2f}", "ours std": "0.07", "seeds": "3",
+              "verdict": "below (-0.15 pts)"})
+  with open(out / "D.csv", "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(old))
+    w.writeheader()
+    w.writerow(old)
+  reproduce.reproduce("D", tabulate=True, workroot=str(tmp_path / "runs"), out_dir=str(out))
+  row = {r["row"]: r for r in _table(out / "D.csv")}["D1-30"]
+  assert row["verdict"] == "reproduced (-0.15 pts)"
+  low, high = map(float, row["ours 95% CI"].split("-"))
+  assert low < published < high and high - low == pytest.approx(2 * 0.174, abs=0.01)
+  page = (out / "D.md").read_text()
+  assert "95% t-based confidence interval" in page and "| 95% CI |" in page
+
+
+def test_a_run_that_ran_nothing_or_failed_exits_non_zero(tmp_path, no_prepared_data):
+  """Every chosen row pending data (or needing a GPU): exit 1 naming them, tables still
+  written; a failed row exits 1 too."""
+  env = dict(os.environ, TFDS_DATA_DIR=str(no_prepared_data))
+  r = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--report", "D",
+                      "--rows", "D1,D3", "--workroot", str(tmp_path / "runs"), "--out",
+                      str(tmp_path / "out")], cwd=catalogue.ROOT, env=env,
+                     capture_output=True, text=True, timeout=600)
+  assert r.returncode == 1, r.stderr
+  assert "no chosen row could run" in r.stderr and "D3: pending data (cifar10" in r.stderr
+  assert "D1: needs a GPU" in r.stderr and (tmp_path / "out" / "D.csv").exists()
+  outcome = reproduce.Outcome()
+  outcome.record(dict(id="A1", status="", runs=[{}]))
+  assert outcome.problem() is None
+  outcome.record(dict(id="A2", status="error: the TFDS data dir is damaged", runs=[]))
+  assert outcome.problem() == "rows failed: A2: error: the TFDS data dir is damaged"
+
+
+def test_reproduce_finds_the_shared_data_like_launch_sh(tmp_path, monkeypatch):
+  monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
+  shared = tmp_path / "shared" / "tensorflow_datasets"
+  monkeypatch.setattr(catalogue, "ROOT", str(tmp_path / "checkout"))
+  assert reproduce.default_data_dir() is None  # no such folder
+  shared.mkdir(parents=True)
+  assert reproduce.default_data_dir() == str(shared)
+  monkeypatch.setenv("TFDS_DATA_DIR", "/somewhere/else")
+  assert reproduce.default_data_dir() is None  # set: left alone

@@ -204,3 +204,44 @@ def test_experiment_commands_refuse_bad_counts_before_any_work(module, argv, mes
     importlib.import_module(f"experiments.{module}").main(argv)
   assert exit_.value.code == 2
   assert message in capsys.readouterr().err
+
+
+def _rows(points):
+  """Sweep rows as run_sweep builds them: {value: [(val_accuracy, test_accuracy), ...]}."""
+  return [dict(name=f"model.dropout={v}", setting={"model.dropout": v},
+               per_seed=[dict(seed=k, val_accuracy=va, test_accuracy=te)
+                         for k, (va, te) in enumerate(seeds)])
+          for v, seeds in points.items()]
+
+
+def test_sweep_tables_report_val_and_test_with_intervals_and_pick_on_val(tmp_path):
+  """The best point is the best mean val accuracy, even where another point tests higher;
+  every figure carries its 95% t-interval."""
+  sweep = dict(name="drop", metric="test_accuracy", seeds=3, axes={"model.dropout": [0.1, 0.5]})
+  rows = _rows({0.1: [(0.90, 0.99), (0.91, 0.99), (0.92, 0.99)],   # tests higher
+                0.5: [(0.95, 0.90), (0.96, 0.91), (0.97, 0.92)]})  # validates higher
+  table = sweep_lib.aggregate(sweep, rows, str(tmp_path))
+  import csv
+  with open(tmp_path / "summary.csv") as f:
+    out = list(csv.DictReader(f))
+  assert [r["best_on_val_accuracy"] for r in out] == ["", "yes"]
+  assert float(out[1]["val_accuracy_mean"]) == pytest.approx(0.96)
+  # mean 0.91, std 0.01, 3 seeds: +- t(0.975, 2) * 0.01 / sqrt(3) = +-0.02484
+  assert float(out[1]["test_accuracy_ci95_low"]) == pytest.approx(0.91 - 0.024841, abs=1e-5)
+  assert float(out[1]["test_accuracy_ci95_high"]) == pytest.approx(0.91 + 0.024841, abs=1e-5)
+  assert "Best on val_accuracy: model.dropout=0.5" in table
+  assert "0.9100 ± 0.0100 [0.8852, 0.9348]" in table
+  assert "| model.dropout | test_accuracy | val_accuracy | best on val_accuracy | n |" in table
+
+
+def test_sweep_with_an_unknown_metric_is_refused_up_front(tmp_path):
+  path = tmp_path / "bad_metric.py"
+  path.write_text("from digitjax import config as base\n"
+                  "def get_sweep():\n"
+                  "  return dict(name='m', base=base.get_config(), metric='test_acc',\n"
+                  "              axes={'model.dropout': [0.1, 0.2]})\n")
+  r = subprocess.run([os.sys.executable, "-m", "experiments.sweep", str(path), "--root",
+                      str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+  assert r.returncode == 2 and "metric='test_acc'" in r.stderr, r.stderr
+  assert "known: test_loss, test_accuracy" in r.stderr and "Traceback" not in r.stderr
+  assert not (tmp_path / "m").exists()
