@@ -3,8 +3,9 @@
 - one Keras-style line per epoch on stdout;
 - metrics.jsonl (one JSON object per epoch, rewritten from the checkpointed history so it
   never holds an epoch twice after a resume) and TensorBoard events under tb/;
-- history.png (loss and accuracy, train vs val), confusion_matrix.png and per-class
-  precision/recall on test, results.json.
+- history.png (loss and accuracy, train vs val, integer epochs, the best epoch marked;
+  several seeds: mean and min-max band), confusion_matrix.png (counts and row-normalised,
+  colour bars) and per-class precision/recall on test, results.json.
 """
 from __future__ import annotations
 
@@ -136,27 +137,76 @@ def test_summary(results: dict) -> str:
   return f"loss {results['test_loss']:.4f}, accuracy {results['test_accuracy']:.4f}"
 
 
-def plot_history(history: list[dict], path: str) -> None:
-  """Loss and accuracy per epoch, train (solid) vs val (dashed), one colour per seed."""
+def _seeds_text(seeds: list[int]) -> str:
+  if len(seeds) == 1:
+    return f"seed {seeds[0]}"
+  if seeds == list(range(seeds[0], seeds[-1] + 1)):
+    return f"seeds {seeds[0]}-{seeds[-1]} ({len(seeds)})"
+  return f"seeds {', '.join(map(str, seeds))}"
+
+
+def _run_info(workdir: str) -> tuple[str, str]:
+  """(run name, monitor) from workdir's config.json: the config's name, else the folder's."""
+  name, monitor = os.path.basename(os.path.abspath(workdir)), "val_loss"
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      config = json.load(f)
+    name = config.get("name") or name
+    monitor = config.get("monitor") or monitor
+  except (OSError, ValueError, AttributeError):
+    pass
+  return name, monitor
+
+
+def history_figure(history: list[dict], name: str = "run", monitor: str = "val_loss"):
+  """Loss and accuracy per epoch, train (solid) vs val (dashed), with integer epoch ticks
+  and the best epoch (best `monitor`, the checkpoint digitjax keeps) marked. One seed:
+  its lines. Several: the mean over seeds, a band from their min to max (seeds that
+  stopped early drop out of later epochs), and the best epoch of the mean curve."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  from matplotlib.ticker import MaxNLocator
 
   seeds = sorted({r["seed"] for r in history})
+  by_epoch: dict[int, list[dict]] = {}
+  for r in history:
+    by_epoch.setdefault(r["epoch"], []).append(r)
+  epochs = sorted(by_epoch)
+  curve = lambda key, f: [f([r[key] for r in by_epoch[e]]) for e in epochs]
+  pick = np.argmin if monitor == "val_loss" else np.argmax
+  best = epochs[int(pick(curve(monitor, np.mean)))] if epochs else None
   fig, axes = plt.subplots(1, 2, figsize=(10, 4))
   for ax, metric in zip(axes, ("loss", "accuracy")):
-    for i, seed in enumerate(seeds):
-      mine = [r for r in history if r["seed"] == seed]
-      tag = f" (seed {seed})" if len(seeds) > 1 else ""
-      epochs = [r["epoch"] for r in mine]
-      ax.plot(epochs, [r[metric] for r in mine], color=f"C{i}", label="train" + tag)
-      ax.plot(epochs, [r["val_" + metric] for r in mine], "--", color=f"C{i}",
-              label="val" + tag)
+    for key, style, label in ((metric, "-", "train"), ("val_" + metric, "--", "val")):
+      color = "C0" if label == "train" else "C1"
+      if len(seeds) == 1:
+        ax.plot(epochs, curve(key, np.mean), style, color=color, label=label)
+      else:
+        ax.plot(epochs, curve(key, np.mean), style, color=color, label=f"{label} (mean)")
+        ax.fill_between(epochs, curve(key, np.min), curve(key, np.max), color=color,
+                        alpha=0.2, linewidth=0, label=f"{label} (min-max over seeds)")
+    if best is not None:
+      ax.axvline(best, color="0.4", linestyle=":",
+                 label=f"best {monitor}{' (mean)' if len(seeds) > 1 else ''}: epoch {best}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_title(metric)
-    ax.legend()
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+  fig.suptitle(f"{name}, {_seeds_text(seeds)}")
   fig.tight_layout()
+  return fig
+
+
+def plot_history(history: list[dict], path: str, name: str | None = None,
+                 monitor: str | None = None) -> None:
+  """history_figure saved to path; name and monitor default to the run's config.json
+  beside path (the workdir's)."""
+  import matplotlib.pyplot as plt
+
+  run_name, run_monitor = _run_info(os.path.dirname(path) or ".")
+  fig = history_figure(history, name or run_name, monitor or run_monitor)
   fig.savefig(path, dpi=100)
   plt.close(fig)
 
@@ -177,23 +227,44 @@ def per_class(cm: np.ndarray, class_names) -> list[dict]:
           for i, name in enumerate(class_names)]
 
 
-def plot_confusion(cm: np.ndarray, class_names, path: str) -> None:
+def confusion_figure(cm: np.ndarray, class_names, title: str = "test confusion matrix"):
+  """Two panels with a colour bar each: the counts, and the matrix normalised per row (the
+  fraction of each true class predicted as each class; the diagonal is per-class recall).
+  Cells carry their figure while the classes are few enough to read them."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
   n = len(class_names)
-  fig, ax = plt.subplots(figsize=(1 + 0.6 * n, 1 + 0.6 * n))
-  ax.imshow(cm, cmap="Blues")
-  for i in range(n):
-    for j in range(n):
-      ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-              color="white" if cm[i, j] > cm.max() / 2 else "black")
-  ax.set_xticks(range(n), class_names, rotation=45, ha="right")
-  ax.set_yticks(range(n), class_names)
-  ax.set_xlabel("predicted")
-  ax.set_ylabel("true")
-  ax.set_title("test confusion matrix")
+  cm = np.asarray(cm)
+  totals = cm.sum(1, keepdims=True)
+  norm = np.divide(cm, totals, out=np.zeros(cm.shape, float), where=totals > 0)
+  side = 1.5 + 0.55 * n
+  fig, axes = plt.subplots(1, 2, figsize=(2 * side + 2, side + 0.5))
+  panels = ((axes[0], cm, "counts", dict(), "d"),
+            (axes[1], norm, "row-normalised (diagonal: recall)", dict(vmin=0, vmax=1), ".2f"))
+  for ax, values, name, scale, fmt in panels:
+    image = ax.imshow(values, cmap="Blues", **scale)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if n <= 30:
+      top = values.max() if values.size else 0
+      for i in range(n):
+        for j in range(n):
+          ax.text(j, i, format(values[i, j], fmt), ha="center", va="center", fontsize=7,
+                  color="white" if values[i, j] > top / 2 else "black")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(name)
+  fig.suptitle(f"{title} ({int(cm.sum())} examples)")
   fig.tight_layout()
+  return fig
+
+
+def plot_confusion(cm: np.ndarray, class_names, path: str) -> None:
+  import matplotlib.pyplot as plt
+
+  fig = confusion_figure(cm, class_names)
   fig.savefig(path, dpi=100)
   plt.close(fig)
