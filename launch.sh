@@ -5,13 +5,18 @@
 #   ./launch.sh CONFIG [--workdir=DIR] [--mode=eval] [--config.FIELD=VALUE ...]   one run
 #   ./launch.sh test [PYTEST ARGS]                    the test suite (what CI runs)
 #   ./launch.sh sweep SWEEP_FILE [OPTIONS]            a sweep (experiments/sweep.py --help)
+#   ./launch.sh reproduce [OPTIONS]                   re-run report rows (experiments/reproduce.py --help)
+#   ./launch.sh runs [DIR]                            list the runs under DIR (default runs/)
 #   ./launch.sh --processes N CONFIG [...]            N processes on this machine (jax.distributed)
 #   ./launch.sh --slurm [--nodes N] [--gpus-per-node G] [--time HH:MM:SS] [--submit] CONFIG [...]
 #                                                     write (and submit) an sbatch script
 set -euo pipefail
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() {  # the comment block at the top of this file, without its leading '# '
+  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
+}
+case "${1:-}" in ""|-h|--help) usage; exit 0 ;; esac  # before any set-up
 
 VENV=${DIGITJAX_VENV:-.venv}
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
@@ -101,8 +106,9 @@ SBATCH
 case "${1:-}" in
   test) shift; exec "$PY" -m pytest "$@" ;;
   sweep) shift; exec "$PY" -m experiments.sweep "$@" ;;
+  reproduce) shift; exec "$PY" -m experiments.reproduce "$@" ;;
+  runs) shift; exec "$PY" -m experiments.runs "$@" ;;
   --processes) shift; processes "$@" ;;
   --slurm) shift; slurm "$@" ;;
-  ""|-h|--help) usage ;;
   *) config=$1; shift; exec "$PY" -m digitjax.main --config="$config" "$@" ;;
 esac
