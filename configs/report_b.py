@@ -17,7 +17,7 @@ from digitjax import config as base
 def _report_b(name, model, optimizer, batch_size, epochs):
   c = base.get_config()
   c.name = f"report_b/{name}"
-  c.model.name = model
+  base.choose_model(c, model)  # with its own fields (digitjax.models.FIELDS)
   c.optimizer.name = optimizer
   c.batch_size = batch_size
   c.num_epochs = epochs

@@ -12,7 +12,7 @@ from digitjax import config as base
 def _report_c(name, model, batch_size, epochs):
   c = base.get_config()
   c.name = f"report_c/{name}"
-  c.model.name = model
+  base.choose_model(c, model)  # with its own fields (digitjax.models.FIELDS)
   c.optimizer.name = "adam"
   c.batch_size = batch_size
   c.num_epochs = epochs

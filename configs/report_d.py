@@ -15,7 +15,7 @@ from digitjax import config as base
 def _report_d(name, model, dataset, optimizer, epochs):
   c = base.get_config()
   c.name = f"report_d/{name}"
-  c.model.name = model
+  base.choose_model(c, model)  # with its own fields (digitjax.models.FIELDS)
   c.dataset.name = dataset
   c.dataset.validation_fraction = 0.1 if dataset == "mnist" else 0.2
   c.optimizer.name = optimizer

@@ -25,7 +25,7 @@ def _report_e(name, model, image_size=150, optimizer="adam"):
   c.dataset.train_split = "train[:80%]"
   c.dataset.validation_split = "train[80%:]"
   c.dataset.test_split = "train[80%:]"
-  c.model.name = model
+  base.choose_model(c, model)  # with its own fields (digitjax.models.FIELDS)
   c.optimizer.name = optimizer
   c.monitor = "val_accuracy"
   c.early_stopping.enabled = True

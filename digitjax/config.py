@@ -2,7 +2,9 @@
 
 Every experiment file in configs/ starts from `get_config()` here and changes a few
 fields, so every field a run can have is listed (and documented) in one place, and
-`--config.a.b=value` overrides always hit a known, typed field.
+`--config.a.b=value` overrides always hit a known, typed field. A model family's own
+fields (flowers_cnn's filters, ...) are declared with the family (digitjax.models.FIELDS)
+and join config.model through `choose_model()`; any other family refuses them.
 
 `validate()` runs before any data is read or anything is compiled: a typo or an
 out-of-range value costs the user one clear message, not a traceback ten minutes in.
@@ -42,86 +44,12 @@ def get_config() -> ml_collections.ConfigDict:
   c.name = "default"  # names the default workdir runs/<name>
   c.seed = 0  # parameters, dropout, augmentation and data order all derive from it
   c.num_seeds = 1  # >1: train seeds seed..seed+num_seeds-1 side by side, vmapped in one jit
-
-  c.dataset = ml_collections.ConfigDict()
-  c.dataset.name = "mnist"  # a TFDS name: mnist, fashion_mnist, cifar10, tf_flowers
-  c.dataset.data_dir = config_dict.placeholder(str)  # else $TFDS_DATA_DIR, else TFDS default
-  c.dataset.download = True  # let TFDS download when the data is not prepared
-  # Where the uint8 training split lives. device: on the accelerator, each step gathers
-  # its batch there (no host work per step). host: in host memory, each step's batch is
-  # gathered on the host and copied over two steps ahead, for splits that do not fit in
-  # device memory. auto: device when the split takes at most half the device's memory.
-  # The numbers are the same either way (tested).
-  c.dataset.placement = "auto"
-  c.dataset.train_split = "train"
-  c.dataset.test_split = "test"
-  c.dataset.validation_fraction = 0.1  # carved from the train split, never from test
-  # A TFDS split string read as the validation set instead of carving validation_fraction,
-  # e.g. "train[80%:]" with train_split "train[:80%]" for tf_flowers (it has no test split);
-  # max_test_examples caps it as it caps the test split.
-  c.dataset.validation_split = config_dict.placeholder(str)
-  c.dataset.split_seed = 0  # fixed so seeds vary the model, not which images validate
-  c.dataset.max_train_examples = 0  # 0 = all; a small real subset for tests and smoke runs
-  c.dataset.max_test_examples = 0
-  c.dataset.image_size = 0  # 0 = native size; resize (square) otherwise, e.g. 150 for flowers
-
-  c.model = ml_collections.ConfigDict()
-  c.model.name = "cnn_bn"  # see digitjax.models.MODELS
-  c.model.hidden_units = (512,)  # dense layer widths for the MLP families
-  c.model.hidden_activation = "relu"  # relu | sigmoid
-  c.model.output_activation = "softmax"  # how the loss reads the logits: softmax | sigmoid
-  c.model.dropout = 0.0  # dropout after hidden dense layers (MLP families)
-  c.model.l2 = 0.0  # kernel L2 factor: l2 * sum(w^2) added to the loss, as Keras does
-  c.model.aux_weight = 0.3  # weight of auxiliary-head losses (GoogLeNet) in training
-  c.model.conv_impl = "matmul"  # matmul (k*k shifted slices + one matmul) | xla (lax.conv)
-  # The flowers families (E1, E6 ladder): conv blocks, each Conv -> [BN] -> MaxPool.
-  c.model.filters = (16, 32, 64)  # conv filters per block
-  c.model.kernel_sizes = (3, 3, 3)  # conv kernel per block (same length as filters)
-  c.model.batch_norm = False  # BatchNormalization after every conv
-  c.model.first_pool = (2, 2)  # (pool size, stride) of the first max-pooling
-  c.model.head = "flatten"  # flatten | gap (GlobalAveragePooling2D) before the dense layers
-  c.model.input_scale = 1.0  # multiplies the [0, 1] images; 255 = the raw pixels Keras saw
-  # B4's cnn3_v1: Keras `padding` of its three convs and of its max-poolings (valid | same).
-  c.model.conv_paddings = ("valid", "valid", "valid")
-  c.model.pool_padding = "valid"
-
-  c.optimizer = ml_collections.ConfigDict()
-  c.optimizer.name = "rmsprop"  # sgd | momentum | nesterov | rmsprop | adam | adadelta | adagrad
-  c.optimizer.learning_rate = config_dict.placeholder(float)  # None = Keras default
-  c.optimizer.momentum = 0.0  # for sgd; momentum/nesterov default to 0.9
-  c.optimizer.schedule = "constant"  # constant | cosine | warmup_cosine
-  c.optimizer.warmup_epochs = 0
-  # Where RMSprop adds epsilon, which decides how far weights with tiny gradients move:
-  # True divides by sqrt(v + eps) (tf.keras 2.x, Keras 3, optax); False by sqrt(v) + eps
-  # (standalone Keras <= 2.3, so report B's 2019 runs). With eps 1e-7 inside the root the
-  # step is damped wherever the gradient's RMS is below sqrt(1e-7) = 3.2e-4.
-  c.optimizer.eps_in_sqrt = True
-
-  # Keras's ReduceLROnPlateau, stepped once per epoch on config.monitor.
-  c.reduce_on_plateau = ml_collections.ConfigDict()
-  c.reduce_on_plateau.enabled = False
-  c.reduce_on_plateau.factor = 0.1
-  c.reduce_on_plateau.patience = 10
-  c.reduce_on_plateau.min_delta = 1e-4
-  c.reduce_on_plateau.min_lr = 0.0
-
-  # Keras's EarlyStopping on config.monitor. The best checkpoint is always kept, and test
-  # figures always come from it, so restore_best_weights is what digitjax always does.
-  # With early stopping on, "best" is Keras's too: the last epoch that improved the
-  # monitor by more than min_delta (an epoch better by less is not restored).
-  c.early_stopping = ml_collections.ConfigDict()
-  c.early_stopping.enabled = False
-  c.early_stopping.patience = 5
-  c.early_stopping.min_delta = 0.0
-
-  c.augment = ml_collections.ConfigDict()
-  c.augment.noise_std = 0.0  # additive gaussian noise on [0,1] training images
-  # ImageDataGenerator's random affine transforms (0 = off), 'nearest' fill as Keras:
-  c.augment.rotation_range = 0.0  # degrees: angle uniform in [-r, r]
-  c.augment.zoom_range = 0.0  # z: zoom factors (x and y drawn apart) uniform in [1-z, 1+z]
-  c.augment.width_shift_range = 0.0  # fraction of the width: shift uniform in [-w, w]
-  c.augment.height_shift_range = 0.0  # fraction of the height
-  c.augment.horizontal_flip = False  # mirror left-right with probability 1/2
+  c.dataset = _dataset()
+  c.model = _model()
+  c.optimizer = _optimizer()
+  c.reduce_on_plateau = _reduce_on_plateau()
+  c.early_stopping = _early_stopping()
+  c.augment = _augment()
 
   c.monitor = "val_loss"  # picks the best checkpoint; drives plateau and early stopping
   c.loss = "cross_entropy"  # cross_entropy | binary_cross_entropy | mse
@@ -138,9 +66,114 @@ def get_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 100  # how often the host checks metrics (and non-finite loss)
   # Training steps per jitted call (one lax.scan), bit-exact for any value: 0 = auto, the
   # fastest on the backend (digitjax.train.AUTO_STEPS_PER_DISPATCH: 100 on CPU and GPU,
-  # README, Speed). SIGTERM is answered between blocks: set 1 for seconds-long steps.
+  # experiments/BENCH.md). SIGTERM is answered between blocks: set 1 for seconds-long steps.
   c.steps_per_dispatch = 0
   c.on_nonfinite = "stop"  # stop | skip (skip leaves the state as it was for that step)
+  return c
+
+
+def _dataset() -> ml_collections.ConfigDict:
+  """config.dataset: which images, which splits, where they live."""
+  g = ml_collections.ConfigDict()
+  g.name = "mnist"  # a TFDS name: mnist, fashion_mnist, cifar10, tf_flowers
+  g.data_dir = config_dict.placeholder(str)  # else $TFDS_DATA_DIR, else TFDS default
+  g.download = True  # let TFDS download when the data is not prepared
+  # Where the uint8 training split lives. device: on the accelerator, each step gathers
+  # its batch there (no host work per step). host: in host memory, each block of steps'
+  # batches is gathered on the host and copied over while the block before it trains,
+  # for splits that do not fit in device memory. auto: device when the split takes at most half the device's memory.
+  # The numbers are the same either way (tested).
+  g.placement = "auto"
+  g.train_split = "train"
+  g.test_split = "test"
+  g.validation_fraction = 0.1  # carved from the train split, never from test
+  # A TFDS split string read as the validation set instead of carving validation_fraction,
+  # e.g. "train[80%:]" with train_split "train[:80%]" for tf_flowers (it has no test split);
+  # max_test_examples caps it as it caps the test split.
+  g.validation_split = config_dict.placeholder(str)
+  g.split_seed = 0  # fixed so seeds vary the model, not which images validate
+  g.max_train_examples = 0  # 0 = all; a small real subset for tests and smoke runs
+  g.max_test_examples = 0
+  g.image_size = 0  # 0 = native size; resize (square) otherwise, e.g. 150 for flowers
+  return g
+
+
+def _model() -> ml_collections.ConfigDict:
+  """config.model: the fields every model family shares."""
+  g = ml_collections.ConfigDict()
+  g.name = "cnn_bn"  # see digitjax.models.MODELS
+  g.hidden_units = (512,)  # dense layer widths for the MLP families
+  g.hidden_activation = "relu"  # relu | sigmoid
+  g.output_activation = "softmax"  # how the loss reads the logits: softmax | sigmoid
+  g.dropout = 0.0  # dropout after hidden dense layers (MLP families)
+  g.l2 = 0.0  # kernel L2 factor: l2 * sum(w^2) added to the loss, as Keras does
+  g.conv_impl = "matmul"  # matmul (k*k shifted slices + one matmul) | xla (lax.conv)
+  # A family's own fields (flowers_cnn's filters, cnn3_v1's paddings, GoogLeNet's
+  # aux_weight, ...) are declared with it, in digitjax.models.FIELDS: choose_model()
+  # adds them, and validate() refuses them on any other family.
+  return g
+
+
+def _optimizer() -> ml_collections.ConfigDict:
+  """config.optimizer: Keras's optimizers at Keras's defaults."""
+  g = ml_collections.ConfigDict()
+  g.name = "rmsprop"  # sgd | momentum | nesterov | rmsprop | adam | adadelta | adagrad
+  g.learning_rate = config_dict.placeholder(float)  # None = Keras default
+  g.momentum = 0.0  # for sgd; momentum/nesterov default to 0.9
+  g.schedule = "constant"  # constant | cosine | warmup_cosine
+  g.warmup_epochs = 0
+  # Where RMSprop adds epsilon, which decides how far weights with tiny gradients move:
+  # True divides by sqrt(v + eps) (tf.keras 2.x, Keras 3, optax); False by sqrt(v) + eps
+  # (standalone Keras <= 2.3, so report B's 2019 runs). With eps 1e-7 inside the root the
+  # step is damped wherever the gradient's RMS is below sqrt(1e-7) = 3.2e-4.
+  g.eps_in_sqrt = True
+  return g
+
+
+def _reduce_on_plateau() -> ml_collections.ConfigDict:
+  """Keras's ReduceLROnPlateau, stepped once per epoch on config.monitor."""
+  g = ml_collections.ConfigDict()
+  g.enabled = False
+  g.factor = 0.1
+  g.patience = 10
+  g.min_delta = 1e-4
+  g.min_lr = 0.0
+  return g
+
+
+def _early_stopping() -> ml_collections.ConfigDict:
+  """Keras's EarlyStopping on config.monitor. The best checkpoint is always kept, and test
+  figures always come from it, so restore_best_weights is what digitjax always does.
+  With early stopping on, "best" is Keras's too: the last epoch that improved the
+  monitor by more than min_delta (an epoch better by less is not restored)."""
+  g = ml_collections.ConfigDict()
+  g.enabled = False
+  g.patience = 5
+  g.min_delta = 0.0
+  return g
+
+
+def _augment() -> ml_collections.ConfigDict:
+  """config.augment: Keras's GaussianNoise and ImageDataGenerator's random transforms."""
+  g = ml_collections.ConfigDict()
+  g.noise_std = 0.0  # additive gaussian noise on [0,1] training images
+  # ImageDataGenerator's random affine transforms (0 = off), 'nearest' fill as Keras:
+  g.rotation_range = 0.0  # degrees: angle uniform in [-r, r]
+  g.zoom_range = 0.0  # z: zoom factors (x and y drawn apart) uniform in [1-z, 1+z]
+  g.width_shift_range = 0.0  # fraction of the width: shift uniform in [-w, w]
+  g.height_shift_range = 0.0  # fraction of the height
+  g.horizontal_flip = False  # mirror left-right with probability 1/2
+  return g
+
+
+def choose_model(c: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
+  """Sets config.model.name and adds that family's own fields at their defaults
+  (digitjax.models.FIELDS), so a config file or --config.model.FIELD can set them."""
+  from digitjax import models
+
+  c.model.name = name
+  for key, value in models.own_fields(name).items():
+    c.model[key] = value
   return c
 
 
@@ -153,7 +186,9 @@ def fingerprint_from_json(text: str) -> dict:
   """The run-identifying fields of a config.json, less those at their default value.
 
   Leaving defaults out means a field added to the schema later (at a default that keeps
-  the old behaviour) does not make every existing workdir "another config".
+  the old behaviour) does not make every existing workdir "another config", and a
+  family's own fields at their defaults (every config.json written before families
+  declared them holds all of them) leave it the same config.
   """
   d = _flatten(json.loads(text))
   defaults = _defaults()
@@ -161,8 +196,17 @@ def fingerprint_from_json(text: str) -> dict:
           if k not in RUN_CONTROL_FIELDS and (k not in defaults or defaults[k] != v)}
 
 
-def _defaults() -> dict:
+def _schema() -> dict:
+  """The shared fields and their defaults, flattened: {'model.name': 'cnn_bn', ...}."""
   return _flatten(json.loads(get_config().to_json_best_effort()))
+
+
+def _defaults() -> dict:
+  """_schema() and every family's own fields at their defaults."""
+  from digitjax import models
+
+  own = {f"model.{k}": v for fields in models.FIELDS.values() for k, v in fields.items()}
+  return {**_flatten(json.loads(json.dumps(own))), **_schema()}
 
 
 def _flatten(d, prefix=""):
@@ -176,11 +220,16 @@ def _flatten(d, prefix=""):
 
 
 def unknown_fields(config: ml_collections.ConfigDict) -> list[str]:
-  """One sentence per field of `config` that the schema (get_config()) lacks, naming the
-  nearest valid names. ConfigDict lets a config file add any key, so a misspelt
-  `c.model.hiden_units = (64,)` would otherwise train on the default hidden_units."""
-  schema = _defaults()
+  """One sentence per field of `config` that neither the shared schema (get_config())
+  nor the chosen model family has, naming the nearest valid names (or, for another
+  family's field, the fields this one has). ConfigDict lets a config file add any key,
+  so a misspelt `c.model.hiden_units = (64,)` would otherwise train on the default."""
+  from digitjax import models
+
+  own = {f"model.{k}" for k in models.own_fields(config.model.get("name"))}
+  schema = [*_schema(), *sorted(own)]
   groups = {k.rsplit(".", 1)[0] for k in schema if "." in k}
+  others = {f"model.{k}" for fields in models.FIELDS.values() for k in fields} - own
   errors = []
   for key, value in _flatten(json.loads(config.to_json_best_effort())).items():
     if key in schema or key.split(".")[0] in TOOL_GROUPS:
@@ -188,15 +237,24 @@ def unknown_fields(config: ml_collections.ConfigDict) -> list[str]:
     if key in groups:
       errors.append(f"config.{key}={value!r} replaces a group of fields; set its fields "
                     f"instead, e.g. config.{min(k for k in schema if k.startswith(key + '.'))}.")
-      continue
-    group = key.rsplit(".", 1)[0] if "." in key else ""
-    near = difflib.get_close_matches(key, [*schema, *groups], n=3, cutoff=0.6)
-    if not near:  # nothing alike: the fields of its group (or the top-level ones)
-      near = [k for k in schema if k.rsplit(".", 1)[0] == group] if group in groups else [
-          k for k in schema if "." not in k]
-    errors.append(f"config.{key} is not a field of the config; nearest valid: "
-                  f"{', '.join(near)}.")
+    elif key in others:
+      errors.append(f"config.{key} is not a field of model {config.model.name!r}; its "
+                    "fields: " + ", ".join(k[6:] for k in schema if k.startswith("model."))
+                    + ".")
+    else:
+      errors.append(f"config.{key} is not a field of the config; nearest valid: "
+                    f"{', '.join(_nearest(key, schema, groups))}.")
   return errors
+
+
+def _nearest(key: str, schema: list, groups: set) -> list[str]:
+  near = difflib.get_close_matches(key, [*schema, *groups], n=3, cutoff=0.6)
+  if near:
+    return near
+  group = key.rsplit(".", 1)[0] if "." in key else ""  # the fields of its group, or the
+  if group in groups:  # top-level ones
+    return [k for k in schema if k.rsplit(".", 1)[0] == group]
+  return [k for k in schema if "." not in k]
 
 
 def describe_difference(theirs: dict | None, mine: dict) -> str:
@@ -210,103 +268,115 @@ def describe_difference(theirs: dict | None, mine: dict) -> str:
   return ", ".join(diffs[:4]) + (f" and {len(diffs) - 4} more" if len(diffs) > 4 else "")
 
 
+class _Checks:
+  """Collects one sentence per problem; the checks below name the field they read."""
+
+  def __init__(self, config):
+    self.errors = []
+    # NaN passes every range check (NaN < lo and NaN > hi are both False) and inf passes
+    # the unbounded ones: refuse both in any field, once, before the range checks.
+    self.nonfinite = set()
+    for key, value in _flatten(json.loads(config.to_json_best_effort())).items():
+      if any(isinstance(v, float) and not math.isfinite(v)
+             for v in (value if isinstance(value, list) else [value])):
+        self.nonfinite.add(key)
+        self.errors.append(f"config.{key}={value!r} must be a finite number, not NaN or "
+                           "infinity.")
+
+  def one_of(self, path, value, valid):
+    if value not in valid:
+      self.errors.append(f"config.{path}={value!r} is not known; valid: "
+                         f"{', '.join(sorted(valid))}.")
+
+  def in_range(self, path, value, lo, hi, lo_open=False, hi_open=False, kind=(int, float)):
+    if path in self.nonfinite:
+      return
+    if isinstance(value, bool) or not isinstance(value, kind):
+      self.errors.append(f"config.{path}={value!r} must be a number.")
+      return
+    bad = (value <= lo if lo_open else value < lo) or (value >= hi if hi_open else value > hi)
+    if bad:
+      lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
+      self.errors.append(f"config.{path}={value!r} is out of range; it must lie in "
+                         f"{lb}{lo}, {hi}{rb}.")
+
+  def boolean(self, path, value):
+    if not isinstance(value, bool):
+      self.errors.append(f"config.{path}={value!r} must be True or False.")
+      return False
+    return True
+
+
 def validate(config: ml_collections.ConfigDict) -> list[str]:
   """Every problem with `config`, one sentence each; an empty list means it is usable.
 
   Names are checked against the registries of the modules that own them, so adding a
   model or optimizer there is all it takes to make it valid here.
   """
+  check = _Checks(config)
+  check.errors.extend(unknown_fields(config))
+  if any("replaces a group" in e for e in check.errors):
+    return check.errors  # the checks below read that group's fields
+  _check_names(check, config)
+  _check_seed(check, config)
+  _check_numbers(check, config)
+  _check_model(check, config)
+  return check.errors
+
+
+def _check_names(check: _Checks, config) -> None:
   from digitjax import data, models, optim  # the registries; imported late to stay light
 
-  errors = []
+  check.one_of("dataset.name", config.dataset.name, data.DATASETS)
+  check.one_of("model.name", config.model.name, models.MODELS)
+  check.one_of("model.output_activation", config.model.output_activation, OUTPUT_ACTIVATIONS)
+  check.one_of("model.hidden_activation", config.model.hidden_activation, models.ACTIVATIONS)
+  check.one_of("model.conv_impl", config.model.conv_impl, models.CONV_IMPLS)
+  check.one_of("optimizer.name", config.optimizer.name, optim.OPTIMIZERS)
+  check.one_of("optimizer.schedule", config.optimizer.schedule, optim.SCHEDULES)
+  check.one_of("monitor", config.monitor, MONITORS)
+  check.one_of("loss", config.loss, LOSSES)
+  check.one_of("dataset.placement", config.dataset.placement, PLACEMENTS)
+  check.one_of("on_nonfinite", config.on_nonfinite, ON_NONFINITE)
 
-  def one_of(path, value, valid):
-    if value not in valid:
-      errors.append(f"config.{path}={value!r} is not known; valid: {', '.join(sorted(valid))}.")
 
-  # NaN passes every range check (NaN < lo and NaN > hi are both False) and inf passes
-  # the unbounded ones: refuse both in any field, once, before the range checks.
-  nonfinite = set()
-  for key, value in _flatten(json.loads(config.to_json_best_effort())).items():
-    if any(isinstance(v, float) and not math.isfinite(v)
-           for v in (value if isinstance(value, list) else [value])):
-      nonfinite.add(key)
-      errors.append(f"config.{key}={value!r} must be a finite number, not NaN or infinity.")
-
-  def in_range(path, value, lo, hi, lo_open=False, hi_open=False, kind=(int, float)):
-    if path in nonfinite:
-      return
-    if isinstance(value, bool) or not isinstance(value, kind):
-      errors.append(f"config.{path}={value!r} must be a number.")
-      return
-    bad = (value <= lo if lo_open else value < lo) or (value >= hi if hi_open else value > hi)
-    if bad:
-      lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
-      errors.append(f"config.{path}={value!r} is out of range; it must lie in {lb}{lo}, {hi}{rb}.")
-
-  def boolean(path, value):
-    if not isinstance(value, bool):
-      errors.append(f"config.{path}={value!r} must be True or False.")
-      return False
-    return True
-
-  errors.extend(unknown_fields(config))
-  if any("replaces a group" in e for e in errors):
-    return errors  # the checks below read that group's fields
-  inf = float("inf")
-  one_of("dataset.name", config.dataset.name, data.DATASETS)
-  one_of("model.name", config.model.name, models.MODELS)
-  one_of("model.output_activation", config.model.output_activation, OUTPUT_ACTIVATIONS)
-  one_of("model.hidden_activation", config.model.hidden_activation, models.ACTIVATIONS)
-  one_of("model.conv_impl", config.model.conv_impl, models.CONV_IMPLS)
-  one_of("optimizer.name", config.optimizer.name, optim.OPTIMIZERS)
-  one_of("optimizer.schedule", config.optimizer.schedule, optim.SCHEDULES)
-  one_of("monitor", config.monitor, MONITORS)
-  one_of("loss", config.loss, LOSSES)
-  one_of("dataset.placement", config.dataset.placement, PLACEMENTS)
-  one_of("on_nonfinite", config.on_nonfinite, ON_NONFINITE)
-  one_of("model.head", config.model.head, HEADS)
-  one_of("model.pool_padding", config.model.pool_padding, PADDINGS)
-
+def _check_seed(check: _Checks, config) -> None:
   seed, num_seeds = config.seed, config.num_seeds
   if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-    errors.append(f"config.seed={seed!r} must be a whole number in [0, 2**32): JAX's seeds "
-                  "are 32-bit, so 2**32 and above would repeat the numbers of a smaller "
-                  "seed (2**32 those of seed 0).")
+    check.errors.append(
+        f"config.seed={seed!r} must be a whole number in [0, 2**32): JAX's seeds are "
+        "32-bit, so 2**32 and above would repeat the numbers of a smaller seed (2**32 "
+        "those of seed 0).")
   elif isinstance(num_seeds, int) and seed + num_seeds > 2**32:
-    errors.append(f"config.seed={seed} with config.num_seeds={num_seeds} trains seeds up to "
-                  f"{seed + num_seeds - 1}; they must stay below 2**32 ({2**32}).")
+    check.errors.append(
+        f"config.seed={seed} with config.num_seeds={num_seeds} trains seeds up to "
+        f"{seed + num_seeds - 1}; they must stay below 2**32 ({2**32}).")
+
+
+def _check_numbers(check: _Checks, config) -> None:
+  inf, in_range = float("inf"), check.in_range
   in_range("dataset.validation_fraction", config.dataset.validation_fraction, 0, 1, True, True)
   in_range("loss_clip", config.loss_clip, 0, 0.5, hi_open=True)
   if config.loss_clip and config.loss != "cross_entropy":
-    errors.append(f"config.loss_clip={config.loss_clip!r} applies to cross_entropy only, "
-                  f"not {config.loss!r}; leave it 0.")
+    check.errors.append(f"config.loss_clip={config.loss_clip!r} applies to cross_entropy "
+                        f"only, not {config.loss!r}; leave it 0.")
   in_range("model.dropout", config.model.dropout, 0, 1, hi_open=True)
   in_range("model.l2", config.model.l2, 0, inf)
-  in_range("model.aux_weight", config.model.aux_weight, 0, inf)
-  if config.optimizer.learning_rate is not None:
-    in_range("optimizer.learning_rate", config.optimizer.learning_rate, 0, inf, lo_open=True)
-  in_range("optimizer.momentum", config.optimizer.momentum, 0, 1, hi_open=True)
-  in_range("optimizer.warmup_epochs", config.optimizer.warmup_epochs, 0, inf)
-  if (boolean("optimizer.eps_in_sqrt", config.optimizer.eps_in_sqrt)
-      and not config.optimizer.eps_in_sqrt and config.optimizer.name != "rmsprop"):
-    errors.append(f"config.optimizer.eps_in_sqrt=False applies to rmsprop only, not "
-                  f"{config.optimizer.name!r}; leave it True.")
-  in_range("reduce_on_plateau.factor", config.reduce_on_plateau.factor, 0, 1, True, True)
-  in_range("reduce_on_plateau.patience", config.reduce_on_plateau.patience, 0, inf)
-  in_range("reduce_on_plateau.min_delta", config.reduce_on_plateau.min_delta, 0, inf,
-           lo_open=True)
-  in_range("reduce_on_plateau.min_lr", config.reduce_on_plateau.min_lr, 0, inf)
+  _check_optimizer(check, config.optimizer)
+  plateau = config.reduce_on_plateau
+  in_range("reduce_on_plateau.factor", plateau.factor, 0, 1, True, True)
+  in_range("reduce_on_plateau.patience", plateau.patience, 0, inf)
+  in_range("reduce_on_plateau.min_delta", plateau.min_delta, 0, inf, lo_open=True)
+  in_range("reduce_on_plateau.min_lr", plateau.min_lr, 0, inf)
   in_range("early_stopping.patience", config.early_stopping.patience, 0, inf)
   in_range("early_stopping.min_delta", config.early_stopping.min_delta, 0, inf)
-  in_range("augment.noise_std", config.augment.noise_std, 0, inf)
-  in_range("augment.rotation_range", config.augment.rotation_range, 0, 180)
-  in_range("augment.zoom_range", config.augment.zoom_range, 0, 1, hi_open=True)
-  in_range("augment.width_shift_range", config.augment.width_shift_range, 0, 1, hi_open=True)
-  in_range("augment.height_shift_range", config.augment.height_shift_range, 0, 1,
-           hi_open=True)
-  boolean("augment.horizontal_flip", config.augment.horizontal_flip)
-  in_range("model.input_scale", config.model.input_scale, 0, inf, lo_open=True)
+  aug = config.augment
+  in_range("augment.noise_std", aug.noise_std, 0, inf)
+  in_range("augment.rotation_range", aug.rotation_range, 0, 180)
+  in_range("augment.zoom_range", aug.zoom_range, 0, 1, hi_open=True)
+  in_range("augment.width_shift_range", aug.width_shift_range, 0, 1, hi_open=True)
+  in_range("augment.height_shift_range", aug.height_shift_range, 0, 1, hi_open=True)
+  check.boolean("augment.horizontal_flip", aug.horizontal_flip)
   for path in ("num_seeds", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps",
                "checkpoint_every_epochs"):
     in_range(path, config[path], 1, inf, kind=int)
@@ -316,27 +386,65 @@ def validate(config: ml_collections.ConfigDict) -> list[str]:
     for part in path.split("."):
       value = value[part]
     in_range(path, value, 0, inf, kind=int)
-  for path, example in (("hidden_units", "(256,128)"), ("filters", "(32,64,128)"),
-                        ("kernel_sizes", "(3,3,5)"), ("first_pool", "(3,2)")):
-    value = config.model[path]
-    if not isinstance(value, (tuple, list)) or not all(
-        isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in value):
-      errors.append(f"config.model.{path}={value!r} must be a tuple of positive ints, "
-                    f"e.g. --config.model.{path}='{example}'.")
-  if len(config.model.kernel_sizes) != len(config.model.filters):
-    errors.append(f"config.model.kernel_sizes={tuple(config.model.kernel_sizes)!r} needs one "
-                  f"kernel size per conv block of config.model.filters="
-                  f"{tuple(config.model.filters)!r}.")
-  paddings = config.model.conv_paddings
+
+
+def _check_optimizer(check: _Checks, opt) -> None:
+  inf = float("inf")
+  if opt.learning_rate is not None:
+    check.in_range("optimizer.learning_rate", opt.learning_rate, 0, inf, lo_open=True)
+  check.in_range("optimizer.momentum", opt.momentum, 0, 1, hi_open=True)
+  check.in_range("optimizer.warmup_epochs", opt.warmup_epochs, 0, inf)
+  if (check.boolean("optimizer.eps_in_sqrt", opt.eps_in_sqrt) and not opt.eps_in_sqrt
+      and opt.name != "rmsprop"):
+    check.errors.append(f"config.optimizer.eps_in_sqrt=False applies to rmsprop only, not "
+                        f"{opt.name!r}; leave it True.")
+
+
+def _check_model(check: _Checks, config) -> None:
+  """The shared hidden_units, and the chosen family's own fields (at their defaults
+  where the config leaves them out)."""
+  from digitjax import models
+
+  if config.model.name not in models.MODELS:
+    return
+  m = models.settings(config.model)
+  tuples = {"hidden_units": "(256,128)", "filters": "(32,64,128)", "kernel_sizes": "(3,3,5)",
+            "first_pool": "(3,2)"}
+  for path, example in tuples.items():
+    value = m.get(path)
+    if value is not None and (not isinstance(value, (tuple, list)) or not all(
+        isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in value)):
+      check.errors.append(f"config.model.{path}={value!r} must be a tuple of positive "
+                          f"ints, e.g. --config.model.{path}='{example}'.")
+  if "aux_weight" in m:
+    check.in_range("model.aux_weight", m.aux_weight, 0, float("inf"))
+  if "filters" in m:
+    _check_flowers(check, m)
+  if "conv_paddings" in m:
+    _check_paddings(check, m)
+
+
+def _check_flowers(check: _Checks, m) -> None:
+  check.one_of("model.head", m.head, HEADS)
+  check.boolean("model.batch_norm", m.batch_norm)
+  check.in_range("model.input_scale", m.input_scale, 0, float("inf"), lo_open=True)
+  if len(m.kernel_sizes) != len(m.filters):
+    check.errors.append(f"config.model.kernel_sizes={tuple(m.kernel_sizes)!r} needs one "
+                        f"kernel size per conv block of config.model.filters="
+                        f"{tuple(m.filters)!r}.")
+  if len(m.first_pool) != 2:
+    check.errors.append(f"config.model.first_pool={tuple(m.first_pool)!r} must be "
+                        "(pool size, stride), e.g. (3,2).")
+
+
+def _check_paddings(check: _Checks, m) -> None:
+  check.one_of("model.pool_padding", m.pool_padding, PADDINGS)
+  paddings = m.conv_paddings
   if (not isinstance(paddings, (tuple, list)) or len(paddings) != 3
       or not all(p in PADDINGS for p in paddings)):
-    errors.append(f"config.model.conv_paddings={paddings!r} must be three of "
-                  f"{', '.join(PADDINGS)}, one per conv of cnn3_v1, e.g. "
-                  "--config.model.conv_paddings=\"('same','valid','valid')\".")
-  if len(config.model.first_pool) != 2:
-    errors.append(f"config.model.first_pool={tuple(config.model.first_pool)!r} must be "
-                  "(pool size, stride), e.g. (3,2).")
-  return errors
+    check.errors.append(f"config.model.conv_paddings={paddings!r} must be three of "
+                        f"{', '.join(PADDINGS)}, one per conv of cnn3_v1, e.g. "
+                        "--config.model.conv_paddings=\"('same','valid','valid')\".")
 
 
 def variant(variants: dict, name: str, where: str) -> ml_collections.ConfigDict:

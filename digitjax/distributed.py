@@ -52,9 +52,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def batch_sharded(mesh: Mesh, leading: int = 0) -> NamedSharding:
-  """Split along the batch axis, which follows `leading` unsplit axes."""
-  return NamedSharding(mesh, P(*([None] * leading), "data"))
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  """Split along the leading (batch) axis."""
+  return NamedSharding(mesh, P("data"))
 
 
 def to_host(tree):

@@ -102,10 +102,29 @@ def _exit_if_config_file_bad(argv):
             "are in configs/, e.g. --config=configs/cnn_bn.py.", file=sys.stderr)
       sys.exit(2)
     try:
-      config_lib.from_file(path, *variant)
+      config = config_lib.from_file(path, *variant)
     except UserError as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
+    _exit_if_another_models_field(config, argv)
+
+
+def _exit_if_another_models_field(config, argv):
+  """--config.model.FIELD where FIELD is another model family's own (flowers_cnn's
+  batch_norm on the MLP): one line naming the fields this family has, where
+  ml_collections would only say that the config has no such field."""
+  from digitjax import config as config_lib
+
+  for arg in argv[1:]:
+    field = arg.split("=", 1)[0].removeprefix("--config.model.")
+    if arg.startswith("--config.model.") and field not in config.model:
+      probe = config.copy_and_resolve_references()
+      probe.model[field] = None
+      errors = [e for e in config_lib.unknown_fields(probe)
+                if e.startswith(f"config.model.{field} is not a field of model")]
+      if errors:
+        print(f"error: {arg}: {errors[0]}", file=sys.stderr)
+        sys.exit(2)
 
 
 # a full disk or quota, a file over the size limit, a read-only mount: the environment's

@@ -102,6 +102,7 @@ def train_step(state: TrainState, images, labels, key, *, model, tx, config,
   """One optimizer step: (state, batch, key) -> (state, metrics). Pure."""
   key = jax.random.fold_in(key, state.step)
   dropout_key, augment_key = jax.random.split(key)
+  aux_weight = models.settings(config.model).get("aux_weight", 0.0)
   x = augment.apply(to_float(images), augment_key, config.augment)
 
   def loss_fn(params):
@@ -113,10 +114,11 @@ def train_step(state: TrainState, images, labels, key, *, model, tx, config,
                                            config.loss_clip).mean()
     data_loss = per_example(logits)
     # Auxiliary heads (GoogLeNet) sow their logits into 'aux' in training only; their
-    # losses join the objective with weight model.aux_weight, and are absent in eval.
+    # losses join the objective with weight model.aux_weight (GoogLeNet's own field),
+    # and are absent in eval.
     aux = sum(per_example(a) for a in jax.tree.leaves(mutated.get("aux", {})))
     penalty = sum(jnp.sum(v) for v in jax.tree.leaves(mutated.get("losses", {})))
-    loss = data_loss + config.model.aux_weight * aux + penalty
+    loss = data_loss + aux_weight * aux + penalty
     return loss, (logits, mutated.get("batch_stats", {}))
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -428,7 +430,9 @@ class LoopState:
 
   @classmethod
   def from_meta(cls, meta: dict) -> "LoopState":
-    loop = cls(**meta)
+    """From a checkpoint's meta, also one written before LoopState (the same keys)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    loop = cls(**{k: v for k, v in meta.items() if k in known})
     if loop.partial is not None:
       loop.partial = EpochSums(**loop.partial)
     return loop
@@ -500,11 +504,13 @@ def _step_of(state) -> int:
   return int(distributed.to_host(state.step)[0])
 
 
-def _lap(clock: list) -> float:
-  """Seconds since clock[0], which restarts now."""
+def _clock_in(clock: list, loop: "LoopState", sums: "EpochSums") -> None:
+  """Adds the seconds since clock[0] (the epoch's start, or the last call) to the
+  epoch's time and to train_seconds, and restarts the clock."""
   now = time.time()
-  seconds, clock[0] = now - clock[0], now
-  return seconds
+  sums.seconds += now - clock[0]
+  loop.train_seconds += now - clock[0]
+  clock[0] = now
 
 
 class Saves:
@@ -568,14 +574,13 @@ def _tally(sums: EpochSums, loop: LoopState, first: int, metrics, trainer, epoch
 
 
 def train_epoch(trainer: Trainer, state, loop: LoopState, train_data: TrainData, epoch: int,
-                signals: _Signals, saves: Saves, clocks: tuple[list, list], workdir: str):
+                signals: _Signals, saves: Saves, clock: list, workdir: str):
   """Trains the rest of epoch `epoch`, block by block; returns (state, its sums), the
   sums None when a signal stopped it (after a checkpoint). Step metrics come to the host
   every log_every_steps, at checkpoint steps and on signals: the only syncs."""
   config, spe = trainer.config, trainer.steps_per_epoch
   every = config.checkpoint_every_steps
   sums = loop.partial or EpochSums.zeros(trainer.num_replicas)
-  clock, epoch_clock = clocks  # train_seconds' and the epoch's
   active = trainer.replicate(np.array(loop.active))
   pending, pending_steps = [], 0
   for b, n, block in train_data.blocks(epoch, loop.step_in_epoch):
@@ -589,9 +594,8 @@ def train_epoch(trainer: Trainer, state, loop: LoopState, train_data: TrainData,
         _tally(sums, loop, f, distributed.to_host(m), trainer, epoch, workdir)
       pending, pending_steps = [], 0
     if (signals.received or at_checkpoint) and b + n < spe:
-      sums.seconds += _lap(epoch_clock)
+      _clock_in(clock, loop, sums)
       loop.step_in_epoch, loop.partial = b + n, sums
-      loop.train_seconds += _lap(clock)
       saves.save(state, loop, step=first + n - 1)
       if signals.received:
         return state, None
@@ -683,7 +687,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 
 def _train_and_evaluate(config, workdir: str) -> dict:
-  clock, t_start = [time.time()], time.time()
+  t_start = time.time()
   train, val = data.load_train_val(config)
   trainer = Trainer(config, _steps_per_epoch(config, len(train)))
   totals = _print_summary(trainer, workdir)
@@ -700,19 +704,18 @@ def _train_and_evaluate(config, workdir: str) -> dict:
   try:
     with _Signals() as signals:
       while loop.epoch < config.num_epochs and any(loop.active):
-        epoch, epoch_clock = loop.epoch + 1, [time.time()]
+        epoch, clock = loop.epoch + 1, [time.time()]
         state, sums = train_epoch(trainer, state, loop, train_data, epoch, signals, saves,
-                                  (clock, epoch_clock), workdir)
+                                  clock, workdir)
         if sums is None:
           return _interrupted(signals.received, state, saves, workdir)
         val_metrics, _ = trainer.evaluate(state, val)
         lrs = trainer.learning_rates(state)
         state = reduce_lr_on_plateau(trainer, state, val_metrics)
-        sums.seconds += _lap(epoch_clock)
+        _clock_in(clock, loop, sums)
         records = epoch_records(trainer, loop, epoch, sums, val_metrics, lrs)
         loop.history.extend(records)
         loop.epoch, loop.step_in_epoch, loop.partial = epoch, 0, None
-        loop.train_seconds += _lap(clock)
         improved = early_stopping(trainer, loop, records)
         print_epoch(config, records)
         check_skipped(records, trainer.steps_per_epoch, workdir, trainer.num_replicas > 1)

@@ -162,7 +162,7 @@ def bench_flax(name, config, images, labels, steps, repeats, dispatch=1):
   xla_flops = float(cost.get("flops", 0.0)) / bs
   flops = counted_flops(trainer)
 
-  n = max(1, min(dispatch, k))
+  n = max(1, min(dispatch or train.steps_per_dispatch(config), k))  # 0: the trainer's auto
 
   def epoch(state, e):
     order = trainer.epoch_order(e, len(labels), bs)

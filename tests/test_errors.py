@@ -135,19 +135,48 @@ def test_workdir_that_is_a_file_is_refused_and_left_alone(tmp_path):
   assert "cannot create the workdir" in r.stderr and "Traceback" not in r.stderr
 
 
+def _model(name, **overrides):
+  from conftest import with_overrides
+  return with_overrides(config_lib.choose_model(tiny_config(), name), **overrides)
+
+
 def test_new_model_fields_are_validated():
-  errors = config_lib.validate(tiny_config(**{"model.head": "avg"}))
+  assert config_lib.validate(_model("flowers_cnn")) == []
+  assert config_lib.validate(_model("cnn3_v1")) == []
+  errors = config_lib.validate(_model("flowers_cnn", **{"model.head": "avg"}))
   assert len(errors) == 1 and "model.head='avg' is not known; valid: flatten, gap" in errors[0]
-  errors = config_lib.validate(tiny_config(**{"model.kernel_sizes": (3, 3)}))
+  errors = config_lib.validate(_model("flowers_cnn", **{"model.kernel_sizes": (3, 3)}))
   assert len(errors) == 1 and "one kernel size per conv block" in errors[0]
-  errors = config_lib.validate(tiny_config(**{"model.input_scale": 0.0}))
+  errors = config_lib.validate(_model("flowers_cnn", **{"model.input_scale": 0.0}))
   assert len(errors) == 1 and "input_scale=0.0 is out of range" in errors[0]
-  errors = config_lib.validate(tiny_config(**{"model.conv_paddings": ("same", "valid")}))
+  errors = config_lib.validate(_model("cnn3_v1", **{"model.conv_paddings": ("same", "valid")}))
   assert len(errors) == 1 and "must be three of valid, same, one per conv" in errors[0]
   errors = config_lib.validate(tiny_config(**{"loss": "mse", "loss_clip": 1e-7}))
   assert len(errors) == 1 and "loss_clip=1e-07 applies to cross_entropy only" in errors[0]
-  errors = config_lib.validate(tiny_config(**{"model.pool_padding": "full"}))
+  errors = config_lib.validate(_model("cnn3_v1", **{"model.pool_padding": "full"}))
   assert len(errors) == 1 and "model.pool_padding='full' is not known" in errors[0]
+  errors = config_lib.validate(_model("googlenet", **{"model.aux_weight": -1.0}))
+  assert len(errors) == 1 and "aux_weight=-1.0 is out of range" in errors[0]
+  # A family's own field left out (--config.model.name=flowers_cnn on another family's
+  # config) takes its default, and is checked as such.
+  c = tiny_config(**{"model.name": "flowers_cnn"})
+  assert config_lib.validate(c) == []
+  from digitjax import models
+  assert models.settings(c.model).filters == (16, 32, 64)
+
+
+def test_a_field_of_another_model_is_refused_naming_the_models_fields():
+  """flowers_cnn's batch_norm on the MLP used to pass and change the workdir's identity."""
+  shared = "name, hidden_units, hidden_activation, output_activation, dropout, l2, conv_impl"
+  assert config_lib.validate(tiny_config(**{"model.batch_norm": True})) == [
+      f"config.model.batch_norm is not a field of model 'mlp'; its fields: {shared}."]
+  assert config_lib.validate(_model("cnn3_v1", **{"model.aux_weight": 0.3})) == [
+      "config.model.aux_weight is not a field of model 'cnn3_v1'; its fields: "
+      f"{shared}, conv_paddings, pool_padding."]
+  r = _cli("--config=tests/tiny_config.py", "--config.model.batch_norm=True")
+  assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+  assert r.stderr == ("error: --config.model.batch_norm=True: config.model.batch_norm is "
+                      f"not a field of model 'mlp'; its fields: {shared}.\n")
 
 
 def test_config_json_written_before_a_field_existed_is_the_same_config():
@@ -155,8 +184,12 @@ def test_config_json_written_before_a_field_existed_is_the_same_config():
   import json
   c = tiny_config()
   old = json.loads(c.to_json_best_effort())
-  del old["augment"]["rotation_range"], old["model"]["filters"]
+  del old["augment"]["rotation_range"]
   del old["dataset"]["validation_split"]
+  # written when the shared schema held every family's fields (at their defaults)
+  old["model"].update(filters=[16, 32, 64], kernel_sizes=[3, 3, 3], batch_norm=False,
+                      first_pool=[2, 2], head="flatten", input_scale=1.0, aux_weight=0.3,
+                      conv_paddings=["valid", "valid", "valid"], pool_padding="valid")
   assert config_lib.fingerprint_from_json(json.dumps(old)) == config_lib.fingerprint(c)
   c.augment.rotation_range = 10.0
   assert config_lib.fingerprint_from_json(json.dumps(old)) != config_lib.fingerprint(c)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
+from digitjax.models import flowers, imagenet
 from digitjax.models.flowers import flowers_cnn
 from digitjax.models.imagenet import alexnet, googlenet, vgg16, vgg16_app
 from digitjax.models.layers import ACTIVATIONS, CONV_IMPLS, Sequential
@@ -75,6 +77,11 @@ def cnn_single(m, num_classes, impl):
   """B3: Conv 32 3x3 -> MP 2 -> D 10."""
   return [_conv(32, 3, impl), ("MaxPool", dict(pool_size=2)), ("Flatten", {}),
           _dense(num_classes, None)]
+
+
+# cnn3_v1's own config.model fields: Keras `padding` of its three convs and of its
+# max-poolings, Keras's defaults.
+CNN3_V1_FIELDS = dict(conv_paddings=("valid", "valid", "valid"), pool_padding="valid")
 
 
 def cnn3_v1(m, num_classes, impl):
@@ -147,9 +154,27 @@ MODELS = {f.__name__: f for f in (perceptron, mlp, keras_cnn, net1, net2, cnn_si
                                    alexnet, vgg16, vgg16_app, googlenet, speedrun_cnn)}
 
 
+# The config.model fields of one family alone, with their defaults; every family also
+# reads the shared ones (digitjax.config's model group). config.choose_model adds a
+# family's own fields; config.validate refuses them on any other family.
+FIELDS = {"flowers_cnn": flowers.FIELDS, "cnn3_v1": CNN3_V1_FIELDS,
+          "googlenet": imagenet.GOOGLENET_FIELDS}
+
+
+def own_fields(name: str) -> dict:
+  return FIELDS.get(name, {})
+
+
+def settings(m) -> ml_collections.ConfigDict:
+  """config.model with its family's own fields at their defaults where it leaves them out
+  (as after --config.model.name=flowers_cnn on another family's config)."""
+  return ml_collections.ConfigDict({**own_fields(m.name), **m.to_dict()})
+
+
 def build(config, num_classes: int, bn_axis_name: str | None = None) -> nn.Module:
   """The Flax module for config.model; bn_axis_name syncs BatchNorm across devices."""
-  layers = MODELS[config.model.name](config.model, num_classes, config.model.conv_impl)
+  m = settings(config.model)
+  layers = MODELS[m.name](m, num_classes, m.conv_impl)
   if isinstance(layers, nn.Module):  # a branching family (GoogLeNet: no BatchNorm)
     return layers
   if bn_axis_name:

@@ -1,11 +1,21 @@
 """Report E's own flowers CNNs (E1 and the E6 "v7" ladder), one family read from config.
 
 The report grows one small CNN step by step (E6); each step changes a few knobs, so the
-knobs are config fields (config.model.filters, kernel_sizes, batch_norm, first_pool,
-head, dropout, hidden_units, input_scale) and every step is the same function below,
-not a copy of it. The ladder's configs live in configs/report_e.py.
+knobs are config fields (this family's own FIELDS below, and the shared dropout and
+hidden_units) and every step is the same function below, not a copy of it. The ladder's
+configs live in configs/report_e.py.
 """
 from __future__ import annotations
+
+# flowers_cnn's own config.model fields and their defaults (the TF flowers tutorial's).
+FIELDS = dict(
+    filters=(16, 32, 64),  # conv filters per block
+    kernel_sizes=(3, 3, 3),  # conv kernel per block (same length as filters)
+    batch_norm=False,  # BatchNormalization after every conv
+    first_pool=(2, 2),  # (pool size, stride) of the first max-pooling
+    head="flatten",  # flatten | gap (GlobalAveragePooling2D) before the dense layers
+    input_scale=1.0,  # multiplies the [0, 1] images; 255 = the raw pixels Keras saw
+)
 
 
 def flowers_cnn(m, num_classes, impl):

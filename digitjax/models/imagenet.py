@@ -177,6 +177,11 @@ class GoogLeNet(nn.Module):
       self.sow("aux", "logits", logits)
 
 
+# GoogLeNet's own config.model field: the weight of the auxiliary heads' losses in
+# training (0.3, the paper's).
+GOOGLENET_FIELDS = dict(aux_weight=0.3)
+
+
 def googlenet(m, num_classes, impl):
   """E5: see GoogLeNet. A module rather than layer specs: it branches."""
   return GoogLeNet(num_classes=num_classes, impl=impl)
