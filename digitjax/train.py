@@ -823,8 +823,7 @@ def evaluate_checkpoint(config, workdir: str, trainer: Trainer | None = None,
   restored = ckpts.restore_best(trainer.abstract_state())
   if restored is None:
     raise UserError(f"every best checkpoint in {workdir} is unreadable; retrain.")
-  state, meta = restored
-  state = trainer.replicate(state)
+  state, loop = trainer.replicate(restored[0]), LoopState.from_meta(restored[1])
   test = data.load_test(config)
   metrics, preds = trainer.evaluate(state, test)
   per_seed = []
@@ -843,5 +842,5 @@ def evaluate_checkpoint(config, workdir: str, trainer: Trainer | None = None,
   results = reporting.combine_seeds(per_seed) if len(per_seed) > 1 else per_seed[0]
   if not quiet:
     print(f"Test (best checkpoint, epoch{'s' if len(per_seed) > 1 else ''} "
-          f"{', '.join(map(str, meta['best_epoch']))}): {reporting.test_summary(results)}")
+          f"{', '.join(map(str, loop.best_epoch))}): {reporting.test_summary(results)}")
   return results

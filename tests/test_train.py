@@ -93,6 +93,21 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
   ckpts.close()
 
 
+def test_loop_state_is_the_checkpoint_meta_written_before_it():
+  """The loop's state goes to checkpoints as the same JSON dict as before LoopState, so a
+  checkpoint written then (mid-epoch, with partial sums) resumes, and one written now
+  reads back as the same dict."""
+  old = dict(epoch=3, step_in_epoch=40, partial=dict(loss=[1.5, 2.0], accuracy=[0.5, 0.25],
+                                                     steps=[40, 40], skipped=[0, 1],
+                                                     seconds=2.0),
+             history=[{"epoch": 1, "seed": 0}], train_seconds=9.0, best=[0.1, None],
+             best_epoch=[2, 0], wait=[1, 0], active=[True, False], epochs_run=[3, 2])
+  loop = train.LoopState.from_meta(json.loads(json.dumps(old)))
+  assert loop.partial.means(1) == (2.0 / 40, 0.25 / 40) and loop.active == [True, False]
+  assert loop.meta() == old
+  assert train.LoopState.fresh(2).meta().keys() == old.keys()
+
+
 def test_nonfinite_loss_stops_with_message_and_keeps_checkpoint(tmp_path):
   c = tiny_config(**{"optimizer.name": "sgd", "optimizer.learning_rate": 1e30,
                      "num_epochs": 3, "log_every_steps": 1})
