@@ -32,9 +32,8 @@ def test_speedrun_prints_seeds_and_summary_and_writes_json(tmp_path, capsys):
 def test_the_same_seed_gives_the_same_accuracy():
   config, problems = speedrun.load_config(CONFIG)
   assert not problems
-  speedrun.resolve_conv_impl(config, "auto")
   arrays = jax.device_put(speedrun.load_data(config, "test", 1000))
-  compiled, _ = speedrun.compile_run(config, arrays)
+  compiled, _ = speedrun.compile_run(config, arrays, speedrun.resolve(config))
   first, again, other = (speedrun.time_seed(compiled, s, arrays)[0] for s in (3, 3, 4))
   assert first == again
   assert 20 < first <= 100 and 20 < other <= 100
