@@ -5,7 +5,7 @@
 Reaches 99.03 +- 0.09% test accuracy over seeds 0-9 (8 of 10 at or above 99.0%; the
 PyTorch script reports 99.04%). On this 2-core CPU, shared with other jobs (load 7-15),
 a seed took a median 41 s and compilation 9 s; eager PyTorch on the same recipe is
-faster still here (experiments/BENCH.md, Speedrun: the side-by-side runs, the commands,
+2.6x faster here side by side (experiments/BENCH.md, Speedrun: the runs, the commands,
 and why an earlier 1.5x in our favour was an artifact of the load). Seconds on an idle
 machine are not measured yet (PyTorch's script: a median 8.6 s on these CPUs).
 
