@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The thin shell front of digitjax. Creates .venv on first use (and again whenever
-# pyproject.toml changes), points TFDS at ../shared/tensorflow_datasets when that folder
-# exists and TFDS_DATA_DIR is unset, then:
+# The thin shell front of digitjax. Creates .venv on first use from requirements.lock (and
+# again whenever pyproject.toml or requirements.lock changes), points TFDS at
+# ../shared/tensorflow_datasets when that folder exists and TFDS_DATA_DIR is unset, then:
 #   ./launch.sh CONFIG [--workdir=DIR] [--mode=eval] [--config.FIELD=VALUE ...]   one run
 #   ./launch.sh test [PYTEST ARGS]                    the test suite (what CI runs)
 #   ./launch.sh sweep SWEEP_FILE [OPTIONS]            a sweep (experiments/sweep.py --help)
@@ -21,11 +21,14 @@ case "${1:-}" in ""|-h|--help) usage; exit 0 ;; esac  # before any set-up
 VENV=${DIGITJAX_VENV:-.venv}
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 stamp="$VENV/.installed"
-if [ ! -x "$VENV/bin/python" ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -x "$VENV/bin/python" ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+   || [ requirements.lock -nt "$stamp" ]; then
   echo "Setting up $VENV (first run: a few minutes)..." >&2
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-  "$VENV/bin/python" -m pip install -q -e ".[test]" >&2
+  # the exact versions and hashes of requirements.lock, then this project alone
+  "$VENV/bin/python" -m pip install -q --require-hashes -r requirements.lock >&2
+  "$VENV/bin/python" -m pip install -q --no-deps -e . >&2
   touch "$stamp"
 fi
 PY="$(cd "$VENV" && pwd)/bin/python"
