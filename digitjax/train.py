@@ -501,7 +501,10 @@ class _Signals:
 
 
 def _step_of(state) -> int:
-  return int(distributed.to_host(state.step)[0])
+  """The step a checkpoint of `state` is saved as: the furthest seed's. A seed stopped
+  early no longer advances its step, so seed 0's would stall the latest checkpoint
+  (orbax keeps the step it already has) while the other seeds train on."""
+  return int(np.max(distributed.to_host(state.step)))
 
 
 def _clock_in(clock: list, loop: "LoopState", sums: "EpochSums") -> None:

@@ -232,3 +232,17 @@ def test_steps_per_dispatch_trains_as_one_step_per_dispatch(tmp_path):
                     str(tmp_path / "blocks"))
   assert strip("blocks") == strip("one")
   assert blocks["test_loss"] == one["test_loss"]
+
+
+def test_checkpoints_are_named_after_the_furthest_seed():
+  """Seeds trained together stop early one by one; a stopped seed's step stays, so the
+  latest checkpoint must follow the seed that still trains (seed 0 may be the one that
+  stopped)."""
+  import types
+
+  import numpy as np
+
+  from digitjax import train as train_lib
+
+  assert train_lib._step_of(types.SimpleNamespace(step=np.array([840, 1260, 1050]))) == 1260
+  assert train_lib._step_of(types.SimpleNamespace(step=np.array([42]))) == 42
