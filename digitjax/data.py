@@ -5,6 +5,10 @@ with tensorflow-datasets into a uint8 array (N, H, W, C) and int32 labels. The t
 keeps those arrays on the device and shuffles, scales to [0, 1] and augments inside the
 jitted step, so no input pipeline runs per step.
 
+A split read through TFDS is also written, once, to a cache folder ($DIGITJAX_CACHE, else
+~/.cache/digitjax) as an .npz of those arrays; later reads of it load that file without
+importing TensorFlow (see _cached).
+
 Validation is carved from the train split with a permutation seeded by
 config.dataset.split_seed. The test split is read by `load_test` alone, which the
 trainer calls only for the final evaluation.
@@ -13,9 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
+import json
 import os
 import re
 import socket
+import sys
+import tempfile
+import zipfile
 
 # TensorFlow only reads and decodes files here: its C++ notices (TF 2.21 prints some at
 # INFO whatever TF_CPP_MIN_LOG_LEVEL says, e.g. that oneDNN's float kernels are on) are noise.
@@ -191,7 +200,7 @@ def check_split(config, split: str) -> None:
   _check_files(builder, config, split)
 
 
-def _read(config, split: str, limit: int = 0) -> Split:
+def _read_tfds(config, split: str, limit: int = 0) -> Split:
   """Reads one TFDS split (e.g. 'train', 'test[:50%]') into memory."""
   import tensorflow as tf
   import tensorflow_datasets as tfds
@@ -230,6 +239,102 @@ def _read(config, split: str, limit: int = 0) -> Split:
                np.concatenate(labels).astype(np.int32))
 
 
+_CACHE_FORMAT = 1  # bump when what a cache file holds changes
+
+
+def cache_dir() -> str:
+  """Where read splits are cached: $DIGITJAX_CACHE, else ~/.cache/digitjax."""
+  return os.environ.get("DIGITJAX_CACHE") or os.path.join(
+      os.path.expanduser("~"), ".cache", "digitjax")
+
+
+def _cache_path(config, split: str, limit: int) -> str | None:
+  """The cache file of this read, or None when it cannot be keyed without TFDS.
+
+  Keyed by dataset, TFDS version, split string, image size and limit, and by the
+  prepared copy it comes from (its folder and the size and mtime of each file in it): a
+  copy prepared again, damaged or elsewhere is another key. Only a dataset with exactly
+  one prepared version under its data dir is cached (which of several TFDS would open
+  is TFDS's choice, known only after importing it)."""
+  name = config.dataset.name
+  data_dir = (config.dataset.data_dir or os.environ.get("TFDS_DATA_DIR")
+              or os.path.join(os.path.expanduser("~"), "tensorflow_datasets"))
+  found = glob.glob(os.path.join(data_dir, name, "*", "dataset_info.json"))
+  if len(found) != 1:
+    return None
+  folder = os.path.dirname(found[0])
+  try:
+    files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
+                   for f in os.scandir(folder) if f.is_file())
+  except OSError:
+    return None
+  version = os.path.basename(folder)
+  size = config.dataset.image_size or 0
+  key = json.dumps([_CACHE_FORMAT, name, version, split, size, limit or 0,
+                    os.path.realpath(folder), files])
+  digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+  readable = re.sub(r"[^A-Za-z0-9_.%-]+", "_", split)
+  return os.path.join(cache_dir(), name, version,
+                      f"{readable}-size{size}-limit{limit or 0}-{digest}.npz")
+
+
+def _load_cache(path: str) -> Split | None:
+  """The cached split at path; None if there is none. A damaged file is deleted (one
+  warning line) and None returned, so the split is read from TFDS again."""
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      images, labels = f["images"], f["labels"]
+    if (images.dtype != np.uint8 or labels.dtype != np.int32 or images.ndim != 4
+        or labels.shape != images.shape[:1]):
+      raise ValueError(f"arrays {images.dtype}{images.shape}, {labels.dtype}{labels.shape}")
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    print(f"warning: the cached split {path} is damaged ({type(e).__name__}: "
+          f"{str(e)[:100]}); deleting it and reading the dataset again.", file=sys.stderr)
+    try:
+      os.remove(path)
+    except OSError:
+      pass
+    return None
+  return Split(images, labels)
+
+
+def _save_cache(path: str, s: Split) -> None:
+  """Writes s to path atomically (a temporary file, then os.replace): a killed run leaves
+  no half file. A cache that cannot be written (read-only, full disk) is skipped."""
+  tmp = None
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, images=s.images, labels=s.labels)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
+    os.replace(tmp, path)
+  except OSError as e:
+    print(f"warning: cannot cache the split in {path} ({e}); it is read from TFDS each "
+          "time.", file=sys.stderr)
+    if tmp and os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def _cached(config, split: str, limit: int = 0) -> Split:
+  """_read_tfds through the cache: a split read (and checked) once is loaded from its
+  .npz afterwards, without TensorFlow, TFDS or the TFRecord checks of check_split."""
+  path = _cache_path(config, split, limit)
+  s = _load_cache(path) if path else None
+  if s is not None:
+    return s
+  s = _read_tfds(config, split, limit)
+  path = _cache_path(config, split, limit)  # now prepared, if TFDS just downloaded it
+  if path:
+    _save_cache(path, s)
+  return s
+
+
+_read = _cached
+
+
 def load_train_val(config) -> tuple[Split, Split]:
   """The train split, less a seeded validation_fraction that becomes the val split.
 
@@ -262,8 +367,12 @@ def load_train_val(config) -> tuple[Split, Split]:
 def _check_test_split(config) -> None:
   """The test split is read only after training; its files are checked before it, so a
   damaged or misnamed test split is reported before the run, not after it."""
-  if _read is _READ_TFDS:  # another reader (experiments.npz_data) checks its own files
-    check_split(config, config.dataset.test_split)
+  if _read is not _READ_TFDS:  # another reader (experiments.npz_data) checks its own files
+    return
+  path = _cache_path(config, config.dataset.test_split, config.dataset.max_test_examples)
+  if path and os.path.exists(path):  # cached from a checked read; damaged: read again then
+    return
+  check_split(config, config.dataset.test_split)
 
 
 def load_test(config) -> Split:

@@ -11,6 +11,11 @@ if "TFDS_DATA_DIR" not in os.environ and SHARED_TFDS.is_dir():
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _split_cache(tmp_path_factory):  # digitjax.data caches read splits here, not ~/.cache
+  os.environ["DIGITJAX_CACHE"] = str(tmp_path_factory.mktemp("digitjax_cache"))
+
+
 def mnist_available() -> bool:
   d = os.environ.get("TFDS_DATA_DIR")
   return bool(d) and (pathlib.Path(d) / "mnist").is_dir()
