@@ -214,6 +214,17 @@ WHY: dict[str, str] = {
            "D2 --heavy --seeds 1`), reached epoch 475 (val accuracy 97.65, val_loss 0.0817 "
            "and still falling) before its workdir was lost: these machines keep no runs/ "
            "between sessions"),
+    "D3": ("reading checked against the report's text: net1 on CIFAR-10 'con adam y "
+           "adadelta', 30 epochs, batch 128, validation_split 0.2 (its log shows 313 steps "
+           "per epoch: 40,000 training images), optimizers at tf.keras's defaults. Keras's "
+           "validation_split holds out the last 20% of the arrays; digitjax holds out a "
+           "seeded random 20%, since this CIFAR-10 copy is stored in class order and a "
+           "tail slice would hold two classes. Seed 0 (2026-11-30, this CPU under load) "
+           "reached epoch 3 of 30 at val accuracy 66.65% (the report: 65.51 after 30) "
+           "before it was stopped to free the CPU"),
+    "D4": ("as D3, with tf.keras's Adadelta (lr 1e-3, the reading D1 supports): seed 0 "
+           "(2026-11-30) was at val accuracy 12.59% after epoch 1, the slow start the "
+           "report's 34.72% train accuracy after 30 epochs implies, when it was stopped"),
 }
 
 # What one seed of a row costs on this 2-core CPU, shown in the notes while it has no run.
@@ -223,6 +234,27 @@ COST: dict[str, str] = {
     "B6b": "~15-25 epochs of cnn_bn at ~50 s each, 12-20 min per seed here",
     "B6c": "~27 epochs of cnn_bn at ~60 s each, ~30 min per seed here",
     "D1-30": "30 epochs at ~77 s each, ~39 min per seed (measured)",
+    **{row: (f"{s:,} s per epoch measured here under load (experiments/results/"
+             f"epoch_cost_cpu.json; D1's epoch took 266 s there, 77 s idle), {budget}: "
+             f"{where}") for row, s, budget, where in (
+        ("D3", 280, "30 epochs, 2.3 h per seed under that load", "a CPU session holds one seed"),
+        ("D4", 207, "30 epochs, 1.7 h per seed under that load", "a CPU session holds one seed"),
+        ("E1", 144, "up to 150 epochs, early stopping (patience 10)", "~25 epochs, ~1 h a seed"),
+        ("E6.0", 265, "up to 150 epochs, early stopping", "experiments/gpu_jobs.txt"),
+        ("E6.1", 139, "up to 150 epochs, early stopping", "experiments/gpu_jobs.txt"),
+        ("E6.2", 119, "up to 150 epochs, early stopping", "experiments/gpu_jobs.txt"),
+        ("E6.3", 124, "up to 150 epochs, early stopping", "experiments/gpu_jobs.txt"),
+        ("E6.4", 184, "up to 150 epochs, early stopping", "experiments/gpu_jobs.txt"),
+        ("E6.5", 202, "up to 150 epochs, early stopping", "experiments/gpu_jobs.txt"),
+        *((f"E2-{o}", 410, "up to 150 epochs (17 h), early stopping", "needs a GPU: "
+           "experiments/gpu_jobs.txt") for o in ("adam", "adadelta", "adagrad", "sgd")),
+        *((f"E3-{o}", 5810, "up to 150 epochs (242 h), early stopping", "needs a GPU: "
+           "experiments/gpu_jobs.txt") for o in ("adam", "adadelta", "adagrad", "sgd")),
+        *((f"E4-{o}", 7208, "224 px, up to 150 epochs (300 h), early stopping",
+           "needs a GPU: experiments/gpu_jobs.txt") for o in ("adam", "adadelta", "adagrad",
+                                                               "sgd")),
+        *((f"E5-{o}", 327, "up to 150 epochs (14 h), early stopping", "needs a GPU: "
+           "experiments/gpu_jobs.txt") for o in ("adadelta", "sgd")))},
 }
 
 

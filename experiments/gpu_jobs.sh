@@ -11,8 +11,8 @@
 # There, carrying .gpu, with the prepared job list (one command per line; a line
 # "first: CMD" runs alone before the others start side by side):
 #   bash experiments/gpu_jobs.sh 505 experiments/gpu_jobs.txt 2>&1 | tee $OUT/gpu_log.txt
-# experiments/gpu_jobs.txt holds the report rows this CPU cannot afford (EPOCHS.md in
-# experiments/results says what each costs here): the speedrun alone first, then D1/D2 at
+# experiments/gpu_jobs.txt holds the report rows this CPU cannot afford (what each costs
+# here: experiments/results/epoch_cost_cpu.json): the speedrun alone first, then D1/D2 at
 # 700 epochs (3 seeds together each), E1 and the E6 ladder (3 seeds together), and one
 # seed of the E2-E5 networks. To have the runner skip seeds finished here, copy their
 # config.json, results.json and metrics.jsonl to .gpu/runs/reproduce/<row>/seed<k>/.
