@@ -2,7 +2,9 @@
 
 Intentionally short, as in Flax's examples: flags in, one call into digitjax.train out.
 Any config field can be overridden, e.g. `--config.optimizer.learning_rate=3e-4`.
-Rerunning on the same workdir resumes; `--mode=eval` tests the best checkpoint.
+Rerunning on the same workdir resumes; `--mode=eval` tests the best checkpoint
+(`--eval_split='test[:50%]'`, `--eval_dataset=...`: another split or dataset, printed only);
+`--mode=predict --workdir=DIR --images=a.png,folder/,x.npy` prints each image's class.
 Problems the user can fix print one line on stderr and exit with status 2.
 """
 from __future__ import annotations
@@ -20,9 +22,18 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/cnn_bn.py.", lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Where checkpoints, metrics and plots go. Default: runs/<config name>.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"],
-                          "train (resumes if the workdir has a checkpoint) or eval "
-                          "(tests the best checkpoint).")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"],
+                          "train (resumes if the workdir has a checkpoint), eval "
+                          "(tests the best checkpoint) or predict (classifies --images).")
+_IMAGES = flags.DEFINE_string(
+    "images", None, "--mode=predict: comma-separated PNG/JPEG files, folders of them, or "
+    ".npy arrays of images (uint8 0-255 or float 0-1).")
+_EVAL_SPLIT = flags.DEFINE_string(
+    "eval_split", None, "--mode=eval on this split instead of the config's test split, "
+    "e.g. 'test[:50%]'; prints only, writes nothing in the workdir.")
+_EVAL_DATASET = flags.DEFINE_string(
+    "eval_dataset", None, "--mode=eval on another dataset with images of the same shape "
+    "and as many classes (e.g. fashion_mnist for an MNIST run); prints only.")
 _FRESH = flags.DEFINE_bool("fresh", False, "Set an existing workdir aside (renamed with a "
                            "timestamp, never deleted) and start from scratch.")
 
@@ -35,7 +46,8 @@ def _validate(config) -> None:
     raise UserError("invalid config:\n  " + "\n  ".join(errors))
 
 
-def run(config, workdir: str, mode: str = "train", fresh: bool = False) -> dict:
+def run(config, workdir: str, mode: str = "train", fresh: bool = False,
+        eval_split: str | None = None, eval_dataset: str | None = None) -> dict:
   _validate(config)
   from digitjax import data, models  # imports JAX: after the cheap checks
   info = data.DATASETS[config.dataset.name]
@@ -45,6 +57,9 @@ def run(config, workdir: str, mode: str = "train", fresh: bool = False) -> dict:
     print(f"Moved the previous run to {aside}.")
   from digitjax import train
   try:
+    if mode == "eval" and (eval_split or eval_dataset):
+      from digitjax import inference
+      return inference.evaluate(config, workdir, eval_split, eval_dataset)
     if mode == "eval":
       return train.evaluate_checkpoint(config, workdir)
     return train.train_and_evaluate(config, workdir)
@@ -53,6 +68,59 @@ def run(config, workdir: str, mode: str = "train", fresh: bool = False) -> dict:
       raise
     raise UserError(f"could not write in {workdir} ({e.strerror}). What it held before is "
                     "intact: free disk space and rerun the same command to resume.") from e
+
+
+_IMAGE_FILES = (".png", ".jpg", ".jpeg")
+
+
+def _read_images(spec: str, channels: int):
+  """(path, images, is_array) from --images: PNG/JPEG files, folders of them, .npy arrays."""
+  import numpy as np
+
+  groups = []
+  for path in [p for p in spec.split(",") if p]:
+    if os.path.isdir(path):
+      files = sorted(os.path.join(path, f) for f in os.listdir(path)
+                     if f.lower().endswith(_IMAGE_FILES))
+      if not files:
+        raise UserError(f"--images: folder {path} holds no .png/.jpg/.jpeg file.")
+    elif os.path.isfile(path):
+      files = [path]
+    else:
+      raise UserError(f"--images: {path} does not exist.")
+    for f in files:
+      try:
+        if f.lower().endswith(".npy"):
+          a = np.load(f, allow_pickle=False)
+          groups.append((f, a, True))
+          continue
+        from PIL import Image
+        with Image.open(f) as im:
+          groups.append((f, np.asarray(im.convert("L" if channels == 1 else "RGB")), False))
+      except (OSError, ValueError) as e:
+        raise UserError(f"--images: cannot read {f} as an image or .npy array ({e}).") from e
+  if not groups:
+    raise UserError("--images is empty: give PNG/JPEG files, folders or .npy arrays.")
+  return groups
+
+
+def predict(workdir: str, images: str) -> list[tuple[str, str, float]]:
+  """--mode=predict: (name, class, probability) per image, each printed as one line."""
+  from digitjax import inference
+
+  model = inference.load(workdir)
+  rows = []
+  for path, arr, is_array in _read_images(images, model.input_shape[2]):
+    try:
+      p = model.predict(arr)
+    except UserError as e:
+      raise UserError(f"--images: {path}: {e}") from None
+    names = [f"{path}[{i}]" for i in range(len(p))] if is_array else [path]
+    for name, row in zip(names, p):
+      k = int(row.argmax())
+      rows.append((name, model.class_names[k], float(row[k])))
+      print(f"{name}\t{model.class_names[k]}\t{row[k]:.4f}")
+  return rows
 
 
 def parse_flags(argv):
@@ -153,13 +221,26 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS are chatty at INFO
   config = _CONFIG.value
+  if _MODE.value == "predict":
+    if not _IMAGES.value or not (_WORKDIR.value or config):
+      raise app.UsageError("--mode=predict needs --images=PATH[,PATH...] and --workdir "
+                           "(or --config, for runs/<config name>)")
+    try:
+      predict(_WORKDIR.value or os.path.join("runs", config.name), _IMAGES.value)
+    except UserError as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
+    return
   if config is None:
     raise app.UsageError("--config is required, e.g. --config=configs/cnn_bn.py")
+  if (_EVAL_SPLIT.value or _EVAL_DATASET.value) and _MODE.value != "eval":
+    raise app.UsageError("--eval_split and --eval_dataset go with --mode=eval")
   workdir = _WORKDIR.value or os.path.join("runs", config.name)
   try:
     from digitjax import distributed
     distributed.initialize_from_env()  # several processes (launch.sh --processes / --slurm)
-    result = run(config, workdir, _MODE.value, _FRESH.value)
+    result = run(config, workdir, _MODE.value, _FRESH.value, _EVAL_SPLIT.value,
+                 _EVAL_DATASET.value)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -1,0 +1,277 @@
+"""Using a trained model: load a workdir (or an exported file) and predict.
+
+  import digitjax
+  model = digitjax.load("runs/tiny")            # best checkpoint; which="latest", seed=k
+  probs = model.predict(images)                  # uint8 0-255 or float 0-1 -> (N, classes)
+  digitjax.inference.export("runs/tiny", "tiny.msgpack")   # params + config, one file
+  digitjax.load("tiny.msgpack").predict(images)  # the same probabilities
+
+The weights come from the workdir's checkpoints exactly as training saved them and the
+model from its config.json, so predict's argmax is what `--mode=eval` scores.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from digitjax.errors import UserError
+
+EXPORT_FORMAT = "digitjax-params-1"
+WHICH = ("best", "latest")
+
+
+def _tuples(x):
+  """config.json's lists back to the tuples the config schema uses (hidden_units, ...)."""
+  if isinstance(x, dict):
+    return {k: _tuples(v) for k, v in x.items()}
+  if isinstance(x, list):
+    return tuple(_tuples(v) for v in x)
+  return x
+
+
+def config_from_json(text: str):
+  import ml_collections
+
+  return ml_collections.ConfigDict(_tuples(json.loads(text)))
+
+
+def _read_config(workdir: str):
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    what = "does not exist" if not os.path.exists(workdir) else "holds no config.json"
+    raise UserError(f"{workdir} {what}: it is not a trained run. Point it at a workdir "
+                    "made by `python -m digitjax.main --config=...` or at a file "
+                    "digitjax.inference.export wrote.")
+  try:
+    with open(path) as f:
+      return config_from_json(f.read())
+  except (OSError, ValueError) as e:
+    raise UserError(f"{path} is unreadable ({e}).") from e
+
+
+@dataclasses.dataclass
+class Model:
+  """A trained model: predict(images) -> class probabilities (N, classes) as numpy."""
+  config: Any
+  module: Any  # the Flax module (models.build)
+  variables: dict  # {"params": ..., "batch_stats": ...}, one seed's, on the host
+  class_names: tuple[str, ...]
+  seed: int
+  source: str  # the workdir's checkpoint or the exported file it came from
+
+  @property
+  def input_shape(self) -> tuple[int, int, int]:
+    from digitjax import data
+    return data.image_shape(self.config)
+
+  @functools.cached_property
+  def _apply(self):
+    import jax
+
+    softmax = self.config.model.output_activation == "softmax"
+
+    def probs(variables, x):
+      logits = self.module.apply(variables, x, train=False)
+      if softmax:
+        return jax.nn.softmax(logits)
+      p = jax.nn.sigmoid(logits)  # as the loss reads sigmoid outputs: normalised
+      return p / p.sum(-1, keepdims=True)
+    return jax.jit(probs)
+
+  def prepare(self, images) -> np.ndarray:
+    """images as the model sees them: float32 (N, H, W, C) in [0, 1], resized as the
+    config's data were."""
+    x = np.asarray(images)
+    h, w, c = self.input_shape
+    native = _native_shape(self.config)
+    if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
+      raise UserError(f"images must be uint8 (0-255) or float (0-1), not {x.dtype}.")
+    if x.ndim == 2 and c == 1:
+      x = x[None, ..., None]
+    elif x.ndim == 3 and c == 1 and x.shape[-1] != 1:
+      x = x[..., None]  # (N, H, W) grayscale
+    if x.ndim == 3:
+      x = x[None]
+    want = "x".join("H" if d is None else str(d) for d in native)
+    if x.ndim != 4 or x.shape[-1] != c:
+      raise UserError(f"images of shape {tuple(np.shape(images))} do not fit this model, "
+                      f"which takes {want} images (N,H,W,C), (H,W,C)"
+                      + (" or without the channel axis" if c == 1 else "") + ".")
+    resizes = bool(self.config.dataset.image_size)
+    if not resizes and x.shape[1:3] != (h, w):
+      raise UserError(f"images of shape {tuple(np.shape(images))} do not fit this model, "
+                      f"which takes {h}x{w}x{c} images.")
+    if x.shape[1:3] == (h, w):
+      return x.astype(np.float32) / np.float32(255) if x.dtype == np.uint8 \
+          else x.astype(np.float32)
+    # resized as data._read_tfds does: bilinear on 0-255 values, then cast (truncated)
+    import jax
+    scale = np.float32(1) if x.dtype == np.uint8 else np.float32(255)
+    y = jax.image.resize(x.astype(np.float32) * scale, (len(x), h, w, c), "linear",
+                         antialias=False)
+    return np.floor(np.clip(np.asarray(y), 0, 255)) / np.float32(255)
+
+  def predict(self, images, batch_size: int | None = None) -> np.ndarray:
+    """Class probabilities (N, classes), float32 numpy, for uint8 (0-255) or float (0-1)
+    images of shape (N,H,W,C) or (H,W,C); grayscale also without the channel axis."""
+    x = self.prepare(images)
+    bs = batch_size or self.config.eval_batch_size or 256
+    out = [np.asarray(self._apply(self.variables, x[i:i + bs]))
+           for i in range(0, len(x), bs)]
+    return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
+
+  def classify(self, images) -> list[tuple[str, float]]:
+    """(class name, probability) of each image's most likely class."""
+    p = self.predict(images)
+    return [(self.class_names[i], float(p[n, i])) for n, i in enumerate(p.argmax(-1))]
+
+
+def _native_shape(config):
+  from digitjax import data
+  h, w, c = data.DATASETS[config.dataset.name].image_shape
+  size = config.dataset.image_size
+  return (size, size, c) if size and h is None else (h, w, c)
+
+
+def _has_steps(folder: str) -> bool:
+  return os.path.isdir(folder) and any(n.isdigit() for n in os.listdir(folder))
+
+
+def _restore(workdir: str, config, which: str):
+  """The restored TrainState (leading seed axis) and the Trainer that describes it."""
+  from digitjax import checkpoints, train
+
+  if which not in WHICH:
+    raise UserError(f"which={which!r}: choose 'best' (the best validation checkpoint) or "
+                    "'latest' (the newest saved state).")
+  if not _has_steps(os.path.join(workdir, "checkpoints", which)):
+    raise UserError(f"{workdir} holds no {which} checkpoint. Train first (--mode=train) "
+                    "or point at a trained run.")
+  trainer = train.Trainer(config, steps_per_epoch=1)
+  ckpts = checkpoints.Checkpoints(workdir)
+  try:
+    restore = ckpts.restore_best if which == "best" else ckpts.restore_latest
+    restored = restore(trainer.abstract_state())
+  finally:
+    ckpts.close()
+  if restored is None:
+    raise UserError(f"every {which} checkpoint in {workdir} is unreadable; retrain.")
+  return trainer, restored[0]
+
+
+def _seed_index(config, seed: int | None) -> int:
+  seeds = [config.seed + k for k in range(config.num_seeds)]
+  if seed is None:
+    return 0
+  if seed not in seeds:
+    raise UserError(f"seed={seed}: this run trained seed{'s' if len(seeds) > 1 else ''} "
+                    f"{', '.join(map(str, seeds))}.")
+  return seeds.index(seed)
+
+
+def _build(config, variables, seed, source) -> Model:
+  from digitjax import data, models
+  if config.dataset.name not in data.DATASETS:
+    raise UserError(f"{source}: unknown dataset {config.dataset.name!r}.")
+  info = data.DATASETS[config.dataset.name]
+  return Model(config=config, module=models.build(config, info.num_classes),
+               variables=variables, class_names=info.class_names, seed=seed, source=source)
+
+
+def load(path: str, which: str = "best", seed: int | None = None) -> Model:
+  """A trained model from a workdir (its config.json and `which` checkpoint, 'best' or
+  'latest'; `seed` picks one seed of a multi-seed run, default the first) or from a file
+  that export() wrote. UserError if there is nothing to load."""
+  import jax
+
+  path = os.fspath(path)
+  if os.path.isfile(path):
+    return _load_export(path, seed)
+  if which not in WHICH:
+    raise UserError(f"which={which!r}: choose 'best' (the best validation checkpoint) or "
+                    "'latest' (the newest saved state).")
+  config = _read_config(path)
+  k = _seed_index(config, seed)
+  _, state = _restore(path, config, which)
+  variables = jax.tree.map(lambda a: np.asarray(jax.device_get(a))[k],
+                           {"params": state.params, "batch_stats": state.batch_stats})
+  return _build(config, variables, config.seed + k, f"{path} ({which} checkpoint)")
+
+
+def export(workdir: str, path: str, which: str = "best", seed: int | None = None) -> str:
+  """Writes one seed's params and batch_stats and the run's config to one msgpack file
+  (flax.serialization), written whole or not at all; load(path) reads it. Returns path."""
+  from flax import serialization
+
+  model = load(workdir, which, seed)
+  blob = serialization.msgpack_serialize({
+      "format": EXPORT_FORMAT, "seed": model.seed,
+      "config": model.config.to_json_best_effort(sort_keys=True),
+      "variables": serialization.to_state_dict(model.variables)})
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  with open(path + ".tmp", "wb") as f:
+    f.write(blob)
+  os.replace(path + ".tmp", path)
+  return path
+
+
+def _load_export(path: str, seed: int | None) -> Model:
+  from flax import serialization
+
+  try:
+    with open(path, "rb") as f:
+      blob = serialization.msgpack_restore(f.read())
+    assert isinstance(blob, dict) and blob.get("format") == EXPORT_FORMAT
+    config = config_from_json(blob["config"])
+  except Exception as e:  # msgpack raises several types for a file of something else
+    raise UserError(f"{path} is not a model digitjax.inference.export wrote.") from e
+  if seed is not None and seed != blob["seed"]:
+    raise UserError(f"seed={seed}: {path} holds seed {blob['seed']} only.")
+  variables = {"params": blob["variables"].get("params", {}),
+               "batch_stats": blob["variables"].get("batch_stats", {})}
+  return _build(config, variables, int(blob["seed"]), path)
+
+
+def evaluate(config, workdir: str, split: str | None = None,
+             dataset: str | None = None) -> dict:
+  """The best checkpoint's test loss and accuracy (per seed) on another split and/or
+  another dataset of the same image shape and number of classes; prints one line and
+  writes nothing in the workdir."""
+  from digitjax import checkpoints, data, train, workdir as workdir_lib
+
+  checkpoints.require_best(workdir)
+  workdir_lib.check_config(config, workdir)
+  other = config.copy_and_resolve_references()
+  if dataset:
+    mine, theirs = data.DATASETS[config.dataset.name], data.DATASETS.get(dataset)
+    if theirs is None:
+      raise UserError(f"--eval_dataset={dataset}: unknown dataset; known: "
+                      f"{', '.join(data.DATASETS)}.")
+    if (theirs.num_classes, theirs.image_shape[2]) != (mine.num_classes, mine.image_shape[2]) \
+        or (not config.dataset.image_size and theirs.image_shape != mine.image_shape):
+      raise UserError(f"--eval_dataset={dataset}: its images {theirs.image_shape} and "
+                      f"{theirs.num_classes} classes do not fit this run's model "
+                      f"({mine.image_shape}, {mine.num_classes} classes).")
+    other.dataset.name = dataset
+  if split:
+    other.dataset.test_split = split
+    other.dataset.max_test_examples = 0
+  trainer, state = _restore(workdir, config, "best")
+  test = data.load_test(other)
+  metrics, _ = trainer.evaluate(trainer.replicate(state), test)
+  out = dict(dataset=other.dataset.name, split=other.dataset.test_split,
+             test_examples=len(test), seeds=trainer.seeds,
+             test_loss=[float(v) for v in metrics["loss"]],
+             test_accuracy=[float(v) for v in metrics["accuracy"]])
+  acc = ", ".join(f"{a:.4f}" for a in out["test_accuracy"])
+  loss = ", ".join(f"{v:.4f}" for v in out["test_loss"])
+  print(f"Eval on {out['dataset']} {out['split']!r} ({len(test)} images, best checkpoint): "
+        f"loss {loss}, accuracy {acc}" + (f" (seeds {', '.join(map(str, trainer.seeds))})"
+                                          if len(trainer.seeds) > 1 else ""))
+  return out
