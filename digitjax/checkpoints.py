@@ -7,7 +7,10 @@ Two CheckpointManagers, one folder each, so neither retention rule can evict the
   mode and the final test figures use.
 
 A checkpoint holds the TrainState pytree and a JSON `meta` dict (epoch, history, early
-stopping counters, config fingerprint): everything the loop needs to continue exactly.
+stopping counters, and `config_fingerprint`: workdir.identity() of the config that wrote
+it): everything the loop needs to continue exactly. A restore reads the meta first, so a
+checkpoint of another config is refused in one message and left in place; only one that
+cannot be read (truncated file, bad JSON) is moved to checkpoints/unreadable/.
 Saves are synchronous (the states are small) and orbax writes into a temporary folder
 that it renames only when complete, so a failed or interrupted save never replaces a
 good checkpoint.
@@ -21,6 +24,7 @@ import sys
 import time
 import traceback
 
+import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
@@ -120,48 +124,87 @@ class Checkpoints:
   def save_best(self, step: int, state, meta: dict):
     self._save(self.best, step, state, meta, "best")
 
-  def _restore(self, manager, abstract_state, what: str):
+  def _restore(self, manager, abstract_state, what: str, check=None):
     with _orbax_errors_unlogged():
-      return self._restore_newest_readable(manager, abstract_state, what)
+      return self._restore_newest_readable(manager, abstract_state, what, check)
 
-  def _restore_newest_readable(self, manager, abstract_state, what: str):
+  def _restore_newest_readable(self, manager, abstract_state, what: str, check=None):
     """The newest readable checkpoint of `manager` as (state, meta), or None if none.
 
-    A checkpoint that fails to restore (truncated or deleted file, half-written step)
-    is reported in one line, moved to checkpoints/unreadable/ (kept for inspection, and
-    out of the way of the step that will be saved again) and the next older one is tried.
+    Its meta is read first and given to check(meta, where), which raises UserError for a
+    checkpoint of another config (nothing is moved). A checkpoint whose arrays have other
+    shapes than `abstract_state` (one saved before checkpoints recorded their config) is
+    also one UserError, nothing moved. A checkpoint that fails to restore otherwise
+    (truncated or deleted file, bad JSON, half-written step) is reported in one line,
+    moved to checkpoints/unreadable/ (kept for inspection, and out of the way of the step
+    that will be saved again) and the next older one is tried.
     """
     _silence_orbax_leftovers()
     manager.reload()
     for step in sorted(manager.all_steps(), reverse=True):
+      where = f"the {what} checkpoint at step {step} in {manager.directory}"
+      try:
+        meta = manager.restore(step, args=ocp.args.Composite(
+            meta=ocp.args.JsonRestore())).meta
+        if not isinstance(meta, dict):
+          raise ValueError("its meta is not a JSON object")
+      except Exception as e:  # orbax raises many types for damaged files
+        self._set_aside(manager, step, what, e)
+        continue
+      if check is not None:
+        check(meta, where)
+      # Before restoring: a failed restore of other shapes leaves orbax's reads to print.
+      if _other_shapes(os.path.join(manager.directory, str(step), "state"), abstract_state):
+        raise UserError(
+            f"{where} does not fit this config (its arrays have other shapes: another "
+            "model or optimizer?), and it predates checkpoints that record their config. "
+            "Nothing was moved: use the config it was made with, or another --workdir, "
+            "or --fresh to set the old run aside.")
       try:
         restored = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
         return restored.state, restored.meta
-      except Exception as e:  # orbax raises many types for damaged files
-        aside = os.path.join(self.root, "unreadable", f"{what}-{step}-{time.time():.0f}")
-        os.makedirs(os.path.dirname(aside), exist_ok=True)
-        os.rename(os.path.join(manager.directory, str(step)), aside)
-        manager.reload()
-        print(f"warning: {what} checkpoint at step {step} is unreadable "
-              f"({type(e).__name__}: {str(e).splitlines()[0][:150]}); moved it to {aside} "
-              "and trying an older one.", file=sys.stderr)
+      except Exception as e:
+        self._set_aside(manager, step, what, e)
     return None
 
-  def restore_latest(self, abstract_state):
-    return self._restore(self.latest, abstract_state, "latest")
+  def _set_aside(self, manager, step: int, what: str, e: Exception) -> None:
+    aside = os.path.join(self.root, "unreadable", f"{what}-{step}-{time.time():.0f}")
+    os.makedirs(os.path.dirname(aside), exist_ok=True)
+    os.rename(os.path.join(manager.directory, str(step)), aside)
+    manager.reload()
+    print(f"warning: {what} checkpoint at step {step} is unreadable "
+          f"({type(e).__name__}: {str(e).splitlines()[0][:150]}); moved it to {aside} "
+          "and trying an older one.", file=sys.stderr)
 
-  def restore_best(self, abstract_state):
-    return self._restore(self.best, abstract_state, "best")
+  def restore_latest(self, abstract_state, check=None):
+    return self._restore(self.latest, abstract_state, "latest", check)
+
+  def restore_best(self, abstract_state, check=None):
+    return self._restore(self.best, abstract_state, "best", check)
 
   def close(self):
     self.latest.close()
     self.best.close()
 
 
+def _other_shapes(path: str, abstract_state) -> bool:
+  """True if the stored state at `path` has readable metadata whose array shapes are not
+  those of abstract_state (another width, another optimizer's state)."""
+  try:
+    stored = ocp.StandardCheckpointer().metadata(path)
+    stored = getattr(stored, "item_metadata", stored)
+    have = sorted(tuple(x.shape) for x in jax.tree.leaves(stored) if hasattr(x, "shape"))
+  except Exception:  # unreadable metadata: a damaged checkpoint, not another config
+    return False
+  return bool(have) and have != sorted(tuple(x.shape) for x in jax.tree.leaves(abstract_state))
+
+
 def require_best(workdir: str) -> None:
-  """Raises UserError unless the workdir holds a best checkpoint; creates nothing."""
-  best = os.path.join(workdir, "checkpoints", "best")
-  if not (os.path.isdir(best) and any(name.isdigit() for name in os.listdir(best))):
+  """Raises UserError unless the workdir holds a best or a latest checkpoint (eval falls
+  back to the latest when the best is lost); creates nothing."""
+  root = os.path.join(workdir, "checkpoints")
+  if not any(os.path.isdir(d) and any(name.isdigit() for name in os.listdir(d))
+             for d in (os.path.join(root, "best"), os.path.join(root, "latest"))):
     raise UserError(f"there is nothing to evaluate in {workdir}: it holds no checkpoint. "
                     "Train first (--mode=train) or point --workdir at a trained run.")

@@ -527,15 +527,24 @@ class Saves:
     self.ckpts = checkpoints.Checkpoints(workdir)
     self.abstract = trainer.abstract_state()
     self.replicate = trainer.replicate
+    self.identity = workdir_lib.identity(trainer.config)
+    self.check = identity_check(trainer.config)
     self.best_state, self.best_unsaved = None, False
 
   def restore(self) -> tuple[TrainState, LoopState] | None:
-    restored = self.ckpts.restore_latest(self.abstract)
+    restored = self.ckpts.restore_latest(self.abstract, self.check)
     if restored is None:
       return None
-    best = self.ckpts.restore_best(self.abstract)
+    state, loop = self.replicate(restored[0]), LoopState.from_meta(restored[1])
+    best = self.ckpts.restore_best(self.abstract, self.check)
+    if best is None and holds_best(loop):  # the best lost, and the latest is that state
+      self.ckpts.save_best(_step_of(state), state, restored[1])
+      print(f"note: the best checkpoint was missing or unreadable; rebuilt it from the "
+            f"latest one, which holds the best state (epoch "
+            f"{', '.join(map(str, loop.best_epoch))}).", file=sys.stderr)
+      best = restored
     self.best_state = self.replicate(best[0]) if best else None
-    return self.replicate(restored[0]), LoopState.from_meta(restored[1])
+    return state, loop
 
   def new_best(self, state: TrainState, improved: np.ndarray) -> None:
     if improved.any():
@@ -544,11 +553,28 @@ class Saves:
       self.best_unsaved = True
 
   def save(self, state: TrainState, loop: LoopState, step: int | None = None) -> None:
-    step, meta = _step_of(state) if step is None else step, loop.meta()
+    step = _step_of(state) if step is None else step
+    meta = {**loop.meta(), "config_fingerprint": self.identity}
     if self.best_unsaved:
       self.ckpts.save_best(step, self.best_state, meta)
       self.best_unsaved = False
     self.ckpts.save_latest(step, state, meta)
+
+
+def identity_check(config):
+  """check(meta, where) for Checkpoints' restores: refuses a checkpoint whose meta records
+  another config (checkpoints written before the fingerprint pass)."""
+  def check(meta: dict, where: str) -> None:
+    if "config_fingerprint" in meta:
+      workdir_lib.check_identity(meta["config_fingerprint"], config, where)
+  return check
+
+
+def holds_best(loop: LoopState) -> bool:
+  """True if the state saved with `loop` (a checkpoint's) is every seed's best state: it
+  was saved at an epoch's end that is each seed's best epoch."""
+  return (loop.epoch > 0 and loop.step_in_epoch == 0 and bool(loop.best_epoch)
+          and all(b == e for b, e in zip(loop.best_epoch, loop.epochs_run)))
 
 
 def _tally(sums: EpochSums, loop: LoopState, first: int, metrics, trainer, epoch: int,
@@ -790,7 +816,10 @@ def final_test(trainer: Trainer, state, loop: LoopState, saves: Saves, workdir: 
         val_accuracy=best.get("val_accuracy"),
         test_accuracy_last_epoch=(float(last_test["accuracy"][k]) if last_test
                                   else res["test_accuracy"]))
+  evaluated = results.get("evaluated")
   results = reporting.combine_seeds(per_seed) if r > 1 else per_seed[0]
+  if evaluated:
+    results["evaluated"] = evaluated
   results.update(model=config.model.name, dataset=config.dataset.name, num_seeds=r,
                  devices=jax.device_count(), processes=jax.process_count(),
                  device_kind=jax.devices()[0].device_kind,
@@ -823,9 +852,23 @@ def evaluate_checkpoint(config, workdir: str, trainer: Trainer | None = None,
     workdir_lib.check_config(config, workdir)
     trainer = Trainer(config, steps_per_epoch=1)
   ckpts = ckpts or checkpoints.Checkpoints(workdir)
-  restored = ckpts.restore_best(trainer.abstract_state())
-  if restored is None:
-    raise UserError(f"every best checkpoint in {workdir} is unreadable; retrain.")
+  check = identity_check(config)
+  restored, evaluated = ckpts.restore_best(trainer.abstract_state(), check), None
+  if restored is None:  # the best lost: the latest, which may hold the same state
+    restored = ckpts.restore_latest(trainer.abstract_state(), check)
+    if restored is None:
+      raise UserError(f"every checkpoint in {workdir} is unreadable; train it again "
+                      "with --fresh (the old run is set aside, not deleted).")
+    latest = LoopState.from_meta(restored[1])
+    if holds_best(latest):
+      print(f"note: the best checkpoint in {workdir} is missing or unreadable; the latest "
+            "one holds the same best state, evaluating it.", file=sys.stderr)
+    else:
+      evaluated = (f"latest checkpoint (epoch {latest.epoch}, step "
+                   f"{int(np.max(restored[0].step))}): the best (epoch "
+                   f"{', '.join(map(str, latest.best_epoch))}) is missing or unreadable")
+      print(f"warning: evaluating the {evaluated}. results.json records it as "
+            "'evaluated'.", file=sys.stderr)
   state, loop = trainer.replicate(restored[0]), LoopState.from_meta(restored[1])
   test = data.load_test(config)
   metrics, preds = trainer.evaluate(state, test)
@@ -843,6 +886,8 @@ def evaluate_checkpoint(config, workdir: str, trainer: Trainer | None = None,
     reporting.plot_confusion(total, trainer.info.class_names,
                              os.path.join(workdir, "confusion_matrix.png"))
   results = reporting.combine_seeds(per_seed) if len(per_seed) > 1 else per_seed[0]
+  if evaluated:
+    results["evaluated"] = evaluated
   if not quiet:
     print(f"Test (best checkpoint, epoch{'s' if len(per_seed) > 1 else ''} "
           f"{', '.join(map(str, loop.best_epoch))}): {reporting.test_summary(results)}")

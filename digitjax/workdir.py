@@ -45,6 +45,24 @@ def record_config(config, workdir: str) -> None:
     os.replace(path + ".tmp", path)
 
 
+def identity(config) -> dict:
+  """The fields that make a run this run (config.fingerprint): what config.json and each
+  checkpoint's meta (`config_fingerprint`) record and are checked against."""
+  return config_lib.fingerprint(config)
+
+
+def check_identity(theirs: dict | None, config, where: str, advice: str = "") -> None:
+  """UserError if `theirs` (a recorded identity; None: unreadable) is not config's;
+  `where` names what recorded it."""
+  mine = identity(config)
+  if theirs != mine:
+    raise UserError(
+        f"{where} holds a run of a different config "
+        f"({config_lib.describe_difference(theirs, mine)}). " + (
+            advice or "Use another --workdir or the config it was made with, or --fresh "
+            "to set the old run aside (renamed, not deleted)."))
+
+
 def check_config(config, workdir: str, advice: str = "") -> None:
   """UserError if workdir's config.json records a different config (none: fine); advice
   replaces the message's advice for the command line."""
@@ -56,13 +74,7 @@ def check_config(config, workdir: str, advice: str = "") -> None:
       theirs = config_lib.fingerprint_from_json(f.read())
     except ValueError:
       theirs = None
-  mine = config_lib.fingerprint(config)
-  if theirs != mine:
-    raise UserError(
-        f"workdir {workdir} holds a run of a different config "
-        f"({config_lib.describe_difference(theirs, mine)}). " + (
-            advice or "Use another --workdir or the config it was made with, or --fresh "
-            "to set the old run aside (renamed, not deleted)."))
+  check_identity(theirs, config, f"workdir {workdir}", advice)
 
 
 def read_results(workdir: str) -> dict | None:

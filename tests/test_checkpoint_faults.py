@@ -1,0 +1,134 @@
+"""Issue #21 (checkpoints): faults provoked on disk in a finished tiny run.
+
+A lost or damaged best checkpoint is rebuilt from the latest one when that holds the best
+state (or the latest is evaluated, and results.json says so); a checkpoint of another
+config is refused in one message and left where it is.
+"""
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import needs_mnist, tiny_config
+from digitjax import main
+from digitjax.errors import UserError
+
+pytestmark = needs_mnist
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+  """A finished tiny run (2 epochs) and its results."""
+  wd = tmp_path_factory.mktemp("finished") / "run"
+  results = main.run(tiny_config(), str(wd))
+  return wd, results
+
+
+@pytest.fixture
+def run(finished, tmp_path):
+  """A copy of the finished run to damage."""
+  wd, results = finished
+  copy = tmp_path / "run"
+  shutil.copytree(wd, copy)
+  return copy, results
+
+
+def _best_steps(wd):
+  return sorted(p.name for p in (wd / "checkpoints" / "best").iterdir() if p.name.isdigit())
+
+
+def _same_figures(got, recorded):
+  assert got["test_accuracy"] == recorded["test_accuracy"]
+  assert got["test_loss"] == recorded["test_loss"]
+  assert "evaluated" not in got  # the best weights themselves
+
+
+def test_deleted_best_is_rebuilt_by_train_and_eval_reproduces(run, capsys):
+  wd, recorded = run
+  assert recorded["best_epoch"] == recorded["epochs_run"]  # the latest holds the best
+  steps = _best_steps(wd)
+  for s in steps:
+    shutil.rmtree(wd / "checkpoints" / "best" / s)
+  _same_figures(main.run(tiny_config(), str(wd)), recorded)
+  assert _best_steps(wd) == steps
+  assert "rebuilt it from the latest" in capsys.readouterr().err
+  _same_figures(main.run(tiny_config(), str(wd), mode="eval"), recorded)
+  _same_figures(json.loads((wd / "results.json").read_text()), recorded)
+
+
+def test_damaged_best_is_evaluated_from_latest_and_rebuilt(run, capsys):
+  wd, recorded = run
+  (step,) = _best_steps(wd)
+  state = wd / "checkpoints" / "best" / step / "state"
+  for root, _, files in os.walk(state):
+    for name in files:
+      with open(os.path.join(root, name), "r+b") as f:
+        f.truncate(3)
+  _same_figures(main.run(tiny_config(), str(wd), mode="eval"), recorded)
+  err = capsys.readouterr().err
+  assert "unreadable" in err and "holds the same best state" in err
+  _same_figures(main.run(tiny_config(), str(wd)), recorded)
+  assert _best_steps(wd) == [step]
+  _same_figures(main.run(tiny_config(), str(wd), mode="eval"), recorded)
+
+
+def test_lost_best_not_in_latest_evaluates_latest_and_records_it(run, capsys):
+  wd, recorded = run
+  shutil.rmtree(wd / "checkpoints" / "best")
+  # The latest checkpoints say the best epoch was 1: their state is not the best one.
+  from digitjax import checkpoints, train
+  trainer = train.Trainer(tiny_config(), steps_per_epoch=1)
+  ckpts = checkpoints.Checkpoints(str(wd))
+  state, meta = ckpts.restore_latest(trainer.abstract_state())
+  ckpts.close()
+  shutil.rmtree(wd / "checkpoints" / "latest")
+  ckpts = checkpoints.Checkpoints(str(wd))
+  ckpts.save_latest(int(state.step.max()), state, {**meta, "best_epoch": [1]})
+  ckpts.close()
+  got = main.run(tiny_config(), str(wd), mode="eval")
+  assert got["test_accuracy"] == recorded["test_accuracy"]  # the latest's weights
+  assert got["evaluated"].startswith("latest checkpoint (epoch 2")
+  assert "evaluating the latest checkpoint" in capsys.readouterr().err
+  got = main.run(tiny_config(), str(wd))  # train: finishes, on the latest, and says so
+  assert got["evaluated"].startswith("latest checkpoint (epoch 2")
+  assert json.loads((wd / "results.json").read_text())["evaluated"] == got["evaluated"]
+
+
+def test_eval_of_another_width_is_refused_and_moves_nothing(run):
+  wd, _ = run
+  (wd / "config.json").unlink()
+  steps = _best_steps(wd)
+  with pytest.raises(UserError, match=r"best checkpoint .*different config.*hidden_units"):
+    main.run(tiny_config(**{"model.hidden_units": (64,)}), str(wd), mode="eval")
+  assert _best_steps(wd) == steps
+  assert not (wd / "checkpoints" / "unreadable").exists()
+
+
+def test_another_seed_is_refused_without_config_json(run):
+  wd, _ = run
+  (wd / "config.json").unlink()
+  with pytest.raises(UserError, match=r"different config \(seed: 0 -> 1\)"):
+    main.run(tiny_config(seed=1), str(wd))
+  assert not (wd / "checkpoints" / "unreadable").exists()
+
+
+def test_old_checkpoint_of_another_width_is_one_message_and_stays(run):
+  """A checkpoint written before they recorded their config: shapes tell it apart."""
+  wd, _ = run
+  (wd / "config.json").unlink()
+  from digitjax import checkpoints, train
+  trainer = train.Trainer(tiny_config(), steps_per_epoch=1)
+  ckpts = checkpoints.Checkpoints(str(wd))
+  state, meta = ckpts.restore_best(trainer.abstract_state())
+  ckpts.close()
+  (step,) = _best_steps(wd)
+  shutil.rmtree(wd / "checkpoints" / "best")
+  ckpts = checkpoints.Checkpoints(str(wd))
+  meta.pop("config_fingerprint")
+  ckpts.save_best(int(step), state, meta)
+  ckpts.close()
+  with pytest.raises(UserError, match=r"best checkpoint .*does not fit this config"):
+    main.run(tiny_config(**{"model.hidden_units": (64,)}), str(wd), mode="eval")
+  assert _best_steps(wd) == [step]
+  assert not (wd / "checkpoints" / "unreadable").exists()
