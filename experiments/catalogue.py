@@ -214,6 +214,11 @@ WHY: dict[str, str] = {
            "D2 --heavy --seeds 1`), reached epoch 475 (val accuracy 97.65, val_loss 0.0817 "
            "and still falling) before its workdir was lost: these machines keep no runs/ "
            "between sessions"),
+    "E1": ("reproduced over 3 seeds on this CPU (2026-11-30, under load): best val 67.85, "
+           "68.53, 66.62 at epochs 15, 8 and 5; training accuracy reaches 97-98% by epoch 9 and "
+           "val_loss rises from epoch 3-5, so early stopping (patience 10 on val_accuracy) "
+           "ends the runs after 15-25 epochs, as an overfitting small CNN on 2,936 photos "
+           "would"),
     "D3": ("reading checked against the report's text: net1 on CIFAR-10 'con adam y "
            "adadelta', 30 epochs, batch 128, validation_split 0.2 (its log shows 313 steps "
            "per epoch: 40,000 training images), optimizers at tf.keras's defaults. Keras's "
