@@ -189,9 +189,9 @@ def _check_files(builder, config, split: str) -> None:
                            f"{shard.examples_in_shard}")
 
 
-def check_split(config, split: str) -> None:
+def check_split(config, split: str, builder=None) -> None:
   """Raises UserError if the split's files are missing or damaged (see _check_files)."""
-  builder = _builder(config)
+  builder = builder or _builder(config)
   if not builder.info.splits:  # no files recorded to check (tfds.testing.mock_data)
     return
   try:
@@ -207,8 +207,8 @@ def _read_tfds(config, split: str, limit: int = 0) -> Split:
   import tensorflow as tf
   import tensorflow_datasets as tfds
 
-  check_split(config, split)
   builder = _builder(config)
+  check_split(config, split, builder)
   photos = DATASETS[config.dataset.name].image_shape[0] is None
   try:
     # each split is read once, so TFDS's in-memory cache of small datasets only adds a
@@ -371,6 +371,9 @@ def _check_test_split(config) -> None:
   damaged or misnamed test split is reported before the run, not after it."""
   if _read is not _READ_TFDS:  # another reader (experiments.npz_data) checks its own files
     return
+  if config.dataset.test_split in (config.dataset.train_split,
+                                   config.dataset.validation_split):
+    return  # read, so checked, before training anyway (report E's val = test)
   path = _cache_path(config, config.dataset.test_split, config.dataset.max_test_examples)
   if path and os.path.exists(path):  # cached from a checked read; damaged: read again then
     return
