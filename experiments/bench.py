@@ -32,7 +32,6 @@ os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 
 import argparse
 import contextlib
-import json
 import platform
 import time
 
@@ -43,6 +42,7 @@ import numpy as np
 
 from digitjax import config as base
 from digitjax import train
+from digitjax import reporting
 from digitjax.models import fast_ops
 from digitjax.models import layers as L
 from experiments import compare, seeds, speedrun, whole
@@ -376,8 +376,7 @@ def main(argv=None):
       print(f"  {name:10s} vmapped {s['vmapped_s']:.2f} s, sequential {s['sequential_s']:.2f} s: "
             f"{s['speedup']:.2f}x")
   os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-  with open(a.out, "w") as f:
-    json.dump(results, f, indent=2)
+  reporting.write_json(a.out, results)
   print(f"\nJSON: {a.out}")
   return results
 

@@ -15,7 +15,6 @@ them: on a shared machine, compare rows timed in one run, not across runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -23,6 +22,7 @@ import jax
 import numpy as np
 
 from digitjax import data
+from digitjax import reporting
 from experiments import bench, catalogue, whole
 
 # Examples in each row's train and val splits (before any max_train_examples limit).
@@ -82,8 +82,7 @@ def main(argv=None):
           f"{r['epoch_s'] * r['budget'] / 3600:.2f} |  ({time.perf_counter() - t0:.0f} s)",
           flush=True)
   if a.json:
-    with open(a.json, "w") as f:
-      json.dump(out, f, indent=1)
+    reporting.write_json(a.json, out)
 
 
 if __name__ == "__main__":

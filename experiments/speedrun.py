@@ -26,13 +26,13 @@ set). `run_torch` is the same recipe in eager PyTorch, for experiments.bench --c
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 import numpy as np
 
+from digitjax import reporting
 from experiments import whole
 
 DEFAULT_CONFIG = "configs/speedrun_mnist.py"
@@ -414,8 +414,7 @@ def main(argv=None) -> dict:
                 conv_impl=config.model.conv_impl, loop=loop)
   if a.json:
     os.makedirs(os.path.dirname(a.json) or ".", exist_ok=True)
-    with open(a.json, "w") as f:
-      json.dump(result, f, indent=2)
+    reporting.write_json(a.json, result)
     print(f"JSON: {a.json}")
   return result
 
