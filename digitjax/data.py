@@ -7,7 +7,9 @@ jitted step, so no input pipeline runs per step.
 
 A split read through TFDS is also written, once, to a cache folder ($DIGITJAX_CACHE, else
 ~/.cache/digitjax) as an .npz of those arrays; later reads of it load that file without
-importing TensorFlow (see _cached).
+importing TensorFlow (see read_tfds). With $DIGITJAX_NPZ_DIR set, splits come from files
+exported by `python -m experiments.npz_data export` instead (npz_source): a machine with
+JAX alone trains on the same pixels.
 
 Validation is carved from the train split with a permutation seeded by
 config.dataset.split_seed. The test split is read by `load_test` alone, which the
@@ -33,6 +35,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import numpy as np
 
+from digitjax import npz_source
 from digitjax.errors import UserError
 
 
@@ -121,7 +124,10 @@ def is_prepared(config) -> bool:
   """Whether config's dataset is prepared locally (never downloads, never raises): the
   reproduce runner lists rows without data as pending instead of running them. A
   prepared copy that TFDS cannot open counts as prepared: running it says what is
-  damaged, where "pending data" would send the user to prepare it again blindly."""
+  damaged, where "pending data" would send the user to prepare it again blindly.
+  With $DIGITJAX_NPZ_DIR set: whether both splits are exported there."""
+  if npz_source.npz_dir():
+    return npz_source.is_exported(npz_source.npz_dir(), config)
   data_dir = config.dataset.data_dir or os.environ.get("TFDS_DATA_DIR") or None
   try:
     return _tfds_builder(config.dataset.name, data_dir)[1]
@@ -320,7 +326,7 @@ def _save_cache(path: str, s: Split) -> None:
       os.remove(tmp)
 
 
-def _cached(config, split: str, limit: int = 0) -> Split:
+def read_tfds(config, split: str, limit: int = 0) -> Split:
   """_read_tfds through the cache: a split read (and checked) once is loaded from its
   .npz afterwards, without TensorFlow, TFDS or the TFRecord checks of check_split."""
   path = _cache_path(config, split, limit)
@@ -334,7 +340,14 @@ def _cached(config, split: str, limit: int = 0) -> Split:
   return s
 
 
-_read = _cached
+def read_split(config, split: str, limit: int = 0) -> Split:
+  """The split (its first `limit` examples if limit), from the data source: exported .npz
+  files when $DIGITJAX_NPZ_DIR is set (a machine without TensorFlow: npz_source), else
+  TFDS through the split cache."""
+  folder = npz_source.npz_dir()
+  if folder:
+    return npz_source.read(folder, config, split, limit)
+  return read_tfds(config, split, limit)
 
 
 def load_train_val(config) -> tuple[Split, Split]:
@@ -345,13 +358,13 @@ def load_train_val(config) -> tuple[Split, Split]:
   """
   _check_test_split(config)
   if config.dataset.validation_split:
-    train = _read(config, config.dataset.train_split, config.dataset.max_train_examples)
-    val = _read(config, config.dataset.validation_split, config.dataset.max_test_examples)
+    train = read_split(config, config.dataset.train_split, config.dataset.max_train_examples)
+    val = read_split(config, config.dataset.validation_split, config.dataset.max_test_examples)
     if len(train) < config.batch_size:
       raise UserError(f"{len(train)} training examples in {config.dataset.train_split!r} "
                       f"are fewer than batch_size={config.batch_size}.")
     return train, val
-  full = _read(config, config.dataset.train_split, config.dataset.max_train_examples)
+  full = read_split(config, config.dataset.train_split, config.dataset.max_train_examples)
   n = len(full)
   n_val = int(round(n * config.dataset.validation_fraction))
   if n_val < 1 or n - n_val < config.batch_size:
@@ -369,7 +382,7 @@ def load_train_val(config) -> tuple[Split, Split]:
 def _check_test_split(config) -> None:
   """The test split is read only after training; its files are checked before it, so a
   damaged or misnamed test split is reported before the run, not after it."""
-  if _read is not _READ_TFDS:  # another reader (experiments.npz_data) checks its own files
+  if npz_source.npz_dir():  # exported files are checked as they are read
     return
   if config.dataset.test_split in (config.dataset.train_split,
                                    config.dataset.validation_split):
@@ -382,7 +395,5 @@ def _check_test_split(config) -> None:
 
 def load_test(config) -> Split:
   """The held-out test split: read only for the final evaluation."""
-  return _read(config, config.dataset.test_split, config.dataset.max_test_examples)
+  return read_split(config, config.dataset.test_split, config.dataset.max_test_examples)
 
-
-_READ_TFDS = _read

@@ -284,10 +284,10 @@ def load_data(config, split: str = "test", limit: int = 0):
 
   n_train = config.dataset.max_train_examples or 60_000
   if split == "test":
-    tr = data._read(config, config.dataset.train_split, min(n_train, limit or n_train))
-    te = data._read(config, config.dataset.test_split, limit)
+    tr = data.read_split(config, config.dataset.train_split, min(n_train, limit or n_train))
+    te = data.read_split(config, config.dataset.test_split, limit)
     return tr.images, tr.labels, te.images, te.labels
-  full = data._read(config, config.dataset.train_split)
+  full = data.read_split(config, config.dataset.train_split)
   cut = len(full) - VAL_SIZE
   n_train = min(n_train, cut, limit or cut)
   n_val = min(VAL_SIZE, limit or VAL_SIZE)
@@ -358,7 +358,8 @@ def _parser():
   p.add_argument("--seeds", type=whole(1), default=10, help="seeds config.seed .. +N-1")
   p.add_argument("--target", type=float, default=99.0, help="accuracy %% to count seeds at")
   p.add_argument("--json", help="write {seconds, accuracy, compile_seconds, device} here")
-  p.add_argument("--npz", help="read experiments.npz_data's exported files from this dir")
+  p.add_argument("--npz", help="read experiments.npz_data's exported files from this dir "
+                 "(the same as setting $DIGITJAX_NPZ_DIR)")
   p.add_argument("--limit", type=whole(0), default=0,
                  help="only the first N training and N test images (0: all)")
   p.add_argument("--split", choices=("test", "val"), default="test",
@@ -383,8 +384,8 @@ def main(argv=None) -> dict:
     p.error(f"--config {a.config}: {' '.join(problems)}")
   from digitjax.errors import UserError
   if a.npz:
-    from experiments import npz_data
-    npz_data.use_npz(a.npz)
+    from digitjax import npz_source
+    os.environ[npz_source.ENV] = os.path.abspath(a.npz)
   import jax
 
   loop = resolve(config, a.conv_impl, a.loop)

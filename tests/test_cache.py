@@ -18,13 +18,13 @@ def _cache_files(root):
 def test_second_read_is_the_first_from_the_cache(tmp_path, monkeypatch):
   monkeypatch.setenv("DIGITJAX_CACHE", str(tmp_path))
   config = tiny_config()
-  first = data._read(config, "test[:50%]", 300)
+  first = data.read_split(config, "test[:50%]", 300)
   files = _cache_files(tmp_path)
   assert len(files) == 1 and files[0].suffix == ".npz"  # no temporary file left
-  data._read(config, "test[:50%]", 200)  # another limit is another key
+  data.read_split(config, "test[:50%]", 200)  # another limit is another key
   assert len(_cache_files(tmp_path)) == 2
   monkeypatch.setattr(data, "_read_tfds", None)  # the second read must not reach TFDS
-  second = data._read(config, "test[:50%]", 300)
+  second = data.read_split(config, "test[:50%]", 300)
   assert second.images.dtype == np.uint8 and second.labels.dtype == np.int32
   np.testing.assert_array_equal(second.images, first.images)
   np.testing.assert_array_equal(second.labels, first.labels)
@@ -57,12 +57,12 @@ def test_a_cached_run_does_not_import_tensorflow(tmp_path, monkeypatch):
 def test_a_damaged_cache_file_is_read_again_with_one_warning(tmp_path, monkeypatch, capsys):
   monkeypatch.setenv("DIGITJAX_CACHE", str(tmp_path))
   config = tiny_config()
-  first = data._read(config, "test", 200)
+  first = data.read_split(config, "test", 200)
   [path] = _cache_files(tmp_path)
   with open(path, "r+b") as f:
     f.truncate(os.path.getsize(path) // 2)
   capsys.readouterr()
-  again = data._read(config, "test", 200)
+  again = data.read_split(config, "test", 200)
   err = capsys.readouterr().err
   assert len(err.strip().splitlines()) == 1 and err.startswith("warning: the cached split")
   assert "damaged" in err

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, needs_mnist, tiny_config
 from digitjax import data
 from digitjax.errors import UserError
-from experiments import npz_data
+from digitjax import npz_source
 
 
 @pytest.fixture
@@ -85,4 +85,4 @@ def test_truncated_npz_export_is_one_message(tmp_path):
                       images=np.zeros((100, 28, 28, 1), np.uint8), labels=np.zeros(100, np.int32))
   _truncate(tmp_path / "mnist" / "train.npz")
   with pytest.raises(UserError, match="train.npz is damaged .*export it again"):
-    npz_data.reader(str(tmp_path))(tiny_config(), "train")
+    npz_source.read(str(tmp_path), tiny_config(), "train")

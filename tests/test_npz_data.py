@@ -1,10 +1,12 @@
-"""experiments.npz_data: the runner without TensorFlow, on .npz files exported from TFDS."""
+"""Exported .npz splits ($DIGITJAX_NPZ_DIR, digitjax.npz_source): training without
+TensorFlow on the same pixels TFDS gives (experiments.npz_data exports them)."""
 import numpy as np
 import pytest
 
 from conftest import needs_mnist, tiny_config
 from digitjax import data
 from digitjax.errors import UserError
+from digitjax import npz_source
 from experiments import npz_data
 
 
@@ -12,11 +14,11 @@ from experiments import npz_data
 def test_exported_splits_read_back_exactly_as_tfds_reads_them(tmp_path, monkeypatch):
   npz_data.export("mnist", str(tmp_path))
   config = tiny_config()
-  tfds_test = data._read(config, "test", 500)
+  tfds_test = data.read_split(config, "test", 500)
   tfds_train, tfds_val = data.load_train_val(config)
-  monkeypatch.setattr(data, "_read", npz_data.reader(str(tmp_path)))
-  monkeypatch.setattr(data, "is_prepared", npz_data.prepared(str(tmp_path)))
-  npz_test = data._read(config, "test", 500)
+  monkeypatch.setenv("DIGITJAX_NPZ_DIR", str(tmp_path))
+  monkeypatch.setattr(data, "read_tfds", None)  # nothing may reach TFDS now
+  npz_test = data.read_split(config, "test", 500)
   np.testing.assert_array_equal(npz_test.images, tfds_test.images)
   np.testing.assert_array_equal(npz_test.labels, tfds_test.labels)
   npz_train, npz_val = data.load_train_val(config)  # same seeded validation carve-out
@@ -26,13 +28,13 @@ def test_exported_splits_read_back_exactly_as_tfds_reads_them(tmp_path, monkeypa
   config.dataset.name = "fashion_mnist"
   assert not data.is_prepared(config)
   with pytest.raises(UserError, match="export fashion_mnist DIR"):
-    data._read(config, "test")
+    data.read_split(config, "test")
 
 
 def test_resizing_configs_are_refused_with_a_message(tmp_path):
   config = tiny_config(**{"dataset.image_size": 32})
   with pytest.raises(UserError, match="native size only"):
-    npz_data.reader(str(tmp_path))(config, "train")
+    npz_source.read(str(tmp_path), config, "train")
 
 
 @pytest.mark.parametrize("dataset,message", [
@@ -58,7 +60,7 @@ def _jpeg(rng, h, w) -> bytes:
 
 
 def test_encoded_photos_decode_and_resize_as_tensorflow_does(tmp_path):
-  """tf_flowers travels as JPEG bytes: Pillow's decode and npz_data.resize_bilinear give
+  """tf_flowers travels as JPEG bytes: Pillow's decode and npz_source.resize_bilinear give
   exactly digitjax.data's pixels (decode_jpeg INTEGER_ACCURATE, tf.image.resize, cast),
   and TFDS percent slices cut the same rows."""
   import tensorflow as tf
@@ -72,13 +74,13 @@ def test_encoded_photos_decode_and_resize_as_tensorflow_does(tmp_path):
            offsets=np.cumsum([0] + [len(b) for b in blobs]), labels=labels)
   for size in (150, 224, 32):
     config = tiny_config(**{"dataset.name": "tf_flowers", "dataset.image_size": size})
-    got = npz_data.reader(str(tmp_path))(config, "train")
+    got = npz_source.read(str(tmp_path), config, "train")
     want = np.stack([tf.cast(tf.image.resize(tf.io.decode_jpeg(
         b, channels=3, dct_method="INTEGER_ACCURATE"), (size, size)), tf.uint8).numpy()
         for b in blobs])
     np.testing.assert_array_equal(got.images, want)
     np.testing.assert_array_equal(got.labels, labels)
-  head = npz_data.reader(str(tmp_path))(config, "train[:80%]")  # TFDS: round(0.8 * 4) = 3
-  tail = npz_data.reader(str(tmp_path))(config, "train[80%:]")
+  head = npz_source.read(str(tmp_path), config, "train[:80%]")  # TFDS: round(0.8*4) = 3
+  tail = npz_source.read(str(tmp_path), config, "train[80%:]")
   assert list(head.labels) == [0, 1, 2] and list(tail.labels) == [3]
   np.testing.assert_array_equal(tail.images[0], want[3])
