@@ -31,6 +31,8 @@ import time
 
 import numpy as np
 
+from experiments import runner
+
 SPECS = {  # model -> (optimizer, dropout-free layer list is built per framework below)
     "keras_mlp": "rmsprop",
     "keras_cnn": "adadelta",
@@ -166,7 +168,7 @@ def _folder_values(path: str, metric: str) -> list[float]:
         results = json.load(f)
     except (OSError, ValueError):
       continue
-    for k, p in enumerate(results.get("per_seed") or [results]):
+    for k, p in enumerate(runner.per_seed(results)):
       if p.get(metric) is not None:
         found.setdefault(p.get("seed", (root, k)), float(p[metric]))
   return list(found.values())
@@ -178,7 +180,8 @@ def _row_side(row_id: str, workroot: str):
   from experiments import catalogue, reproduce
 
   row = {r.id: r for r in catalogue.ROWS}[row_id]
-  runs = reproduce._finished_runs(row, catalogue.load_config(row.config), workroot)
+  runs = reproduce.finished_entries(row, catalogue.load_config(row.config),
+                                    os.path.join(workroot, row_id))
   if runs:
     return [r["accuracy"] for r in runs], f"runs under {workroot}/{row_id}"
   table = os.path.join(catalogue.ROOT, "experiments", "results", f"{row.report}.csv")

@@ -7,12 +7,14 @@
   python -m experiments.reproduce --report D --rows D1 --heavy --together   # on a GPU
 
 On an accelerator, --together trains a row's missing seeds side by side in one vmapped
-program (runs/reproduce/<row>/seeds<a>-<b>); experiments/npz_data.py runs all this on a
-machine without TensorFlow.
+program (runs/reproduce/<row>/seeds<a>-<b>); with $DIGITJAX_NPZ_DIR set it runs on a
+machine without TensorFlow (docs/gpu.md).
 
 Each run goes through digitjax.main.run in its own workdir, runs/reproduce/<row>/seed<k>
 (the config's seed set to k), so an interrupted reproduction resumes: finished runs are
-read back from their results.json, unfinished ones resume from their checkpoint.
+read back from their results.json, unfinished ones resume from their checkpoint. The
+layout, the "finished" rule and quick mode are experiments/runner.py's, shared with
+experiments.sweep.
 Writes experiments/results/<report>.md and .csv (--quick: under runs/reproduce-quick/,
 never over the real tables). A table always lists every row of its report: rows not
 chosen by --rows are read back from their finished runs under the workroot (any seeds
@@ -33,54 +35,19 @@ it. "below" is the only failing verdict; "above" is welcome.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import io
 import json
 import os
-import re
 import statistics
 import sys
 import time
-from unittest import mock
-
-from absl import app, flags, logging
 
 from digitjax import data, reporting
-from experiments import catalogue
-
-# --quick: the smallest input each large family accepts (the aux heads of GoogLeNet need
-# 99 px, its stem pools being 'valid'; AlexNet's three strided pools 67); everything else
-# keeps its real size.
-QUICK_IMAGE_SIZE = {"vgg16": 32, "vgg16_app": 32, "alexnet": 72, "googlenet": 99,
-                    "flowers_cnn": 48}
-MOCK_EXAMPLES = 64
-
-
-def quick(config):
-  """A copy of config cut to a few steps on a tiny subset (CI, tests)."""
-  c = config.copy_and_resolve_references()
-  c.num_epochs = 1
-  c.batch_size = min(c.batch_size, 16)
-  c.eval_batch_size = 32
-  c.dataset.max_train_examples = 64
-  c.dataset.max_test_examples = 32
-  if c.model.name in QUICK_IMAGE_SIZE:
-    c.dataset.image_size = QUICK_IMAGE_SIZE[c.model.name]
-  return c
-
-
-@contextlib.contextmanager
-def mock_tfds(num_examples: int = MOCK_EXAMPLES):
-  """tfds.testing.mock_data (random examples at the dataset's real feature shapes), with
-  is_prepared() true so digitjax.data reads them instead of refusing to download."""
-  import tensorflow_datasets as tfds
-
-  with tfds.testing.mock_data(num_examples=num_examples,
-                              policy=tfds.testing.MockPolicy.USE_CODE), \
-      mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", lambda self: True):
-    yield
-
+from digitjax.errors import UserError
+from experiments import catalogue, runner, whole
 
 VERDICT_RULE = ("verdict: *reproduced* when the published figure lies inside the 95% "
                 "t-based confidence interval of our mean over the seeds, *above* / *below* "
@@ -110,82 +77,45 @@ def _ci_cell(mean, std, n) -> str:
 
 def run_row(row: catalogue.Row, seeds: int, workroot: str, is_quick: bool,
             heavy: bool, read_only: bool = False, together: bool = False) -> dict:
-  """Runs (or reads back) every seed of a row; returns its table entry.
+  """Runs (or reads back) every seed of a row under <workroot>/<row>; its table entry.
 
   read_only: run nothing; take whichever seeds of this row finished earlier.
-  together: train the seeds still missing as one program (config.num_seeds of them,
-  vmapped side by side; replica k is the run of seed config.seed + k), in
-  <row>/seeds<a>-<b>. On an accelerator that is several times the throughput of
-  one seed after another; on 2 CPU cores it gains nothing.
+  together: train the seeds still missing as one program (see runner.run_seeds). On an
+  accelerator that is several times the throughput of one seed after another; on 2 CPU
+  cores it gains nothing.
   """
-  from digitjax import main
-  from digitjax.errors import UserError
-
   config = catalogue.load_config(row.config)
   entry = dict(id=row.id, config=row.config, published=row.published, metric=row.metric,
                epochs=row.epochs, weights=row.weights, runs=[], status="", notes=row.notes)
   if is_quick:
-    config = quick(config)
+    config = runner.quick(config)
+  folder = os.path.join(workroot, row.id)
   if read_only:
-    return _read_back(row, config, workroot, entry)
+    return _read_back(row, config, folder, entry)
   if row.heavy and not heavy and not is_quick:
     entry["status"] = "needs a GPU: skipped (--heavy runs it)" + _and_data(config)
     return entry
-  context = contextlib.nullcontext()
-  if not data.is_prepared(config):
-    if not is_quick:
-      entry["status"] = f"pending data ({config.dataset.name} not prepared)"
-      return entry
-    context = mock_tfds()
+  if not is_quick and not data.is_prepared(config):
+    entry["status"] = f"pending data ({config.dataset.name} not prepared)"
+    return entry
+  if is_quick and not data.is_prepared(config):
     entry["status"] = "mock data"
-  done = {r["seed"]: r for r in _finished_runs(row, config, workroot)}
-  missing = [s for s in range(seeds) if s not in done]
-  for block in (_contiguous(missing) if together else [[s] for s in missing]):
-    config.seed, config.num_seeds = block[0], len(block)
-    workdir = os.path.join(workroot, row.id, _dirname(block))
-    try:
-      with context:
-        result = main.run(config, workdir)
-      if result.get("interrupted"):
-        entry["status"] = "interrupted: rerun to resume"
-        return entry
-    except UserError as e:
-      entry["status"] = f"error: {str(e).splitlines()[0][:160]}"
-      return entry
-    done.update((r["seed"], r) for r in _run_entries(row, result, workdir))
-  entry["runs"] = [done[s] for s in range(seeds)]
+  try:
+    with runner.quick_data(config) if is_quick else contextlib.nullcontext():
+      runs = runner.run_seeds(config, folder, list(range(seeds)), together)
+  except UserError as e:
+    entry["status"] = f"error: {str(e).splitlines()[0][:160]}"
+    return entry
+  entry["runs"] = [_run_entry(row, run) for run in runs]
   return entry
 
 
-def _contiguous(seeds: list[int]) -> list[list[int]]:
-  """[0, 1, 3] -> [[0, 1], [3]]: each block is one program of consecutive seeds."""
-  blocks = []
-  for s in seeds:
-    if blocks and blocks[-1][-1] == s - 1:
-      blocks[-1].append(s)
-    else:
-      blocks.append([s])
-  return blocks
-
-
-def _dirname(block: list[int]) -> str:
-  return f"seed{block[0]}" if len(block) == 1 else f"seeds{block[0]}-{block[-1]}"
-
-
-def _run_entries(row, result, workdir) -> list[dict]:
-  """One entry per seed of a finished run (one seed, or several trained together)."""
-  per_seed = result.get("per_seed") or [result]
-  device = result.get("device_kind", "cpu")
-  return [_run_entry(row, p["seed"], p, workdir, wall_seconds=result["wall_seconds"],
-                     device=device, together=len(per_seed)) for p in per_seed]
-
-
-def _run_entry(row, seed, result, workdir, wall_seconds=None, device="cpu",
-               together=1) -> dict:
+def _run_entry(row, run: runner.SeedRun) -> dict:
   """One seed's figures: the one the report published, read the report's way, and the
   test accuracy of digitjax's best-val_loss checkpoint beside it."""
+  result, seed = run.result, run.seed
   if row.metric == "val":  # the best val accuracy over the epochs
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    with open(os.path.join(run.workdir, "metrics.jsonl")) as f:
       history = [json.loads(line) for line in f if line.strip()]
     figure = max(h["val_accuracy"] for h in history if h.get("seed", seed) == seed)
   elif row.weights == "last":  # Keras evaluated the weights fit() ended with
@@ -193,34 +123,8 @@ def _run_entry(row, seed, result, workdir, wall_seconds=None, device="cpu",
   else:  # EarlyStopping(restore_best_weights=True): digitjax's best checkpoint
     figure = result["test_accuracy"]
   return dict(seed=seed, accuracy=100 * figure, best_checkpoint=100 * result["test_accuracy"],
-              wall_seconds=result["wall_seconds"] if wall_seconds is None else wall_seconds,
-              epochs_run=result["epochs_run"], device=device, together=together,
-              workdir=workdir)
-
-
-def _finished_runs(row, config, workroot) -> list[dict]:
-  """Entries for every finished seed of row under workroot: seed<k> folders (one seed
-  each) and seeds<a>-<b> folders (seeds a..b trained together). Seed order; a seed
-  found twice counts once (its one-seed run first)."""
-  root = os.path.join(workroot, row.id)
-  found = {}
-  names = sorted(os.listdir(root)) if os.path.isdir(root) else []
-  for name in sorted(names, key=lambda n: n.startswith("seeds")):  # seed<k> first
-    m = re.fullmatch(r"seed(\d+)|seeds(\d+)-(\d+)", name)
-    if not m:
-      continue
-    first = int(m.group(1) or m.group(2))
-    last = int(m.group(1) or m.group(3))
-    if last < first:
-      continue
-    c = config.copy_and_resolve_references()
-    c.seed, c.num_seeds = first, last - first + 1
-    workdir = os.path.join(root, name)
-    result = _finished(os.path.join(workdir, "results.json"), c)
-    if result is not None:
-      for run in _run_entries(row, result, workdir):
-        found.setdefault(run["seed"], run)
-  return [found[s] for s in sorted(found)]
+              wall_seconds=run.wall_seconds, epochs_run=result["epochs_run"],
+              device=run.device, together=run.together, workdir=run.workdir)
 
 
 def _and_data(config) -> str:
@@ -228,9 +132,15 @@ def _and_data(config) -> str:
   return "" if data.is_prepared(config) else f"; pending data ({config.dataset.name} not prepared)"
 
 
-def _read_back(row, config, workroot, entry) -> dict:
-  """The finished seeds of row under workroot, without running anything."""
-  entry["runs"] = _finished_runs(row, config, workroot)
+def finished_entries(row, config, folder) -> list[dict]:
+  """Table entries of row's finished seeds under folder, in seed order; runs nothing."""
+  found = runner.finished_seeds(config, folder, skip_others=True)
+  return [_run_entry(row, found[s]) for s in sorted(found)]
+
+
+def _read_back(row, config, folder, entry) -> dict:
+  """The finished seeds of row under folder, without running anything."""
+  entry["runs"] = finished_entries(row, config, folder)
   if not entry["runs"]:
     if row.heavy:
       entry["status"] = "needs a GPU: not run (--heavy runs it)" + _and_data(config)
@@ -239,22 +149,6 @@ def _read_back(row, config, workroot, entry) -> dict:
     else:
       entry["status"] = "not run yet"
   return entry
-
-
-def _finished(path: str, config) -> dict | None:
-  """results.json of a finished run of this very config, else None (run or resume)."""
-  from digitjax import workdir as workdir_lib
-  from digitjax.errors import UserError
-
-  workdir = os.path.dirname(path)
-  if not os.path.exists(path) or not os.path.exists(os.path.join(workdir, "config.json")):
-    return None
-  try:
-    workdir_lib.check_config(config, workdir)
-  except UserError:  # another config, or a damaged config.json: main.run says so
-    return None
-  result = workdir_lib.read_results(workdir)  # None if damaged: main.run rewrites it
-  return result if result and result.get("epochs_run", 0) >= 1 else None
 
 
 COLUMNS = ("row", "config", "published %", "metric", "weights", "ours mean %", "ours std",
@@ -440,8 +334,6 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
   tabulate: run nothing, only rewrite the tables from the finished runs.
   together: each row's missing seeds train as one vmapped program (see run_row).
   """
-  from digitjax.errors import UserError
-
   if seeds < 1:
     raise UserError(f"--seeds={seeds}: at least one seed is needed.")
   chosen = catalogue.rows(report, rows)
@@ -482,39 +374,46 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
   return written
 
 
-_REPORT = flags.DEFINE_string("report", "all", "A, B, C, D, E or all.")
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per row (0, 1, ... N-1); --quick: 1 "
-                              "unless given.")
-_ROWS = flags.DEFINE_string("rows", None, "Only these comma-separated row ids, e.g. B2,B6.")
-_QUICK = flags.DEFINE_bool("quick", False, "A few steps of every row on tiny subsets (CI).")
-_HEAVY = flags.DEFINE_bool("heavy", False, "Also run the rows beyond a 2-core CPU.")
-_TABULATE = flags.DEFINE_bool("tabulate", False, "Run nothing: rewrite the tables from "
-                              "the finished runs under the workroot.")
-_TOGETHER = flags.DEFINE_bool("together", False, "Train each row's missing seeds as one "
-                              "vmapped program (config.num_seeds): for accelerators.")
-_WORKROOT = flags.DEFINE_string("workroot", None, "Default runs/reproduce[-quick].")
-_OUT = flags.DEFINE_string("out", None, "Where tables go. Default experiments/results "
-                           "(--quick: <workroot>/results).")
+def _parser():
+  p = argparse.ArgumentParser(prog="python -m experiments.reproduce",
+                              description=__doc__.splitlines()[0])
+  p.add_argument("--report", default="all", help="A, B, C, D, E or all")
+  p.add_argument("--seeds", type=whole(1), default=None,
+                 help="seeds per row (0, 1, ... N-1); default 3 (--quick: 1)")
+  p.add_argument("--rows", help="only these comma-separated row ids, e.g. B2,B6")
+  p.add_argument("--quick", action="store_true",
+                 help="one epoch of a few steps of every row on tiny subsets (CI)")
+  p.add_argument("--heavy", action="store_true", help="also run the rows beyond a 2-core CPU")
+  p.add_argument("--tabulate", action="store_true",
+                 help="run nothing: rewrite the tables from the finished runs")
+  p.add_argument("--together", action="store_true",
+                 help="train each row's missing seeds as one vmapped program: for accelerators")
+  p.add_argument("--workroot", help="default runs/reproduce[-quick]")
+  p.add_argument("--out", help="where tables go; default experiments/results "
+                 "(--quick: <workroot>/results)")
+  return p
 
 
-def main(argv):
+def main(argv=None):
+  from absl import logging
   from digitjax.errors import UserError
 
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # orbax and TFDS are chatty at INFO
+  a = _parser().parse_args(argv)
+  logging.set_verbosity(logging.WARNING)  # orbax and TFDS are chatty at INFO
   shared = default_data_dir()
   if shared:
     os.environ["TFDS_DATA_DIR"] = shared
+  seeds = a.seeds or (1 if a.quick else 3)
   try:
-    seeds = 1 if _QUICK.value and not flags.FLAGS["seeds"].present else _SEEDS.value
-    written = reproduce(_REPORT.value, seeds, _ROWS.value, _QUICK.value,
-                        _HEAVY.value, _WORKROOT.value, _OUT.value, _TABULATE.value,
-                        _TOGETHER.value)
+    written = reproduce(a.report, seeds, a.rows, a.quick, a.heavy, a.workroot, a.out,
+                        a.tabulate, a.together)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  except KeyboardInterrupt:
+    print("Interrupted: rerun the same command to resume (finished seeds are kept, the "
+          "interrupted one resumes from its checkpoint).", file=sys.stderr)
+    sys.exit(130)
   for rep, path in written.items():
     print(f"Report {rep}: {path}")
   problem = written.problem()
@@ -533,4 +432,4 @@ def default_data_dir() -> str | None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  main()

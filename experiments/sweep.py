@@ -14,11 +14,13 @@ A sweep file (like a config, Python) defines `get_sweep()` returning a dict:
              time (keras_mlp 0.82x, the B4 CNN about 0.6x; only the perceptron gains,
              1.35x: experiments/BENCH.md, README). Models too big to replicate: False.
 
-Every point runs in its own workdir <root>/<name>/<point>; a point that finished under
-the same config is skipped, so an interrupted sweep continues where it stopped (and an
-interrupted point resumes from its checkpoint). A point that ran under another config
-(the sweep file changed) is refused rather than reused; one asked for more epochs trains
-on. The aggregate goes to <root>/<name>/summary.{csv,md}
+Every point runs in its own folder <root>/<name>/<point>, its seeds in seed<k>/ (or
+seeds<a>-<b>/ when vmapped; experiments/runner.py, shared with reproduce); a point that
+finished under the same config is skipped, so an interrupted sweep continues where it
+stopped (and an interrupted point resumes from its checkpoint). A point that ran under
+another config (the sweep file changed) is refused rather than reused; one asked for
+more epochs trains on. --quick runs one epoch of a few steps per point (runner.quick).
+The aggregate goes to <root>/<name>/summary.{csv,md}
 and <metric>.png: per point the mean ± std (ddof 1), the mean's 95% t-interval and n, of
 the metric and of val and test accuracy; the best point is picked on val (the val
 counterpart of the metric: val_loss for a loss, else val_accuracy), never on test.
@@ -27,6 +29,7 @@ Compare two points' seeds with `python -m experiments.compare DIR_A DIR_B`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import csv
 import itertools
@@ -38,10 +41,7 @@ import numpy as np
 from digitjax import config as config_lib
 from digitjax import reporting
 from digitjax.errors import UserError
-from experiments import whole
-
-QUICK = {"dataset.max_train_examples": 1000, "dataset.max_test_examples": 500,
-         "num_epochs": 1, "batch_size": 50, "eval_batch_size": 250}
+from experiments import runner, whole
 
 
 def load_sweep(path: str) -> dict:
@@ -108,86 +108,29 @@ def points(sweep: dict):
     yield name, setting
 
 
-def point_configs(sweep: dict, setting: dict, extra: dict):
-  """The configs that make up one point: one with num_seeds=n, or n single-seed ones."""
+def point_config(sweep: dict, setting: dict):
+  """The base config with one grid point's values set (its seeds come from run_point)."""
   config = copy.deepcopy(sweep["base"])
   config.lock()  # a misspelt axis must fail, not add a new field
-  for path, value in {**setting, **extra}.items():
+  for path, value in setting.items():
     _set(config, path, value)
-  if sweep["vmap_seeds"]:
-    config.num_seeds = sweep["seeds"]
-    return [(None, config)]
-  configs = []
-  for seed in range(sweep["seeds"]):
-    single = copy.deepcopy(config)
-    single.seed = seed
-    configs.append((f"seed{seed}", single))
-  return configs
+  return config
 
 
-def _layouts(configs, workdir: str):
-  """The point's two layouts as [(workdir, config), ...]: its seeds vmapped in one program
-  (one results.json), and one workdir per seed (seed<k>/), whichever `configs` is."""
-  first = configs[0][1]
-  if configs[0][0]:  # one config per seed
-    together = copy.deepcopy(first)
-    together.num_seeds = len(configs)
-    alone = configs
-  else:
-    together = first
-    alone = []
-    for k in range(first.num_seeds):
-      single = copy.deepcopy(first)
-      single.seed, single.num_seeds = first.seed + k, 1
-      alone.append((f"seed{k}", single))
-  return ([(workdir, together)],
-          [(os.path.join(workdir, sub), single) for sub, single in alone])
+ADVICE = ("The sweep file changed since this point ran: rename the sweep (its name) or pass "
+          "another --root to keep both, or move the old folder aside to run it again.")
 
 
-def _finished(wd: str, config) -> dict | None:
-  """wd's results if it holds a finished run of this very config; None if it holds none
-  (or an unreadable results.json, or fewer epochs than config.num_epochs now asks for:
-  main.run resumes such a run and writes it again). A different
-  config (the sweep file changed since) is a UserError naming the difference: its
-  results would otherwise land in the table as this point's."""
-  from digitjax import workdir as workdir_lib
-
-  if not os.path.exists(os.path.join(wd, "results.json")):
-    return None
-  workdir_lib.check_config(config, wd, advice=(
-      "The sweep file changed since this point ran: rename the sweep (its name) or pass "
-      "another --root to keep both, or move the old folder aside to run it again."))
-  results = workdir_lib.read_results(wd)
-  if results is None or any(not r.get("stopped_early") and r.get("epochs_run", 0) < config.num_epochs
-         for r in results.get("per_seed", [results])):
-    return None  # num_epochs raised since: main.run resumes it and trains on
-  return results
-
-
-def run_point(configs, workdir: str) -> list[dict]:
-  """Per-seed results of one point, training whatever has not finished yet."""
-  from digitjax import main
-
-  for layout in _layouts(configs, workdir):  # a GPU vmaps, a CPU does not: either counts
-    results = [_finished(wd, c) for wd, c in layout]
-    if all(r is not None for r in results):
-      print(f"  {workdir}: done, skipped")
-      return [s for r in results for s in r.get("per_seed", [r])]
-  per_seed = []
-  for sub, config in configs:
-    wd = os.path.join(workdir, sub) if sub else workdir
-    results = _finished(wd, config)
-    if results is not None:
-      print(f"  {wd}: done, skipped")
-    else:
-      errors = config_lib.validate(config)
-      if errors:
-        raise UserError("invalid config:\n  " + "\n  ".join(errors))
-      results = main.run(config, wd)
-      if results.get("interrupted"):
-        raise KeyboardInterrupt
-    per_seed.extend(results.get("per_seed", [results]))
-  return per_seed
+def run_point(sweep: dict, config, workdir: str) -> list[dict]:
+  """Per-seed results of one point (seeds 0..n-1 under workdir, experiments/runner.py's
+  layout), training whatever has not finished yet; a point that ran under another
+  config (the sweep file changed) is refused rather than reused."""
+  seeds = list(range(sweep["seeds"]))
+  if all(s in runner.finished_seeds(config, workdir, ADVICE) for s in seeds):
+    print(f"  {workdir}: done, skipped")
+  runs = runner.run_seeds(config, workdir, seeds, together=sweep["vmap_seeds"],
+                          advice=ADVICE)
+  return [run.result for run in runs]
 
 
 def selection_metric(metric: str) -> str:
@@ -321,12 +264,15 @@ def run_sweep(path: str, root: str = "runs/sweeps", quick: bool = False,
     sweep["seeds"] = seeds
   folder = os.path.join(root, sweep["name"] + ("-quick" if quick else ""))
   os.makedirs(folder, exist_ok=True)
-  extra = QUICK if quick else {}
   grid = list(points(sweep))
   rows = []
   for i, (name, setting) in enumerate(grid, 1):
     print(f"[{i}/{len(grid)}] {sweep['name']}: {name}", flush=True)
-    per_seed = run_point(point_configs(sweep, setting, extra), os.path.join(folder, name))
+    config = point_config(sweep, setting)
+    if quick:
+      config = runner.quick(config)
+    with runner.quick_data(config) if quick else contextlib.nullcontext():
+      per_seed = run_point(sweep, config, os.path.join(folder, name))
     rows.append(dict(name=name, setting=setting, per_seed=per_seed))
   table = aggregate(sweep, rows, folder)
   print(table)

@@ -1,7 +1,7 @@
 """Every config of every report builds and trains one step; the reproduce runner's tables.
 
 One training step per distinct train step runs at --quick sizes
-(experiments.reproduce.quick: the big 224-px networks at the smallest input they take)
+(experiments.runner.quick: the big 224-px networks at the smallest input they take)
 on random uint8 images, through the real Trainer (the jitted step with augmentation).
 Configs that differ from a stepped one only in what the loop does around the step
 (epochs, early stopping, plateau, splits, name) share its step; so do the optimizer
@@ -25,7 +25,7 @@ import pytest
 from conftest import ROOT, needs_mnist
 from digitjax import config as config_lib
 from digitjax import data, main, train
-from experiments import catalogue, reproduce
+from experiments import catalogue, reproduce, runner
 
 
 def _variants(report):
@@ -49,7 +49,7 @@ SHARED_FIELDS = {"_alexnet_": ("optimizer.name",), "_vgg16_": ("optimizer.name",
 
 def _step_key(spec):
   """The quick config's fields that shape its train step, as a comparable dict."""
-  d = config_lib._flatten(reproduce.quick(catalogue.load_config(spec)).to_dict())
+  d = config_lib._flatten(runner.quick(catalogue.load_config(spec)).to_dict())
   ignored = LOOP_FIELDS + next((v for k, v in SHARED_FIELDS.items() if k in spec), ())
   d = {k: v for k, v in d.items() if not any(k == f or k.startswith(f + ".") for f in ignored)}
   if d["model.name"] == "vgg16_app":
@@ -89,7 +89,7 @@ def test_every_row_of_the_catalogue_has_a_valid_config():
 
 @pytest.mark.parametrize("spec", STEPPED)
 def test_config_trains_one_step(spec):
-  c = reproduce.quick(catalogue.load_config(spec))
+  c = runner.quick(catalogue.load_config(spec))
   assert config_lib.validate(c) == []
   shape = data.image_shape(c)
   trainer = train.Trainer(c, steps_per_epoch=4)
@@ -127,7 +127,7 @@ def test_vgg16_app_has_the_layers_of_vgg16():
   from digitjax import models
   shapes = []
   for spec in ("configs/report_e.py:e3_vgg16_sgd", "configs/report_e.py:e4_vgg16_app_sgd"):
-    c = reproduce.quick(catalogue.load_config(spec))
+    c = runner.quick(catalogue.load_config(spec))
     model = models.build(c, 5)
     v = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
     # both name their layers so that sorted names follow the layer order
@@ -143,7 +143,7 @@ def test_rows_without_local_data_run_on_mock_data_at_real_size(tmp_path, spec, s
   c = catalogue.load_config(spec)
   c.num_epochs, c.batch_size, c.eval_batch_size = 1, 16, 32
   c.dataset.max_train_examples, c.dataset.max_test_examples = 48, 32
-  with reproduce.mock_tfds(num_examples=48):
+  with runner.mock_tfds(num_examples=48):
     r = main.run(c, str(tmp_path))
   assert data.image_shape(c) == shape
   assert r["epochs_run"] == 1 and 0 <= r["test_accuracy"] <= 1
@@ -266,9 +266,10 @@ def test_runner_reads_each_figure_the_way_its_report_did(tmp_path):
       json.dumps(dict(epoch=e, seed=0, val_accuracy=v)) + "\n"
       for e, v in enumerate([0.70, 0.74, 0.72], 1)))
   by_id = {r.id: r for r in catalogue.ROWS}
-  last = reproduce._run_entry(by_id["B1"], 0, result, str(tmp_path))
-  best = reproduce._run_entry(by_id["B6a"], 0, result, str(tmp_path))
-  val = reproduce._run_entry(by_id["E1"], 0, result, str(tmp_path))
+  run = runner.SeedRun(0, result, str(tmp_path), 1.0, "cpu", 1)
+  last = reproduce._run_entry(by_id["B1"], run)
+  best = reproduce._run_entry(by_id["B6a"], run)
+  val = reproduce._run_entry(by_id["E1"], run)
   assert by_id["B1"].weights == "last" and by_id["B6a"].weights == "best"
   assert last["accuracy"] == pytest.approx(98.5) and last["best_checkpoint"] == pytest.approx(98.1)
   assert best["accuracy"] == pytest.approx(98.1)
@@ -306,7 +307,8 @@ def test_wall_time_names_the_device_and_counts_a_program_once():
           dict(wall_seconds=30.0, device="NVIDIA H200", together=2, workdir="a/seeds1-2"),
           dict(wall_seconds=30.0, device="NVIDIA H200", together=2, workdir="a/seeds1-2")]
   assert reproduce._wall_times(runs) == "100 s; 30 s per 2 seeds together on NVIDIA H200"
-  assert reproduce._contiguous([0, 1, 3, 5, 6]) == [[0, 1], [3], [5, 6]]
+  assert runner.seed_blocks([0, 1, 3, 5, 6], together=True) == [[0, 1], [3], [5, 6]]
+  assert runner.seed_blocks([0, 1, 3], together=False) == [[0], [1], [3]]
 
 
 def test_markdown_page_is_compact_with_numbered_notes_under_the_table():

@@ -49,12 +49,7 @@ def test_seeds_vmap_by_default_only_off_cpu(tmp_path):
   sweep = sweep_lib.load_sweep(str(path))
   assert sweep["vmap_seeds"] == (jax.default_backend() != "cpu")
   (_, setting), = sweep_lib.points(sweep)
-  configs = sweep_lib.point_configs(sweep, setting, {})
-  if sweep["vmap_seeds"]:
-    assert len(configs) == 1 and configs[0][1].num_seeds == 3
-  else:
-    assert [(sub, c.seed, c.num_seeds) for sub, c in configs] == [
-        ("seed0", 0, 1), ("seed1", 1, 1), ("seed2", 2, 1)]
+  assert sweep_lib.point_config(sweep, setting).batch_size == 128
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(str(ROOT / "experiments/sweeps/*.py"))))
@@ -63,8 +58,7 @@ def test_shipped_sweeps_define_valid_points(path):
   grid = list(sweep_lib.points(sweep))
   assert len(grid) >= 2 and sweep["seeds"] >= 3
   for _, setting in grid:
-    for _, config in sweep_lib.point_configs(sweep, setting, {}):
-      assert config_lib.validate(config) == []
+    assert config_lib.validate(sweep_lib.point_config(sweep, setting)) == []
 
 
 def test_sweep_with_unknown_axis_is_a_clear_error(tmp_path):
@@ -112,20 +106,42 @@ def test_launch_checks_a_cluster_command_line_before_queueing_it(args, message):
 
 def _finish(workdir, config, per_seed):
   """What a finished run leaves for the sweep: config.json (as training writes it) and
-  results.json."""
+  results.json (per_seed and the aggregate, as every run writes it)."""
   import json
-  from digitjax import workdir as workdir_lib
+  from digitjax import reporting, workdir as workdir_lib
 
   workdir_lib.create(str(workdir))
   workdir_lib.record_config(config, str(workdir))
-  body = dict(per_seed=per_seed) if len(per_seed) > 1 else per_seed[0]
+  body = dict(reporting.combine_seeds(per_seed), wall_seconds=1.0)
   (workdir / "results.json").write_text(json.dumps(body))
 
 
 def _point(vmap, **base):
+  """(sweep, config) of a one-point sweep of 2 seeds, seeds vmapped or one by one."""
   config = with_overrides(config_lib.get_config(), **base)
   sweep = dict(base=config, axes={"model.dropout": [0.1]}, seeds=2, vmap_seeds=vmap)
-  return sweep_lib.point_configs(sweep, {"model.dropout": 0.1}, {})
+  return sweep, sweep_lib.point_config(sweep, {"model.dropout": 0.1})
+
+
+def _finish_alone(folder, config):
+  """Seeds 0 and 1 of config finished one by one, in folder/seed<k>."""
+  for seed in (0, 1):
+    single = config.copy_and_resolve_references()
+    single.seed, single.num_seeds = seed, 1
+    _finish(folder / f"seed{seed}", single, [PER_SEED[seed]])
+
+
+def _fake_run(ran):
+  """main.run's stand-in: records the workdir and 'trains' the config's seeds."""
+  def run(c, wd):
+    ran.append(wd)
+    return dict(_results_of(c), wall_seconds=1.0)
+  return run
+
+
+def _results_of(c):
+  from digitjax import reporting
+  return reporting.combine_seeds([PER_SEED[s] for s in range(c.seed, c.seed + c.num_seeds)])
 
 
 PER_SEED = [dict(seed=0, test_accuracy=0.9, epochs_run=30),
@@ -133,17 +149,18 @@ PER_SEED = [dict(seed=0, test_accuracy=0.9, epochs_run=30),
 
 
 def test_a_point_finished_in_the_other_seed_layout_is_not_trained_again(tmp_path, monkeypatch):
-  """A GPU vmaps a point's seeds (one results.json), a CPU runs seed<k>/ one by one: a
-  sweep resumed on the other machine reads the finished point instead of retraining."""
+  """A GPU vmaps a point's seeds (seeds0-1/), a CPU runs seed<k>/ one by one: a sweep
+  resumed on the other machine reads the finished point instead of retraining."""
   from digitjax import main
 
   monkeypatch.setattr(main, "run", lambda *a, **k: pytest.fail("trained a finished point"))
-  [(_, together)] = _point(vmap=True)
-  _finish(tmp_path / "vmapped", together, PER_SEED)
-  assert sweep_lib.run_point(_point(vmap=False), str(tmp_path / "vmapped")) == PER_SEED
-  for sub, single in _point(vmap=False):
-    _finish(tmp_path / "alone" / sub, single, [PER_SEED[single.seed]])
-  assert sweep_lib.run_point(_point(vmap=True), str(tmp_path / "alone")) == PER_SEED
+  sweep, config = _point(vmap=True)
+  together = config.copy_and_resolve_references()
+  together.num_seeds = 2
+  _finish(tmp_path / "vmapped" / "seeds0-1", together, PER_SEED)
+  assert sweep_lib.run_point(_point(vmap=False)[0], config, str(tmp_path / "vmapped")) == PER_SEED
+  _finish_alone(tmp_path / "alone", config)
+  assert sweep_lib.run_point(sweep, config, str(tmp_path / "alone")) == PER_SEED
 
 
 def test_a_point_finished_under_another_config_is_refused_not_reused(tmp_path, monkeypatch):
@@ -153,23 +170,22 @@ def test_a_point_finished_under_another_config_is_refused_not_reused(tmp_path, m
   from digitjax.errors import UserError
 
   monkeypatch.setattr(main, "run", lambda *a, **k: pytest.fail("trained over a finished run"))
-  for sub, single in _point(vmap=False):
-    _finish(tmp_path / sub, single, [PER_SEED[single.seed]])
+  _finish_alone(tmp_path, _point(vmap=False)[1])
   for vmap in (False, True):
+    sweep, config = _point(vmap=vmap, **{"optimizer.learning_rate": 0.002})
     with pytest.raises(UserError, match=r"\(optimizer.learning_rate: None -> 0.002\)\. The sweep file changed"):
-      sweep_lib.run_point(_point(vmap=vmap, **{"optimizer.learning_rate": 0.002}),
-                          str(tmp_path))
+      sweep_lib.run_point(sweep, config, str(tmp_path))
 
 
 def test_an_unreadable_results_file_is_run_again(tmp_path, monkeypatch):
   from digitjax import main
 
   ran = []
-  monkeypatch.setattr(main, "run", lambda c, wd: ran.append(wd) or PER_SEED[c.seed])
-  for sub, single in _point(vmap=False):
-    _finish(tmp_path / sub, single, [PER_SEED[single.seed]])
+  monkeypatch.setattr(main, "run", _fake_run(ran))
+  sweep, config = _point(vmap=False)
+  _finish_alone(tmp_path, config)
   (tmp_path / "seed1" / "results.json").write_text('{"test_acc')  # cut short
-  assert sweep_lib.run_point(_point(vmap=False), str(tmp_path)) == PER_SEED
+  assert sweep_lib.run_point(sweep, config, str(tmp_path)) == PER_SEED
   assert ran == [str(tmp_path / "seed1")]
 
 
@@ -179,10 +195,10 @@ def test_a_point_asked_for_more_epochs_trains_on(tmp_path, monkeypatch):
   from digitjax import main
 
   ran = []
-  monkeypatch.setattr(main, "run", lambda c, wd: ran.append(wd) or PER_SEED[c.seed])
-  for sub, single in _point(vmap=False):
-    _finish(tmp_path / sub, single, [PER_SEED[single.seed]])
-  sweep_lib.run_point(_point(vmap=False, num_epochs=31), str(tmp_path))
+  monkeypatch.setattr(main, "run", _fake_run(ran))
+  _finish_alone(tmp_path, _point(vmap=False)[1])
+  sweep, config = _point(vmap=False, num_epochs=31)
+  sweep_lib.run_point(sweep, config, str(tmp_path))
   assert ran == [str(tmp_path / "seed0"), str(tmp_path / "seed1")]
 
 
