@@ -177,6 +177,10 @@ def choose_model(c: ml_collections.ConfigDict, name: str) -> ml_collections.Conf
   return c
 
 
+# config.json's key for digitjax.provenance's record, beside the config's own fields.
+PROVENANCE = "provenance"
+
+
 def fingerprint(config: ml_collections.ConfigDict) -> dict:
   """The part of a config that identifies a run (what a workdir must agree with)."""
   return fingerprint_from_json(config.to_json_best_effort())
@@ -190,7 +194,9 @@ def fingerprint_from_json(text: str) -> dict:
   family's own fields at their defaults (every config.json written before families
   declared them holds all of them) leave it the same config.
   """
-  d = _flatten(json.loads(text))
+  d = json.loads(text)
+  d.pop(PROVENANCE, None)  # what the run ran on, not what it is
+  d = _flatten(d)
   defaults = _defaults()
   return {k: v for k, v in d.items()
           if k not in RUN_CONTROL_FIELDS and (k not in defaults or defaults[k] != v)}

@@ -35,9 +35,13 @@ def _tuples(x):
 
 
 def config_from_json(text: str):
+  """The config a config.json records (its provenance record left out)."""
   import ml_collections
+  from digitjax import config as config_lib
 
-  return ml_collections.ConfigDict(_tuples(json.loads(text)))
+  record = json.loads(text)
+  record.pop(config_lib.PROVENANCE, None)
+  return ml_collections.ConfigDict(_tuples(record))
 
 
 def _read_config(workdir: str):

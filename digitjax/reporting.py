@@ -128,7 +128,7 @@ def welch(a, b, confidence: float = 0.95) -> dict:
 
 
 def test_summary(results: dict) -> str:
-  if "per_seed" in results:
+  if len(results.get("per_seed", ())) > 1:
     s = summarize([p["test_accuracy"] for p in results["per_seed"]
                    if p.get("test_accuracy") is not None])
     ci = f" (95% CI {s['ci'][0]:.4f}-{s['ci'][1]:.4f})" if s["ci"] else ""

@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 from digitjax import augment, checkpoints, data, distributed, models
-from digitjax import optim
+from digitjax import optim, provenance
 from digitjax import reporting
 from digitjax import workdir as workdir_lib
 from digitjax.errors import UserError
@@ -800,7 +800,7 @@ def final_test(trainer: Trainer, state, loop: LoopState, saves: Saves, workdir: 
   config, r = trainer.config, trainer.num_replicas
   results = evaluate_checkpoint(config, workdir, trainer=trainer, ckpts=saves.ckpts,
                                 quiet=True)
-  per_seed = results["per_seed"] if r > 1 else [results]
+  per_seed = results["per_seed"]
   last_test = None
   if any(b != e for b, e in zip(loop.best_epoch, loop.epochs_run)):
     last_test, _ = trainer.evaluate(state, data.load_test(config))
@@ -816,15 +816,13 @@ def final_test(trainer: Trainer, state, loop: LoopState, saves: Saves, workdir: 
         val_accuracy=best.get("val_accuracy"),
         test_accuracy_last_epoch=(float(last_test["accuracy"][k]) if last_test
                                   else res["test_accuracy"]))
-  evaluated = results.get("evaluated")
-  results = reporting.combine_seeds(per_seed) if r > 1 else per_seed[0]
-  if evaluated:
-    results["evaluated"] = evaluated
+  results.update(reporting.combine_seeds(per_seed))  # the aggregate, now with val figures
   results.update(model=config.model.name, dataset=config.dataset.name, num_seeds=r,
                  devices=jax.device_count(), processes=jax.process_count(),
                  device_kind=jax.devices()[0].device_kind,
                  train_seconds=loop.train_seconds,
-                 steps_per_second=_step_of(state) / max(loop.train_seconds, 1e-9))
+                 steps_per_second=_step_of(state) / max(loop.train_seconds, 1e-9),
+                 provenance=provenance.record())
   return results
 
 
@@ -881,11 +879,14 @@ def evaluate_checkpoint(config, workdir: str, trainer: Trainer | None = None,
         checkpoint_step=int(distributed.to_host(state.step)[k]),
         per_class=reporting.per_class(cm, trainer.info.class_names),
         confusion_matrix=cm.tolist()))
+  total = sum(np.array(p["confusion_matrix"]) for p in per_seed)
   if distributed.is_main_process():
-    total = sum(np.array(p["confusion_matrix"]) for p in per_seed)
     reporting.plot_confusion(total, trainer.info.class_names,
                              os.path.join(workdir, "confusion_matrix.png"))
-  results = reporting.combine_seeds(per_seed) if len(per_seed) > 1 else per_seed[0]
+  # every seed's figures, and their aggregate: means, stds and the pooled confusion matrix
+  results = dict(reporting.combine_seeds(per_seed), test_examples=len(test),
+                 confusion_matrix=total.tolist(),
+                 per_class=reporting.per_class(total, trainer.info.class_names))
   if evaluated:
     results["evaluated"] = evaluated
   if not quiet:

@@ -36,12 +36,17 @@ def create(workdir: str) -> None:
 
 
 def record_config(config, workdir: str) -> None:
-  """Refuses a workdir that holds a run of a different config; records this config."""
+  """Refuses a workdir that holds a run of a different config; records this config, and
+  under "provenance" what this run started on (digitjax.provenance)."""
+  from digitjax import provenance
+
   check_config(config, workdir)
   if distributed.is_main_process():
     path = os.path.join(workdir, "config.json")
+    record = json.loads(config.to_json_best_effort())
+    record[config_lib.PROVENANCE] = provenance.record()
     with open(path + ".tmp", "w") as f:
-      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+      json.dump(record, f, indent=2, sort_keys=True)
     os.replace(path + ".tmp", path)
 
 
