@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 from digitjax import augment, checkpoints, data, distributed, models
-from digitjax import optim
+from digitjax import optim, progress
 from digitjax import reporting
 from digitjax import workdir as workdir_lib
 from digitjax.errors import UserError
@@ -404,6 +404,11 @@ class EpochSums:
     steps = max(self.steps[k], 1)
     return self.loss[k] / steps, self.accuracy[k] / steps
 
+  def running_loss(self) -> float:
+    """The epoch's mean training loss so far, over the replicas that trained a step."""
+    losses = [self.means(k)[0] for k in range(len(self.steps)) if self.steps[k]]
+    return float(np.mean(losses)) if losses else float("nan")
+
 
 @dataclasses.dataclass
 class LoopState:
@@ -606,28 +611,33 @@ def train_epoch(trainer: Trainer, state, loop: LoopState, train_data: TrainData,
                 signals: _Signals, saves: Saves, clock: list, workdir: str):
   """Trains the rest of epoch `epoch`, block by block; returns (state, its sums), the
   sums None when a signal stopped it (after a checkpoint). Step metrics come to the host
-  every log_every_steps, at checkpoint steps and on signals: the only syncs."""
+  every log_every_steps, at checkpoint steps and on signals: the only syncs, and the
+  only moments the progress line (a terminal's) moves."""
   config, spe = trainer.config, trainer.steps_per_epoch
   every = config.checkpoint_every_steps
   sums = loop.partial or EpochSums.zeros(trainer.num_replicas)
   active = trainer.replicate(np.array(loop.active))
   pending, pending_steps = [], 0
-  for b, n, block in train_data.blocks(epoch, loop.step_in_epoch):
-    state, metrics = trainer.steps(state, *block, n, active)
-    first = (epoch - 1) * spe + b + 1
-    pending.append((first, metrics))
-    pending_steps += n
-    at_checkpoint = bool(every and (first + n - 1) % every == 0)
-    if pending_steps >= config.log_every_steps or signals.received or at_checkpoint:
-      for f, m in pending:
-        _tally(sums, loop, f, distributed.to_host(m), trainer, epoch, workdir)
-      pending, pending_steps = [], 0
-    if (signals.received or at_checkpoint) and b + n < spe:
-      _clock_in(clock, loop, sums)
-      loop.step_in_epoch, loop.partial = b + n, sums
-      saves.save(state, loop, step=first + n - 1)
-      if signals.received:
-        return state, None
+  last = loop.history[-1]["time"] if loop.history else None
+  with progress.EpochProgress(epoch, config.num_epochs, spe, loop.step_in_epoch,
+                              last) as bar:
+    for b, n, block in train_data.blocks(epoch, loop.step_in_epoch):
+      state, metrics = trainer.steps(state, *block, n, active)
+      first = (epoch - 1) * spe + b + 1
+      pending.append((first, metrics))
+      pending_steps += n
+      at_checkpoint = bool(every and (first + n - 1) % every == 0)
+      if pending_steps >= config.log_every_steps or signals.received or at_checkpoint:
+        for f, m in pending:
+          _tally(sums, loop, f, distributed.to_host(m), trainer, epoch, workdir)
+        pending, pending_steps = [], 0
+        bar.update(b + n, sums.running_loss())
+      if (signals.received or at_checkpoint) and b + n < spe:
+        _clock_in(clock, loop, sums)
+        loop.step_in_epoch, loop.partial = b + n, sums
+        saves.save(state, loop, step=first + n - 1)
+        if signals.received:
+          return state, None
   for f, m in pending:
     _tally(sums, loop, f, distributed.to_host(m), trainer, epoch, workdir)
   return state, sums
