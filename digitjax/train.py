@@ -739,7 +739,8 @@ def _train_and_evaluate(config, workdir: str) -> dict:
     print(f"Resuming from {workdir}: epoch {loop.epoch}, step {_step_of(state)}.")
   train_data = TrainData(trainer, train)
   _say_where(train_data, config)
-  tb = reporting.TensorBoard(workdir) if distributed.is_main_process() else None
+  tb = (reporting.TensorBoard(workdir, config, loop.epoch) if distributed.is_main_process()
+        else None)
   try:
     with _Signals() as signals:
       while loop.epoch < config.num_epochs and any(loop.active):
@@ -763,12 +764,12 @@ def _train_and_evaluate(config, workdir: str) -> dict:
             or not any(loop.active)):
           saves.save(state, loop)
         log_epoch(config, workdir, loop, records, tb)
+    results = final_test(trainer, state, loop, saves, workdir)
+    results.update(params=totals, wall_seconds=time.time() - t_start)
+    _write_results(trainer, loop, results, workdir, tb)
   finally:
     if tb:
       tb.close()
-  results = final_test(trainer, state, loop, saves, workdir)
-  results.update(params=totals, wall_seconds=time.time() - t_start)
-  _write_results(trainer, loop, results, workdir)
   saves.ckpts.close()
   return results
 
@@ -838,12 +839,14 @@ def final_test(trainer: Trainer, state, loop: LoopState, saves: Saves, workdir: 
   return results
 
 
-def _write_results(trainer: Trainer, loop: LoopState, results: dict, workdir: str) -> None:
+def _write_results(trainer: Trainer, loop: LoopState, results: dict, workdir: str,
+                   tb: reporting.TensorBoard | None) -> None:
   if not distributed.is_main_process():
     return
   if loop.history:
     reporting.plot_history(loop.history, os.path.join(workdir, "history.png"))
   reporting.write_json(os.path.join(workdir, "results.json"), results)
+  tb.finish(trainer.config, results, loop.history, trainer.info.class_names)
   print(f"Test (best epoch{'s' if trainer.num_replicas > 1 else ''} "
         f"{', '.join(map(str, loop.best_epoch))}): {reporting.test_summary(results)}. "
         f"Results in {workdir}/results.json")
@@ -892,7 +895,7 @@ def evaluate_checkpoint(config, workdir: str, trainer: Trainer | None = None,
         per_class=reporting.per_class(cm, trainer.info.class_names),
         confusion_matrix=cm.tolist()))
   if distributed.is_main_process():
-    total = sum(np.array(p["confusion_matrix"]) for p in per_seed)
+    total = reporting.confusion_total(dict(per_seed=per_seed))
     reporting.plot_confusion(total, trainer.info.class_names,
                              os.path.join(workdir, "confusion_matrix.png"))
   results = reporting.combine_seeds(per_seed) if len(per_seed) > 1 else per_seed[0]
