@@ -21,7 +21,8 @@ import ml_collections
 from ml_collections import config_dict
 
 # Fields that only steer how long / how often a run does things. Changing them does not
-# make a workdir belong to "another config": extending num_epochs and rerunning resumes.
+# make a workdir belong to "another config": extending num_epochs and rerunning resumes
+# (except under a schedule that spans num_epochs, cosine: workdir.check_schedule).
 RUN_CONTROL_FIELDS = ("name", "num_epochs", "checkpoint_every_steps",
                       "checkpoint_every_epochs", "log_every_steps", "steps_per_dispatch",
                       "dataset.data_dir", "dataset.download", "dataset.placement")
