@@ -11,19 +11,27 @@ per epoch, free of control characters.
 from __future__ import annotations
 
 import datetime
+import sys
 import time
 
 from digitjax import distributed
 
 
 def _console():
-  """rich's console on stdout if that is a live terminal on the main process, else None."""
+  """rich's console on stdout if that is an interactive terminal on the main process, else
+  None. stdout itself must be a tty: FORCE_COLOR (set by some CI) makes rich treat a log
+  as a terminal, and a log must not fill with a redrawn line."""
   if not distributed.is_main_process():
+    return None
+  try:
+    if not sys.stdout.isatty():
+      return None
+  except (AttributeError, ValueError):  # no isatty, or a closed stream
     return None
   from rich.console import Console
 
   console = Console()
-  return console if console.is_terminal and not console.is_dumb_terminal else None
+  return console if console.is_interactive else None
 
 
 def _clock(seconds: float | None) -> str:

@@ -81,15 +81,18 @@ MOCK_TINY = ("--config=tests/tiny_config.py", "--config.batch_size=50",
 def mock_cli_env(tmp_path, **extra) -> dict:
   empty = tmp_path / "no_tfds_data"
   empty.mkdir(exist_ok=True)
-  return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1",
-              TFDS_DATA_DIR=str(empty), **extra)
+  env = {k: v for k, v in os.environ.items()  # rich's overrides of terminal detection
+         if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")}
+  return dict(env, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1", TFDS_DATA_DIR=str(empty),
+              **extra)
 
 
-def mock_cli(tmp_path, *args, timeout=300):
-  """`python -m digitjax.main *args` on mock data, stdout and stderr piped (text)."""
+def mock_cli(tmp_path, *args, timeout=300, **env):
+  """`python -m digitjax.main *args` on mock data, stdout and stderr piped (text); env:
+  extra environment variables."""
   import subprocess
   import sys
 
   return subprocess.run([sys.executable, "-c", MOCK_MAIN, *args], cwd=ROOT,
-                        env=mock_cli_env(tmp_path), capture_output=True, text=True,
+                        env=mock_cli_env(tmp_path, **env), capture_output=True, text=True,
                         timeout=timeout)

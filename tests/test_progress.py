@@ -11,7 +11,8 @@ BAR = "━"
 
 
 def test_off_a_terminal_one_line_per_epoch_and_no_bar(tmp_path):
-  r = mock_cli(tmp_path, *MOCK_TINY, f"--workdir={tmp_path / 'run'}")
+  # FORCE_COLOR, as some CI sets, makes rich take a pipe for a terminal: still no bar
+  r = mock_cli(tmp_path, *MOCK_TINY, f"--workdir={tmp_path / 'run'}", FORCE_COLOR="1")
   assert r.returncode == 0, r.stderr
   epochs = [l for l in r.stdout.splitlines() if l.startswith("Epoch ")]
   assert [l.split(" - ")[0] for l in epochs] == ["Epoch 1/2", "Epoch 2/2"]
