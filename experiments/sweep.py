@@ -160,7 +160,7 @@ def _finished(wd: str, config) -> dict | None:
   results = workdir_lib.read_results(wd)
   if results is None or any(not r.get("stopped_early") and r.get("epochs_run", 0) < config.num_epochs
          for r in results.get("per_seed", [results])):
-    return None  # num_epochs raised since: main.run resumes it and trains on
+    return None  # num_epochs raised since: main.run resumes it (a cosine one refuses)
   return results
 
 
