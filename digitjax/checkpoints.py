@@ -200,11 +200,16 @@ def _other_shapes(path: str, abstract_state) -> bool:
   return bool(have) and have != sorted(tuple(x.shape) for x in jax.tree.leaves(abstract_state))
 
 
+def saved_any(workdir: str) -> bool:
+  """True if the workdir holds a best or a latest checkpoint; creates nothing."""
+  root = os.path.join(workdir, "checkpoints")
+  return any(os.path.isdir(d) and any(name.isdigit() for name in os.listdir(d))
+             for d in (os.path.join(root, "best"), os.path.join(root, "latest")))
+
+
 def require_best(workdir: str) -> None:
   """Raises UserError unless the workdir holds a best or a latest checkpoint (eval falls
   back to the latest when the best is lost); creates nothing."""
-  root = os.path.join(workdir, "checkpoints")
-  if not any(os.path.isdir(d) and any(name.isdigit() for name in os.listdir(d))
-             for d in (os.path.join(root, "best"), os.path.join(root, "latest"))):
+  if not saved_any(workdir):
     raise UserError(f"there is nothing to evaluate in {workdir}: it holds no checkpoint. "
                     "Train first (--mode=train) or point --workdir at a trained run.")

@@ -21,7 +21,8 @@ import ml_collections
 from ml_collections import config_dict
 
 # Fields that only steer how long / how often a run does things. Changing them does not
-# make a workdir belong to "another config": extending num_epochs and rerunning resumes.
+# make a workdir belong to "another config": extending num_epochs and rerunning resumes
+# (except under a schedule that spans num_epochs, cosine: workdir.check_schedule).
 RUN_CONTROL_FIELDS = ("name", "num_epochs", "checkpoint_every_steps",
                       "checkpoint_every_epochs", "log_every_steps", "steps_per_dispatch",
                       "dataset.data_dir", "dataset.download", "dataset.placement")
@@ -215,6 +216,11 @@ def _defaults() -> dict:
   return {**_flatten(json.loads(json.dumps(own))), **_schema()}
 
 
+def flat(config: ml_collections.ConfigDict) -> dict:
+  """Every field of config by its dotted name: {'model.name': 'cnn_bn', ...} (JSON values)."""
+  return _flatten(json.loads(config.to_json_best_effort()))
+
+
 def _flatten(d, prefix=""):
   out = {}
   for k, v in (d or {}).items():
@@ -237,7 +243,7 @@ def unknown_fields(config: ml_collections.ConfigDict) -> list[str]:
   groups = {k.rsplit(".", 1)[0] for k in schema if "." in k}
   others = {f"model.{k}" for fields in models.FIELDS.values() for k in fields} - own
   errors = []
-  for key, value in _flatten(json.loads(config.to_json_best_effort())).items():
+  for key, value in flat(config).items():
     if key in schema or key.split(".")[0] in TOOL_GROUPS:
       continue
     if key in groups:
@@ -282,7 +288,7 @@ class _Checks:
     # NaN passes every range check (NaN < lo and NaN > hi are both False) and inf passes
     # the unbounded ones: refuse both in any field, once, before the range checks.
     self.nonfinite = set()
-    for key, value in _flatten(json.loads(config.to_json_best_effort())).items():
+    for key, value in flat(config).items():
       if any(isinstance(v, float) and not math.isfinite(v)
              for v in (value if isinstance(value, list) else [value])):
         self.nonfinite.add(key)

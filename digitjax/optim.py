@@ -32,6 +32,10 @@ OPTIMIZERS = {
 }
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
+# Schedules that run over the whole run, config.num_epochs * steps_per_epoch steps: another
+# num_epochs is another schedule, so a workdir refuses to resume under it
+# (workdir.check_schedule) rather than jump to a point of a new curve.
+RUN_LENGTH_SCHEDULES = ("cosine", "warmup_cosine")
 
 
 def learning_rate(config) -> float:

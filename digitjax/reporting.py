@@ -1,8 +1,9 @@
 """What a run shows and leaves behind: epoch lines, metrics files, plots, results.
 
-- one Keras-style line per epoch on stdout;
+- one Keras-style line per epoch on stdout (digitjax.progress: a live line on a terminal);
 - metrics.jsonl (one JSON object per epoch, rewritten from the checkpointed history so it
-  never holds an epoch twice after a resume) and TensorBoard events under tb/;
+  never holds an epoch twice after a resume) and TensorBoard events under tb/ (train and
+  val on one chart, lr, the config, figures and hparams);
 - history.png (loss and accuracy, train vs val, integer epochs, the best epoch marked;
   several seeds: mean and min-max band), confusion_matrix.png (counts and row-normalised,
   colour bars) and per-class precision/recall on test, results.json.
@@ -47,20 +48,62 @@ def write_history(workdir: str, history: list[dict]) -> None:
 
 
 class TensorBoard:
-  """Scalars for TensorBoard (tensorboardX: event files without TensorFlow's writer)."""
+  """TensorBoard events under <workdir>/tb, written with tensorboardX (no TensorFlow).
 
-  def __init__(self, workdir: str):
+  Keras's layout: train and val metrics go to the runs tb/train and tb/val under one tag
+  (loss, accuracy), which TensorBoard draws on one chart, as it draws the runs of
+  several workdirs on one chart. tb itself holds the learning rate and epoch time, the
+  config as text (at each start), and at the end the history and confusion figures;
+  tb/hparams holds the flattened config with the final val and test figures, so the
+  HParams tab compares the runs under a --logdir. Several seeds: tags per seed
+  ("seed3/loss"), figures and hparams over all of them, as in results.json.
+  """
+
+  def __init__(self, workdir: str, config, step: int = 0):
     from tensorboardX import SummaryWriter
-    self.writer = SummaryWriter(os.path.join(workdir, "tb"))
+    self.dir = os.path.join(workdir, "tb")
+    self.main = SummaryWriter(self.dir)
+    self.train = SummaryWriter(os.path.join(self.dir, "train"))
+    self.val = SummaryWriter(os.path.join(self.dir, "val"))
+    text = config.to_json_best_effort(indent=2, sort_keys=True)
+    self.main.add_text("config", "    " + text.replace("\n", "\n    "), step)  # markdown code
 
   def write(self, record: dict, prefix: str = ""):
-    for key, value in record.items():
-      if key not in ("epoch", "seed") and isinstance(value, (int, float)):
-        self.writer.add_scalar(prefix + key, value, record["epoch"])
-    self.writer.flush()
+    epoch = record["epoch"]
+    for metric in ("loss", "accuracy"):
+      self.train.add_scalar(prefix + metric, record[metric], epoch)
+      self.val.add_scalar(prefix + metric, record["val_" + metric], epoch)
+    for key in ("lr", "time", "skipped_steps"):
+      if key in record:
+        self.main.add_scalar(prefix + key, record[key], epoch)
+    for writer in (self.main, self.train, self.val):
+      writer.flush()
+
+  def finish(self, config, results: dict, history: list[dict], class_names) -> None:
+    """The end of a run: its figures, and its hparams with the final val and test."""
+    step = max((r["epoch"] for r in history), default=0)
+    if history:
+      self.main.add_figure("history", history_figure(history, config.name, config.monitor),
+                           step)
+    self.main.add_figure("confusion_matrix",
+                         confusion_figure(confusion_total(results), class_names), step)
+    from digitjax import config as config_lib
+    flat = config_lib.flat(config)
+    hparams = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+               for k, v in flat.items()}
+    metrics = {f"hparam/{k}": results[k] for k in
+               ("val_loss", "val_accuracy", "test_loss", "test_accuracy")
+               if results.get(k) is not None}
+    self.main.add_hparams(hparams, metrics, name="hparams", global_step=step)
 
   def close(self):
-    self.writer.close()
+    for writer in (self.main, self.train, self.val):
+      writer.close()
+
+
+def confusion_total(results: dict) -> np.ndarray:
+  """The test confusion matrix of results (one seed's, or several summed)."""
+  return sum(np.array(p["confusion_matrix"]) for p in results.get("per_seed", [results]))
 
 
 SEED_STATS = ("test_loss", "test_accuracy", "test_accuracy_last_epoch", "val_loss",

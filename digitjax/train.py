@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 from digitjax import augment, checkpoints, data, distributed, models
-from digitjax import optim, provenance
+from digitjax import optim, progress, provenance
 from digitjax import reporting
 from digitjax import workdir as workdir_lib
 from digitjax.errors import UserError
@@ -404,6 +404,11 @@ class EpochSums:
     steps = max(self.steps[k], 1)
     return self.loss[k] / steps, self.accuracy[k] / steps
 
+  def running_loss(self) -> float:
+    """The epoch's mean training loss so far, over the replicas that trained a step."""
+    losses = [self.means(k)[0] for k in range(len(self.steps)) if self.steps[k]]
+    return float(np.mean(losses)) if losses else float("nan")
+
 
 @dataclasses.dataclass
 class LoopState:
@@ -606,28 +611,33 @@ def train_epoch(trainer: Trainer, state, loop: LoopState, train_data: TrainData,
                 signals: _Signals, saves: Saves, clock: list, workdir: str):
   """Trains the rest of epoch `epoch`, block by block; returns (state, its sums), the
   sums None when a signal stopped it (after a checkpoint). Step metrics come to the host
-  every log_every_steps, at checkpoint steps and on signals: the only syncs."""
+  every log_every_steps, at checkpoint steps and on signals: the only syncs, and the
+  only moments the progress line (a terminal's) moves."""
   config, spe = trainer.config, trainer.steps_per_epoch
   every = config.checkpoint_every_steps
   sums = loop.partial or EpochSums.zeros(trainer.num_replicas)
   active = trainer.replicate(np.array(loop.active))
   pending, pending_steps = [], 0
-  for b, n, block in train_data.blocks(epoch, loop.step_in_epoch):
-    state, metrics = trainer.steps(state, *block, n, active)
-    first = (epoch - 1) * spe + b + 1
-    pending.append((first, metrics))
-    pending_steps += n
-    at_checkpoint = bool(every and (first + n - 1) % every == 0)
-    if pending_steps >= config.log_every_steps or signals.received or at_checkpoint:
-      for f, m in pending:
-        _tally(sums, loop, f, distributed.to_host(m), trainer, epoch, workdir)
-      pending, pending_steps = [], 0
-    if (signals.received or at_checkpoint) and b + n < spe:
-      _clock_in(clock, loop, sums)
-      loop.step_in_epoch, loop.partial = b + n, sums
-      saves.save(state, loop, step=first + n - 1)
-      if signals.received:
-        return state, None
+  last = loop.history[-1]["time"] if loop.history else None
+  with progress.EpochProgress(epoch, config.num_epochs, spe, loop.step_in_epoch,
+                              last) as bar:
+    for b, n, block in train_data.blocks(epoch, loop.step_in_epoch):
+      state, metrics = trainer.steps(state, *block, n, active)
+      first = (epoch - 1) * spe + b + 1
+      pending.append((first, metrics))
+      pending_steps += n
+      at_checkpoint = bool(every and (first + n - 1) % every == 0)
+      if pending_steps >= config.log_every_steps or signals.received or at_checkpoint:
+        for f, m in pending:
+          _tally(sums, loop, f, distributed.to_host(m), trainer, epoch, workdir)
+        pending, pending_steps = [], 0
+        bar.update(b + n, sums.running_loss())
+      if (signals.received or at_checkpoint) and b + n < spe:
+        _clock_in(clock, loop, sums)
+        loop.step_in_epoch, loop.partial = b + n, sums
+        saves.save(state, loop, step=first + n - 1)
+        if signals.received:
+          return state, None
   for f, m in pending:
     _tally(sums, loop, f, distributed.to_host(m), trainer, epoch, workdir)
   return state, sums
@@ -729,7 +739,8 @@ def _train_and_evaluate(config, workdir: str) -> dict:
     print(f"Resuming from {workdir}: epoch {loop.epoch}, step {_step_of(state)}.")
   train_data = TrainData(trainer, train)
   _say_where(train_data, config)
-  tb = reporting.TensorBoard(workdir) if distributed.is_main_process() else None
+  tb = (reporting.TensorBoard(workdir, config, loop.epoch) if distributed.is_main_process()
+        else None)
   try:
     with _Signals() as signals:
       while loop.epoch < config.num_epochs and any(loop.active):
@@ -753,12 +764,12 @@ def _train_and_evaluate(config, workdir: str) -> dict:
             or not any(loop.active)):
           saves.save(state, loop)
         log_epoch(config, workdir, loop, records, tb)
+    results = final_test(trainer, state, loop, saves, workdir)
+    results.update(params=totals, wall_seconds=time.time() - t_start)
+    _write_results(trainer, loop, results, workdir, tb)
   finally:
     if tb:
       tb.close()
-  results = final_test(trainer, state, loop, saves, workdir)
-  results.update(params=totals, wall_seconds=time.time() - t_start)
-  _write_results(trainer, loop, results, workdir)
   saves.ckpts.close()
   return results
 
@@ -826,12 +837,14 @@ def final_test(trainer: Trainer, state, loop: LoopState, saves: Saves, workdir: 
   return results
 
 
-def _write_results(trainer: Trainer, loop: LoopState, results: dict, workdir: str) -> None:
+def _write_results(trainer: Trainer, loop: LoopState, results: dict, workdir: str,
+                   tb: reporting.TensorBoard | None) -> None:
   if not distributed.is_main_process():
     return
   if loop.history:
     reporting.plot_history(loop.history, os.path.join(workdir, "history.png"))
   reporting.write_json(os.path.join(workdir, "results.json"), results)
+  tb.finish(trainer.config, results, loop.history, trainer.info.class_names)
   print(f"Test (best epoch{'s' if trainer.num_replicas > 1 else ''} "
         f"{', '.join(map(str, loop.best_epoch))}): {reporting.test_summary(results)}. "
         f"Results in {workdir}/results.json")

@@ -36,11 +36,13 @@ def create(workdir: str) -> None:
 
 
 def record_config(config, workdir: str) -> None:
-  """Refuses a workdir that holds a run of a different config; records this config, and
+  """Refuses a workdir that holds a run of a different config, or one whose learning-rate
+  schedule another num_epochs would change (check_schedule); records this config, and
   under "provenance" what this run started on (digitjax.provenance)."""
   from digitjax import provenance
 
   check_config(config, workdir)
+  check_schedule(config, workdir)
   if distributed.is_main_process():
     path = os.path.join(workdir, "config.json")
     record = json.loads(config.to_json_best_effort())
@@ -80,6 +82,30 @@ def check_config(config, workdir: str, advice: str = "") -> None:
     except ValueError:
       theirs = None
   check_identity(theirs, config, f"workdir {workdir}", advice)
+
+
+def check_schedule(config, workdir: str) -> None:
+  """UserError if resuming workdir's checkpoints under config would change the length of
+  their learning-rate schedule: a cosine schedule spans num_epochs, so another num_epochs
+  would silently restart its curve mid-run (a finished run's lr would jump from 0 back
+  up). Constant schedules (and ReduceLROnPlateau) resume under any num_epochs."""
+  from digitjax import checkpoints, optim
+
+  schedule = config.optimizer.schedule
+  if schedule not in optim.RUN_LENGTH_SCHEDULES or not checkpoints.saved_any(workdir):
+    return
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      theirs = json.load(f)["num_epochs"]
+  except (OSError, ValueError, KeyError, TypeError):
+    return  # no readable record: check_config has already judged the workdir
+  if theirs != config.num_epochs:
+    raise UserError(
+        f"workdir {workdir} was trained with num_epochs={theirs} under the {schedule} "
+        f"learning-rate schedule, which spans num_epochs: resuming with num_epochs="
+        f"{config.num_epochs} would restart that schedule mid-run. Keep "
+        f"--config.num_epochs={theirs}, or train the longer schedule from scratch with "
+        "--fresh (the old run is set aside) or another --workdir.")
 
 
 def read_results(workdir: str) -> dict | None:

@@ -64,3 +64,35 @@ def pytest_collection_modifyitems(config, items):
   for item in items:
     if "slow" in item.keywords:
       item.add_marker(skip)
+
+
+# digitjax.main's command line on TFDS mock data (random images at MNIST's shapes, 600 an
+# split): real training end to end in a subprocess, whatever data this machine holds.
+MOCK_MAIN = ("from absl import app\n"
+             "from experiments import runner\n"
+             "from digitjax import main\n"
+             "with runner.mock_tfds(num_examples=600):\n"
+             "  app.run(main.main, flags_parser=main.parse_flags)\n")
+# tests/tiny_config.py on it: 10 steps an epoch, metrics to the host every 2 steps
+MOCK_TINY = ("--config=tests/tiny_config.py", "--config.batch_size=50",
+             "--config.steps_per_dispatch=2", "--config.log_every_steps=2")
+
+
+def mock_cli_env(tmp_path, **extra) -> dict:
+  empty = tmp_path / "no_tfds_data"
+  empty.mkdir(exist_ok=True)
+  env = {k: v for k, v in os.environ.items()  # rich's overrides of terminal detection
+         if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")}
+  return dict(env, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1", TFDS_DATA_DIR=str(empty),
+              **extra)
+
+
+def mock_cli(tmp_path, *args, timeout=300, **env):
+  """`python -m digitjax.main *args` on mock data, stdout and stderr piped (text); env:
+  extra environment variables."""
+  import subprocess
+  import sys
+
+  return subprocess.run([sys.executable, "-c", MOCK_MAIN, *args], cwd=ROOT,
+                        env=mock_cli_env(tmp_path, **env), capture_output=True, text=True,
+                        timeout=timeout)
