@@ -75,6 +75,21 @@ class SeedRun:
   wall_seconds: float  # the program's: seeds trained together share it
   device: str
   together: int  # how many seeds that program trained
+  identity: str = ""  # identity(config, seed) of the config it ran
+  provenance: dict = dataclasses.field(default_factory=dict)  # results.json's
+
+
+def identity(config, seed: int) -> str:
+  """A short digest of what makes seed `seed` of config this run (config.fingerprint,
+  the seed alone): equal digests, the same experiment, whichever program trained it."""
+  import hashlib
+  import json
+  from digitjax import config as config_lib
+
+  c = copy.deepcopy(config)
+  c.seed, c.num_seeds = seed, 1
+  text = json.dumps(config_lib.fingerprint(c), sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def dirname(block: list[int]) -> str:
@@ -108,10 +123,11 @@ def per_seed(results: dict) -> list[dict]:
   return results.get("per_seed") or [results]
 
 
-def seed_runs(results: dict, workdir: str) -> dict[int, SeedRun]:
+def seed_runs(results: dict, workdir: str, config) -> dict[int, SeedRun]:
   entries = per_seed(results)
   return {p["seed"]: SeedRun(p["seed"], p, workdir, results["wall_seconds"],
-                             results.get("device_kind", "cpu"), len(entries))
+                             results.get("device_kind", "cpu"), len(entries),
+                             identity(config, p["seed"]), results.get("provenance", {}))
           for p in entries}
 
 
@@ -159,7 +175,7 @@ def finished_seeds(config, folder: str, advice: str = "",
       print(f"warning: skipped: {e}", file=sys.stderr)
       continue
     if results is not None:
-      for seed, run in seed_runs(results, workdir).items():
+      for seed, run in seed_runs(results, workdir, config).items():
         found.setdefault(seed, run)
   return found
 
@@ -180,5 +196,5 @@ def run_seeds(config, folder: str, seeds: list[int], together: bool = False,
     results = main.run(c, workdir)
     if results.get("interrupted"):
       raise KeyboardInterrupt(results["interrupted"])
-    done.update(seed_runs(results, workdir))
+    done.update(seed_runs(results, workdir, config))
   return [done[s] for s in seeds]

@@ -414,3 +414,47 @@ def test_reproduce_finds_the_shared_data_like_launch_sh(tmp_path, monkeypatch):
   assert reproduce.default_data_dir() == str(shared)
   monkeypatch.setenv("TFDS_DATA_DIR", "/somewhere/else")
   assert reproduce.default_data_dir() is None  # set: left alone
+
+
+def _finished_seed(folder, config, seed, accuracy):
+  """A finished one-seed run of config as training leaves it: config.json, results.json."""
+  from digitjax import reporting, workdir as workdir_lib
+
+  c = config.copy_and_resolve_references()
+  c.seed, c.num_seeds = seed, 1
+  workdir = folder / f"seed{seed}"
+  workdir_lib.create(str(workdir))
+  workdir_lib.record_config(c, str(workdir))
+  per_seed = [dict(seed=seed, test_accuracy=accuracy, test_accuracy_last_epoch=accuracy,
+                   epochs_run=c.num_epochs)]
+  (workdir / "results.json").write_text(json.dumps(dict(
+      reporting.combine_seeds(per_seed), wall_seconds=10.0,
+      provenance=dict(commit="a" * 40, date="2026-11-30T10:00:00+00:00"))))
+
+
+def test_seeds_add_up_across_sessions_through_the_ledger(tmp_path):
+  """runs/ is not kept between sessions: seed 0 run in one, seed 1 in the next, the table
+  counts both (seeds.csv keeps them); a line of a config changed since is left out."""
+  config = catalogue.load_config("configs/report_a.py:a1_perceptron")
+  out = tmp_path / "results"
+  _finished_seed(tmp_path / "session1" / "A1", config, 0, 0.91)
+  reproduce.reproduce("A", rows="A1", tabulate=True, workroot=str(tmp_path / "session1"),
+                      out_dir=str(out))
+  _finished_seed(tmp_path / "session2" / "A1", config, 1, 0.93)
+  reproduce.reproduce("A", rows="A1", tabulate=True, workroot=str(tmp_path / "session2"),
+                      out_dir=str(out))
+  row = {r["row"]: r for r in _table(out / "A.csv")}["A1"]
+  assert row["seeds"] == "2" and row["ours mean %"] == "92.00"
+  lines = _table(out / "seeds.csv")
+  assert [(l["row"], l["seed"], l["commit"][:1], l["date"]) for l in lines] == [
+      ("A1", "0", "a", "2026-11-30"), ("A1", "1", "a", "2026-11-30")]
+  lines[0]["identity"] = "0" * 16  # as if seed 0 ran under another config
+  with open(out / "seeds.csv", "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(lines[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(lines)
+  reproduce.reproduce("A", rows="A1", tabulate=True, workroot=str(tmp_path / "none"),
+                      out_dir=str(out))
+  row = {r["row"]: r for r in _table(out / "A.csv")}["A1"]
+  assert row["seeds"] == "1" and row["ours mean %"] == "93.00"
+  assert len(_table(out / "seeds.csv")) == 2  # kept in the file all the same
