@@ -53,8 +53,8 @@ def check_path(workdir: str) -> None:
                       "--workdir.") from None
     return
   except OSError as e:  # a link loop (ELOOP), a file on the way (ENOTDIR), no permission
-    raise UserError(f"cannot use the workdir {workdir} ({e.strerror}). Fix the path or "
-                    "choose another --workdir.") from None
+    raise UserError(f"cannot create the workdir {workdir} ({e.strerror}). Fix the path "
+                    "or choose another --workdir.") from None
   if not os.path.isdir(workdir):
     raise UserError(f"--workdir {workdir} is a file, not a folder. Choose another --workdir.")
   for sub in ("checkpoints", os.path.join("checkpoints", "latest"),
