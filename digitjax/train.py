@@ -560,11 +560,11 @@ class Saves:
   def save(self, state: TrainState, loop: LoopState, step: int | None = None) -> None:
     step = _step_of(state) if step is None else step
     meta = {**loop.meta(), "config_fingerprint": self.identity}
-    replace = step == self.replace_step
+    again = {"replace": True} if step == self.replace_step else {}
     if self.best_unsaved:
-      self.ckpts.save_best(step, self.best_state, meta, replace)
+      self.ckpts.save_best(step, self.best_state, meta, **again)
       self.best_unsaved = False
-    self.ckpts.save_latest(step, state, meta, replace)
+    self.ckpts.save_latest(step, state, meta, **again)
 
 
 def identity_check(config):

@@ -3,6 +3,7 @@ workdirs on disk. Each test says what happened before."""
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -41,6 +42,12 @@ def _history(workdir):
   return [{k: v for k, v in json.loads(l).items() if k != "time"} for l in lines]
 
 
+def _meta(workdir, step):
+  """The loop state the latest checkpoint at `step` records."""
+  path = pathlib.Path(workdir) / "checkpoints" / "latest" / str(step) / "meta" / "metadata"
+  return json.loads(path.read_text())
+
+
 def _results(workdir):
   return json.loads((pathlib.Path(workdir) / "results.json").read_text())
 
@@ -74,6 +81,14 @@ def test_signal_with_one_block_per_epoch_stops_at_the_epoch_end_and_resumes_exac
   assert f"Received {sig.name}: saved a checkpoint at step " in err, err
   assert "Rerun the same command to resume." in err
   assert "Epoch 8/8" not in out and not (tmp_path / "results.json").exists()
+  step = int(re.search(r"saved a checkpoint at step (\d+) ", err).group(1))
+  epoch, rest = divmod(step, 18)  # 18 steps an epoch: stopped at an epoch's end
+  meta = _meta(tmp_path, step)
+  assert rest == 0 and (meta["epoch"], meta["step_in_epoch"]) == (epoch - 1, 18), meta
+  # finishing that epoch (its validation) saves it again at the same step, in its place
+  code, out, err = _cli(tmp_path, *ONE_BLOCK[1:], f"--config.num_epochs={epoch}")
+  assert code == 0 and f"Resuming from {tmp_path}: epoch {epoch - 1}, step {step}" in out, err
+  assert (_meta(tmp_path, step)["epoch"], _meta(tmp_path, step)["step_in_epoch"]) == (epoch, 0)
   code, out, err = _cli(tmp_path, *ONE_BLOCK)
   assert code == 0, err
   assert "Resuming from" in out
