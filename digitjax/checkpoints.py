@@ -97,13 +97,19 @@ class Checkpoints:
       self.best = _manager(os.path.join(self.root, "best"), keep=1)
 
   @staticmethod
-  def _save(manager, step: int, state, meta: dict, what: str):
+  def _save(manager, step: int, state, meta: dict, what: str, replace: bool = False):
     """Saves one step; a failed write (a full disk) is one UserError, and the step's
-    half-written folder stays orbax's temporary one, which no restore reads."""
-    # A step is saved twice only when a run replays it after falling back from an
-    # unreadable checkpoint; replay is deterministic, so the good copy on disk stays.
+    half-written folder stays orbax's temporary one, which no restore reads.
+
+    A step is saved twice when a run replays it after falling back from an unreadable
+    checkpoint (replay is deterministic, so the good copy on disk stays), and when a run
+    stopped at an epoch's end, before validating, finishes that epoch: `replace` then
+    puts the finished epoch's state (plateau, best) and meta in place of the stopped one.
+    """
     if int(step) in manager.all_steps():
-      return
+      if not replace:
+        return
+      manager.delete(int(step))
     _silence_orbax_leftovers()
     try:
       with _orbax_errors_unlogged():  # orbax logs each failed write, from each thread
@@ -118,11 +124,11 @@ class Checkpoints:
           f"({reason}). The checkpoints saved before it are intact: free disk space and "
           "rerun the same command to resume from the last of them.") from e
 
-  def save_latest(self, step: int, state, meta: dict):
-    self._save(self.latest, step, state, meta, "latest")
+  def save_latest(self, step: int, state, meta: dict, replace: bool = False):
+    self._save(self.latest, step, state, meta, "latest", replace)
 
-  def save_best(self, step: int, state, meta: dict):
-    self._save(self.best, step, state, meta, "best")
+  def save_best(self, step: int, state, meta: dict, replace: bool = False):
+    self._save(self.best, step, state, meta, "best", replace)
 
   def _restore(self, manager, abstract_state, what: str, check=None):
     with _orbax_errors_unlogged():

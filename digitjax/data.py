@@ -201,11 +201,19 @@ def check_split(config, split: str, builder=None) -> None:
   if not builder.info.splits:  # no files recorded to check (tfds.testing.mock_data)
     return
   try:
-    builder.info.splits[split]
+    info = builder.info.splits[split]
   except (ValueError, KeyError) as e:
     raise UserError(f"dataset {config.dataset.name!r} has no split {split!r}; it has "
                     f"{', '.join(builder.info.splits.keys())}.") from e
+  if not info.num_examples:  # e.g. 'test[90%:90%]': nothing to train on or test
+    raise UserError(f"split {split!r} of dataset {config.dataset.name!r} holds no "
+                    f"examples; its splits are {_sizes(builder)}. Choose a slice that "
+                    "holds some.")
   _check_files(builder, config, split)
+
+
+def _sizes(builder) -> str:
+  return ", ".join(f"{name} ({s.num_examples:,})" for name, s in builder.info.splits.items())
 
 
 def _read_tfds(config, split: str, limit: int = 0) -> Split:

@@ -16,6 +16,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from digitjax import ctrl_c
 from digitjax.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -48,13 +49,23 @@ def _validate(config) -> None:
 
 def run(config, workdir: str, mode: str = "train", fresh: bool = False,
         eval_split: str | None = None, eval_dataset: str | None = None) -> dict:
+  """One run (train, resuming, or eval). Ctrl-C anywhere in it stops it with
+  KeyboardInterrupt, never swallowed by a gc callback (digitjax.ctrl_c); training
+  answers the first one by saving a checkpoint instead."""
+  with ctrl_c.guard():
+    return _run(config, workdir, mode, fresh, eval_split, eval_dataset)
+
+
+def _run(config, workdir, mode, fresh, eval_split, eval_dataset) -> dict:
   _validate(config)
+  if fresh and mode != "train":
+    raise UserError(f"--fresh goes with --mode=train only: --mode={mode} never moves a run "
+                    f"aside. Drop --fresh to evaluate the run in {workdir}.")
   from digitjax import data, models  # imports JAX: after the cheap checks
+  from digitjax import workdir as workdir_lib
+  workdir_lib.check_path(workdir)
   info = data.DATASETS[config.dataset.name]
   models.check_input(config, data.image_shape(config), info.num_classes)
-  from digitjax import workdir as workdir_lib
-  if fresh and (aside := workdir_lib.set_aside(workdir)):
-    print(f"Moved the previous run to {aside}.")
   from digitjax import train
   try:
     if mode == "eval" and (eval_split or eval_dataset):
@@ -62,7 +73,7 @@ def run(config, workdir: str, mode: str = "train", fresh: bool = False,
       return inference.evaluate(config, workdir, eval_split, eval_dataset)
     if mode == "eval":
       return train.evaluate_checkpoint(config, workdir)
-    return train.train_and_evaluate(config, workdir)
+    return train.train_and_evaluate(config, workdir, fresh=fresh)
   except OSError as e:  # here, so the reproduce and sweep runners report it too
     if e.errno not in _NO_ROOM:
       raise
@@ -215,18 +226,46 @@ def check_args(argv):
     sys.exit(2)
 
 
+def _exit_now(status: int) -> None:
+  """Exits at once, skipping Python's shutdown: after a Ctrl-C in start-up or eval,
+  TensorFlow's and XLA's threads may still be mid-read or mid-compile, and finalizing
+  the interpreter under them sometimes segfaulted (exit -11 after the message). Nothing
+  is left to write: checkpoints are written whole or not at all."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)
+
+
+def _default_workdir(config) -> str:
+  """runs/<config.name>; UserError for a name that would not be a folder of its own
+  there: empty or blank (the run would train into runs/ itself, and --fresh move all of
+  runs/ aside), '.', '..', an empty part or one with a leading /."""
+  name = config.name
+  parts = name.split("/")
+  if not name.strip() or name.startswith("/") or any(
+      p.strip() in ("", ".", "..") for p in parts):
+    raise UserError(f"config.name={name!r} cannot name a run's folder under runs/ (it is "
+                    "empty, blank or has a '.', '..' or empty part); set --config.name=NAME "
+                    "(e.g. my_run, report_a/a1) or give --workdir.")
+  return os.path.join("runs", name)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS are chatty at INFO
   config = _CONFIG.value
+  if _FRESH.value and _MODE.value != "train":  # run() says so too; predict does not call it
+    print(f"error: --fresh goes with --mode=train only: --mode={_MODE.value} never moves a "
+          "run aside. Drop --fresh.", file=sys.stderr)
+    sys.exit(2)
   if _MODE.value == "predict":
     if not _IMAGES.value or not (_WORKDIR.value or config):
       raise app.UsageError("--mode=predict needs --images=PATH[,PATH...] and --workdir "
                            "(or --config, for runs/<config name>)")
     try:
-      predict(_WORKDIR.value or os.path.join("runs", config.name), _IMAGES.value)
+      predict(_WORKDIR.value or _default_workdir(config), _IMAGES.value)
     except UserError as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
@@ -235,12 +274,14 @@ def main(argv):
     raise app.UsageError("--config is required, e.g. --config=configs/cnn_bn.py")
   if (_EVAL_SPLIT.value or _EVAL_DATASET.value) and _MODE.value != "eval":
     raise app.UsageError("--eval_split and --eval_dataset go with --mode=eval")
-  workdir = _WORKDIR.value or os.path.join("runs", config.name)
+  workdir = _WORKDIR.value or "runs"  # for the Ctrl-C message, until it is known
   try:
-    from digitjax import distributed
-    distributed.initialize_from_env()  # several processes (launch.sh --processes / --slurm)
-    result = run(config, workdir, _MODE.value, _FRESH.value, _EVAL_SPLIT.value,
-                 _EVAL_DATASET.value)
+    workdir = _WORKDIR.value or _default_workdir(config)
+    with ctrl_c.guard():  # from here on, a Ctrl-C is never swallowed
+      from digitjax import distributed
+      distributed.initialize_from_env()  # several processes (launch.sh --processes, --slurm)
+      result = run(config, workdir, _MODE.value, _FRESH.value, _EVAL_SPLIT.value,
+                   _EVAL_DATASET.value)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -248,7 +289,7 @@ def main(argv):
     # checkpoint), or a second Ctrl-C: checkpoints are written whole or not at all
     print(f"Stopped by Ctrl-C. What {workdir} already held is intact; rerun the same "
           "command to resume.", file=sys.stderr)
-    sys.exit(130)
+    _exit_now(130)
   if result.get("interrupted"):
     sys.exit(0)
 

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from digitjax import augment, checkpoints, data, distributed, models
+from digitjax import augment, checkpoints, ctrl_c, data, distributed, models
 from digitjax import optim, progress, provenance
 from digitjax import reporting
 from digitjax import workdir as workdir_lib
@@ -497,7 +497,8 @@ class _Signals:
 
   def _handle(self, signum, frame):
     if self.received is not None and signum == signal.SIGINT:
-      raise KeyboardInterrupt  # a second Ctrl-C means now
+      ctrl_c.interrupt(frame)  # a second Ctrl-C means now (and never in a gc callback)
+      return
     self.received = signal.Signals(signum).name
 
   def __exit__(self, *exc):
@@ -534,13 +535,17 @@ class Saves:
     self.replicate = trainer.replicate
     self.identity = workdir_lib.identity(trainer.config)
     self.check = identity_check(trainer.config)
+    self.steps_per_epoch = trainer.steps_per_epoch
     self.best_state, self.best_unsaved = None, False
+    self.replace_step = None  # the step of a checkpoint saved at an epoch's end, unvalidated
 
   def restore(self) -> tuple[TrainState, LoopState] | None:
     restored = self.ckpts.restore_latest(self.abstract, self.check)
     if restored is None:
       return None
     state, loop = self.replicate(restored[0]), LoopState.from_meta(restored[1])
+    if loop.step_in_epoch and loop.step_in_epoch == self.steps_per_epoch:
+      self.replace_step = _step_of(state)  # the epoch's end, saved again once validated
     best = self.ckpts.restore_best(self.abstract, self.check)
     if best is None and holds_best(loop):  # the best lost, and the latest is that state
       self.ckpts.save_best(_step_of(state), state, restored[1])
@@ -560,10 +565,11 @@ class Saves:
   def save(self, state: TrainState, loop: LoopState, step: int | None = None) -> None:
     step = _step_of(state) if step is None else step
     meta = {**loop.meta(), "config_fingerprint": self.identity}
+    again = {"replace": True} if step == self.replace_step else {}
     if self.best_unsaved:
-      self.ckpts.save_best(step, self.best_state, meta)
+      self.ckpts.save_best(step, self.best_state, meta, **again)
       self.best_unsaved = False
-    self.ckpts.save_latest(step, state, meta)
+    self.ckpts.save_latest(step, state, meta, **again)
 
 
 def identity_check(config):
@@ -610,9 +616,11 @@ def _tally(sums: EpochSums, loop: LoopState, first: int, metrics, trainer, epoch
 def train_epoch(trainer: Trainer, state, loop: LoopState, train_data: TrainData, epoch: int,
                 signals: _Signals, saves: Saves, clock: list, workdir: str):
   """Trains the rest of epoch `epoch`, block by block; returns (state, its sums), the
-  sums None when a signal stopped it (after a checkpoint). Step metrics come to the host
-  every log_every_steps, at checkpoint steps and on signals: the only syncs, and the
-  only moments the progress line (a terminal's) moves."""
+  sums None when a signal stopped it (after a checkpoint). Signals are checked after
+  every block and at the epoch's end, before validation: a stop there saves the trained
+  epoch with step_in_epoch = steps_per_epoch, and a resume starts at its validation. Step
+  metrics come to the host every log_every_steps, at checkpoint steps and on signals:
+  the only syncs, and the only moments the progress line (a terminal's) moves."""
   config, spe = trainer.config, trainer.steps_per_epoch
   every = config.checkpoint_every_steps
   sums = loop.partial or EpochSums.zeros(trainer.num_replicas)
@@ -640,6 +648,11 @@ def train_epoch(trainer: Trainer, state, loop: LoopState, train_data: TrainData,
           return state, None
   for f, m in pending:
     _tally(sums, loop, f, distributed.to_host(m), trainer, epoch, workdir)
+  if signals.received:  # also when the epoch was one block: stop before validating
+    _clock_in(clock, loop, sums)
+    loop.step_in_epoch, loop.partial = spe, sums
+    saves.save(state, loop, step=epoch * spe)
+    return state, None
   return state, sums
 
 
@@ -716,19 +729,31 @@ def log_epoch(config, workdir: str, loop: LoopState, records: list[dict], tb) ->
     tb.write(record, prefix=f"seed{record['seed']}/" if config.num_seeds > 1 else "")
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
+def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
   """Trains (resuming from the workdir's latest checkpoint), then tests the best state;
-  holds the workdir's lock throughout, so a second run on it is refused."""
+  holds the workdir's lock throughout, so a second run on it is refused.
+
+  Every check that can run before training does, before anything is written or moved:
+  the data (train, val and test splits there, whole and big enough for the batch), so a
+  workdir holds config.json only once a run really started, and the corrected command
+  is not refused as a run of a different config; --fresh moves the old run aside only
+  then."""
+  t_start = time.time()
+  if not fresh:
+    workdir_lib.check_config(config, workdir)  # refused at once, not after reading data
+  train, val = data.load_train_val(config)
+  steps_per_epoch = _steps_per_epoch(config, len(train))
+  if fresh and (aside := workdir_lib.set_aside(workdir)):
+    print(f"Moved the previous run to {aside}.")
   workdir_lib.create(workdir)
   with workdir_lib.lock(workdir):
     workdir_lib.record_config(config, workdir)
-    return _train_and_evaluate(config, workdir)
+    return _train_and_evaluate(config, workdir, train, val, steps_per_epoch, t_start)
 
 
-def _train_and_evaluate(config, workdir: str) -> dict:
-  t_start = time.time()
-  train, val = data.load_train_val(config)
-  trainer = Trainer(config, _steps_per_epoch(config, len(train)))
+def _train_and_evaluate(config, workdir: str, train, val, steps_per_epoch: int,
+                        t_start: float) -> dict:
+  trainer = Trainer(config, steps_per_epoch)
   totals = _print_summary(trainer, workdir)
   saves = Saves(workdir, trainer)
   restored = saves.restore()
@@ -764,6 +789,8 @@ def _train_and_evaluate(config, workdir: str) -> dict:
             or not any(loop.active)):
           saves.save(state, loop)
         log_epoch(config, workdir, loop, records, tb)
+      if signals.received:  # during the last validation: saved above; test on rerun
+        return _interrupted(signals.received, state, saves, workdir)
     results = final_test(trainer, state, loop, saves, workdir)
     results.update(params=totals, wall_seconds=time.time() - t_start)
     _write_results(trainer, loop, results, workdir, tb)

@@ -35,6 +35,36 @@ def create(workdir: str) -> None:
                     "--workdir where you can write.") from e
 
 
+def check_path(workdir: str) -> None:
+  """UserError, in one line, for a --workdir no run can live in: one ending in '.' or
+  '..' (it cannot be renamed aside, nor told from its parent), a symbolic link loop or
+  to nothing, a file, or a file where the checkpoints folder goes. Creates and moves
+  nothing; a workdir that does not exist yet is fine."""
+  last = os.path.basename(workdir.rstrip(os.sep))
+  if last in ("", ".", ".."):
+    raise UserError(f"--workdir {workdir} ends in {last or os.sep!r}: give the run's own "
+                    f"folder, e.g. --workdir={os.path.abspath(workdir)}.")
+  try:
+    os.stat(workdir)
+  except FileNotFoundError:
+    if os.path.lexists(workdir):
+      raise UserError(f"--workdir {workdir} is a symbolic link to nothing "
+                      f"({os.readlink(workdir)}). Fix the link or choose another "
+                      "--workdir.") from None
+    return
+  except OSError as e:  # a link loop (ELOOP), a file on the way (ENOTDIR), no permission
+    raise UserError(f"cannot create the workdir {workdir} ({e.strerror}). Fix the path "
+                    "or choose another --workdir.") from None
+  if not os.path.isdir(workdir):
+    raise UserError(f"--workdir {workdir} is a file, not a folder. Choose another --workdir.")
+  for sub in ("checkpoints", os.path.join("checkpoints", "latest"),
+              os.path.join("checkpoints", "best")):
+    path = os.path.join(workdir, sub)
+    if os.path.lexists(path) and not os.path.isdir(path):
+      raise UserError(f"{path} is a file, not a folder: the run's checkpoints go there. "
+                      "Move it away (nothing was touched) or choose another --workdir.")
+
+
 def record_config(config, workdir: str) -> None:
   """Refuses a workdir that holds a run of a different config, or one whose learning-rate
   schedule another num_epochs would change (check_schedule); records this config, and

@@ -1,0 +1,114 @@
+"""Ctrl-C that is never lost: KeyboardInterrupt raised only where it can propagate.
+
+Python runs a signal handler in whatever Python frame the main thread is in. When that
+frame is a gc callback (JAX's `_xla_gc_callback` runs at every collection, so often
+during start-up, compilation and evaluation) or a `__del__`, the KeyboardInterrupt it
+raises cannot leave that frame: Python prints "Exception ignored in: <function
+_xla_gc_callback ...> KeyboardInterrupt" and carries on, and the run went on to its end
+and exit 0. Here the interrupt is raised at once where that is safe, and otherwise in the
+nearest frame below every such frame, at its next line (a trace function, as pdb's
+set_trace arms one); one that still ends up swallowed is re-armed from sys.unraisablehook
+instead of printed.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import signal
+import sys
+import threading
+
+
+def _unsafe(frame) -> bool:
+  """True for a frame whose exceptions Python swallows: a gc callback or a __del__."""
+  code = frame.f_code
+  return code.co_name == "__del__" or any(
+      getattr(cb, "__code__", None) is code for cb in gc.callbacks)
+
+
+def _safe_frame(frame):
+  """The frame a KeyboardInterrupt raised in `frame` should be raised in instead: frame
+  itself when no frame on its stack swallows exceptions, else the one below the oldest
+  that does (None: there is no such frame; raise where we are)."""
+  target, f = frame, frame
+  while f is not None:
+    if _unsafe(f):
+      target = f.f_back
+    f = f.f_back
+  return target
+
+
+def _raise_at_next_line(frame) -> None:
+  """Raises KeyboardInterrupt in `frame` at its next line (or return), via tracing."""
+  previous = sys.gettrace()
+
+  def raiser(f, event, arg):
+    f.f_trace = None
+    sys.settrace(previous)
+    raise KeyboardInterrupt
+
+  frame.f_trace = raiser
+  frame.f_trace_lines = True
+  sys.settrace(_no_new_frames)  # only `frame` is traced, not new calls
+
+
+def _no_new_frames(frame, event, arg):
+  return None
+
+
+def interrupt(frame) -> None:
+  """Raises KeyboardInterrupt from a signal handler that was given `frame`, where it
+  will propagate: now, or at the next line of the nearest frame that can take it."""
+  target = _safe_frame(frame) if frame is not None else None
+  if target is None or target is frame:
+    raise KeyboardInterrupt
+  _raise_at_next_line(target)
+
+
+def _install_hook() -> None:
+  """Wraps sys.unraisablehook (once per process; left in place, like checkpoints' own):
+  only a KeyboardInterrupt in the main thread is handled, anything else passed on."""
+  previous = sys.unraisablehook
+  if getattr(previous, "_digitjax_ctrl_c", False):
+    return
+
+  def hook(unraisable):
+    """A KeyboardInterrupt swallowed anyway (another kind of callback): raise it again
+    in the frame below, rather than print 'Exception ignored' and carry on."""
+    if (unraisable.exc_type is None or not issubclass(unraisable.exc_type, KeyboardInterrupt)
+        or threading.current_thread() is not threading.main_thread()):
+      return previous(unraisable)
+    frame = _safe_frame(sys._getframe(1))
+    if frame is not None:
+      _raise_at_next_line(frame)
+  hook._digitjax_ctrl_c = True
+  sys.unraisablehook = hook
+
+
+@contextlib.contextmanager
+def guard():
+  """For the block: Ctrl-C raises KeyboardInterrupt where it can propagate, and a
+  swallowed one is raised again; if the block still completes after a Ctrl-C, raises
+  KeyboardInterrupt then. Training's own handler (_Signals) takes over while it runs.
+  Does nothing off the main thread, where Python delivers no signals, or where SIGINT is
+  ignored (a job the shell started in the background)."""
+  if (threading.current_thread() is not threading.main_thread()
+      or signal.getsignal(signal.SIGINT) == signal.SIG_IGN):  # a background job's: keep it
+    yield
+    return
+  received = []
+
+  def handler(signum, frame):
+    received.append(signum)
+    interrupt(frame)
+
+  _install_hook()
+  old = signal.signal(signal.SIGINT, handler)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, old)
+    if sys.gettrace() is _no_new_frames:  # armed, but its frame ended first: disarm
+      sys.settrace(None)
+  if received:  # interrupted, but something caught the KeyboardInterrupt
+    raise KeyboardInterrupt
