@@ -81,20 +81,28 @@ def _orbax_errors_unlogged():
     logging.set_verbosity(verbosity)
 
 
-def _manager(path: str, keep: int) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+def _manager(path: str, keep: int, read_only: bool) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
+                                         read_only=read_only,
                                          enable_async_checkpointing=False)
   return ocp.CheckpointManager(os.path.abspath(path), options=options)
 
 
 class Checkpoints:
-  """The latest and best checkpoints of one workdir."""
+  """The latest and best checkpoints of one workdir.
 
-  def __init__(self, workdir: str):
+  read_only (eval, predict, digitjax.load): nothing is created, saved, moved or deleted.
+  Such a reader may run while a training writes the same workdir, whose retention then
+  deletes steps under it: a step that vanishes (or fails) while being read is passed
+  over, and the folder listed again for the newer steps that replaced it.
+  """
+
+  def __init__(self, workdir: str, read_only: bool = False):
     self.root = os.path.join(workdir, "checkpoints")
+    self.read_only = read_only
     with _orbax_errors_unlogged():  # the managers read every step's metadata
-      self.latest = _manager(os.path.join(self.root, "latest"), keep=2)
-      self.best = _manager(os.path.join(self.root, "best"), keep=1)
+      self.latest = _manager(os.path.join(self.root, "latest"), 2, read_only)
+      self.best = _manager(os.path.join(self.root, "best"), 1, read_only)
 
   @staticmethod
   def _save(manager, step: int, state, meta: dict, what: str, replace: bool = False):
@@ -132,7 +140,13 @@ class Checkpoints:
 
   def _restore(self, manager, abstract_state, what: str, check=None):
     with _orbax_errors_unlogged():
-      return self._restore_newest_readable(manager, abstract_state, what, check)
+      for _ in range(3 if self.read_only else 1):  # a training may replace steps meanwhile
+        tried = set(manager.all_steps())
+        restored = self._restore_newest_readable(manager, abstract_state, what, check)
+        manager.reload()
+        if restored is not None or set(manager.all_steps()) <= tried:
+          return restored
+      return restored
 
   def _restore_newest_readable(self, manager, abstract_state, what: str, check=None):
     """The newest readable checkpoint of `manager` as (state, meta), or None if none.
@@ -175,6 +189,12 @@ class Checkpoints:
     return None
 
   def _set_aside(self, manager, step: int, what: str, e: Exception) -> None:
+    """Moves an unreadable step out of the way (a reader only passes it over)."""
+    if self.read_only:
+      print(f"warning: {what} checkpoint at step {step} is unreadable or was removed while "
+            f"being read ({type(e).__name__}: {str(e).splitlines()[0][:150]}); trying "
+            "another one.", file=sys.stderr)
+      return
     aside = os.path.join(self.root, "unreadable", f"{what}-{step}-{time.time():.0f}")
     os.makedirs(os.path.dirname(aside), exist_ok=True)
     os.rename(os.path.join(manager.directory, str(step)), aside)

@@ -157,10 +157,11 @@ def _restore(workdir: str, config, which: str):
     raise UserError(f"{workdir} holds no {which} checkpoint. Train first (--mode=train) "
                     "or point at a trained run.")
   trainer = train.Trainer(config, steps_per_epoch=1)
-  ckpts = checkpoints.Checkpoints(workdir)
+  ckpts = checkpoints.Checkpoints(workdir, read_only=True)  # loading never moves a file
   try:
     restore = ckpts.restore_best if which == "best" else ckpts.restore_latest
-    restored = restore(trainer.abstract_state())
+    # a checkpoint of another config than config.json's is refused, as eval refuses it
+    restored = restore(trainer.abstract_state(), train.identity_check(config))
   finally:
     ckpts.close()
   if restored is None:

@@ -734,7 +734,8 @@ def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
   holds the workdir's lock throughout, so a second run on it is refused.
 
   Every check that can run before training does, before anything is written or moved:
-  the data (train, val and test splits there, whole and big enough for the batch), so a
+  the data (train, val and test splits there, whole and big enough for the batch), the
+  state's and an evaluation batch's memory, so a
   workdir holds config.json only once a run really started, and the corrected command
   is not refused as a run of a different config; --fresh moves the old run aside only
   then."""
@@ -742,23 +743,26 @@ def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
   if not fresh:
     workdir_lib.check_config(config, workdir)  # refused at once, not after reading data
   train, val = data.load_train_val(config)
-  steps_per_epoch = _steps_per_epoch(config, len(train))
+  check_state_fits(config, _steps_per_epoch(config, len(train)))
+  trainer = Trainer(config, _steps_per_epoch(config, len(train)))
+  initial = trainer.init_state()
+  check_eval_batch(trainer, initial, val)
   if fresh and (aside := workdir_lib.set_aside(workdir)):
     print(f"Moved the previous run to {aside}.")
   workdir_lib.create(workdir)
   with workdir_lib.lock(workdir):
     workdir_lib.record_config(config, workdir)
-    return _train_and_evaluate(config, workdir, train, val, steps_per_epoch, t_start)
+    return _train_and_evaluate(trainer, workdir, train, val, initial, t_start)
 
 
-def _train_and_evaluate(config, workdir: str, train, val, steps_per_epoch: int,
-                        t_start: float) -> dict:
-  trainer = Trainer(config, steps_per_epoch)
+def _train_and_evaluate(trainer: Trainer, workdir: str, train: data.Split, val: data.Split,
+                        initial: TrainState, t_start: float) -> dict:
+  config = trainer.config
   totals = _print_summary(trainer, workdir)
   saves = Saves(workdir, trainer)
   restored = saves.restore()
   if restored is None:
-    state, loop = trainer.init_state(), LoopState.fresh(trainer.num_replicas)
+    state, loop = initial, LoopState.fresh(trainer.num_replicas)
   else:
     state, loop = restored
     print(f"Resuming from {workdir}: epoch {loop.epoch}, step {_step_of(state)}.")
@@ -799,6 +803,54 @@ def _train_and_evaluate(config, workdir: str, train, val, steps_per_epoch: int,
       tb.close()
   saves.ckpts.close()
   return results
+
+
+def _memory_bytes() -> int | None:
+  """The memory of the device the state lives on: a GPU's limit, else this host's RAM."""
+  stats = jax.local_devices()[0].memory_stats() or {}
+  if stats.get("bytes_limit"):
+    return int(stats["bytes_limit"])
+  try:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+  except (ValueError, OSError):
+    return None
+
+
+def check_state_fits(config, steps_per_epoch: int) -> None:
+  """num_seeds replicates the whole training state; far too many would spend minutes
+  setting up and compiling, then fail. Refused up front (from one seed's state, before
+  any replica is built) when the state alone, with its gradients and the step's
+  temporaries (taken as 4x), is beyond the device's memory."""
+  one = config.copy_and_resolve_references()
+  one.num_seeds = 1
+  per_seed = sum(x.size * x.dtype.itemsize
+                 for x in jax.tree.leaves(Trainer(one, steps_per_epoch).abstract_state()))
+  nbytes, memory = per_seed * config.num_seeds, _memory_bytes()
+  if memory and 4 * nbytes > memory:
+    raise UserError(
+        f"num_seeds={config.num_seeds} replicates the training state "
+        f"({per_seed / 2**20:,.2f} MiB a seed) to {nbytes / 2**30:,.1f} GiB, beyond what "
+        f"the {memory / 2**30:,.0f} GiB here can train with its gradients; lower "
+        "--config.num_seeds (or run the seeds in several programs: --config.seed=K "
+        "--config.num_seeds=M).")
+  if config.num_seeds >= 16 and distributed.is_main_process():
+    print(f"Compiling one program for {config.num_seeds} seeds side by side: "
+          "compilation takes longer with more seeds.", flush=True)
+
+
+def check_eval_batch(trainer: Trainer, state, val: data.Split) -> None:
+  """Evaluates one batch before training: an eval_batch_size beyond memory fails here,
+  in one line, and not after the first epoch. (Nothing changes: evaluation has no
+  randomness and leaves the state alone; its compiled program is reused.)"""
+  bs = trainer.config.eval_batch_size
+  try:
+    trainer.evaluate(state, data.Split(val.images[:bs], val.labels[:bs]))
+  except (MemoryError, jax.errors.JaxRuntimeError) as e:
+    if not isinstance(e, MemoryError) and "RESOURCE_EXHAUSTED" not in str(e):
+      raise
+    raise UserError(f"evaluating one batch of eval_batch_size={bs} ran out of memory "
+                    f"({type(e).__name__}); lower --config.eval_batch_size: it changes no "
+                    "figure (evaluation batches are padded and masked).") from None
 
 
 def _steps_per_epoch(config, n: int) -> int:
@@ -882,14 +934,50 @@ def evaluate_checkpoint(config, workdir: str, trainer: Trainer | None = None,
                         quiet: bool = False) -> dict:
   """Restores the best checkpoint and evaluates it on the test split.
 
-  The end of training calls this very function, so `--mode=eval` on a finished workdir
-  prints the test accuracy recorded in results.json, to the last digit.
+  The end of training calls this very function (with its trainer and checkpoints, quiet),
+  so `--mode=eval` on a finished workdir prints the test accuracy recorded in
+  results.json, to the last digit. --mode=eval itself only reads: its checkpoints are
+  opened read-only, it prints the figures and writes nothing (a run on a read-only
+  archive, or one a training is writing meanwhile, is evaluated all the same).
   """
   checkpoints.require_best(workdir)
   if trainer is None:
     workdir_lib.check_config(config, workdir)
     trainer = Trainer(config, steps_per_epoch=1)
-  ckpts = ckpts or checkpoints.Checkpoints(workdir)
+  from_training = ckpts is not None
+  ckpts = ckpts or checkpoints.Checkpoints(workdir, read_only=True)
+  state, loop, evaluated = _restore_for_eval(trainer, ckpts, config, workdir)
+  test = data.load_test(config)
+  metrics, preds = trainer.evaluate(state, test)
+  per_seed = []
+  for k in range(trainer.num_replicas):
+    cm = reporting.confusion_matrix(test.labels, preds[k], trainer.info.num_classes)
+    per_seed.append(dict(
+        seed=trainer.seeds[k], test_loss=float(metrics["loss"][k]),
+        test_accuracy=float(metrics["accuracy"][k]), test_examples=len(test),
+        checkpoint_step=int(distributed.to_host(state.step)[k]),
+        per_class=reporting.per_class(cm, trainer.info.class_names),
+        confusion_matrix=cm.tolist()))
+  total = sum(np.array(p["confusion_matrix"]) for p in per_seed)
+  # every seed's figures, and their aggregate: means, stds and the pooled confusion matrix
+  results = dict(reporting.combine_seeds(per_seed), test_examples=len(test),
+                 confusion_matrix=total.tolist(),
+                 per_class=reporting.per_class(total, trainer.info.class_names))
+  if evaluated:
+    results["evaluated"] = evaluated
+  if not quiet:
+    print(f"Test (best checkpoint, epoch{'s' if len(per_seed) > 1 else ''} "
+          f"{', '.join(map(str, loop.best_epoch))}): {reporting.test_summary(results)}")
+  if from_training and distributed.is_main_process():
+    reporting.plot_confusion(total, trainer.info.class_names,
+                             os.path.join(workdir, "confusion_matrix.png"))
+  return results
+
+
+def _restore_for_eval(trainer: Trainer, ckpts: checkpoints.Checkpoints, config,
+                      workdir: str):
+  """(state, loop, evaluated) of the best checkpoint, else of the latest (evaluated then
+  says why, unless the latest holds the same best state)."""
   check = identity_check(config)
   restored, evaluated = ckpts.restore_best(trainer.abstract_state(), check), None
   if restored is None:  # the best lost: the latest, which may hold the same state
@@ -907,29 +995,4 @@ def evaluate_checkpoint(config, workdir: str, trainer: Trainer | None = None,
                    f"{', '.join(map(str, latest.best_epoch))}) is missing or unreadable")
       print(f"warning: evaluating the {evaluated}. results.json records it as "
             "'evaluated'.", file=sys.stderr)
-  state, loop = trainer.replicate(restored[0]), LoopState.from_meta(restored[1])
-  test = data.load_test(config)
-  metrics, preds = trainer.evaluate(state, test)
-  per_seed = []
-  for k in range(trainer.num_replicas):
-    cm = reporting.confusion_matrix(test.labels, preds[k], trainer.info.num_classes)
-    per_seed.append(dict(
-        seed=trainer.seeds[k], test_loss=float(metrics["loss"][k]),
-        test_accuracy=float(metrics["accuracy"][k]), test_examples=len(test),
-        checkpoint_step=int(distributed.to_host(state.step)[k]),
-        per_class=reporting.per_class(cm, trainer.info.class_names),
-        confusion_matrix=cm.tolist()))
-  total = sum(np.array(p["confusion_matrix"]) for p in per_seed)
-  if distributed.is_main_process():
-    reporting.plot_confusion(total, trainer.info.class_names,
-                             os.path.join(workdir, "confusion_matrix.png"))
-  # every seed's figures, and their aggregate: means, stds and the pooled confusion matrix
-  results = dict(reporting.combine_seeds(per_seed), test_examples=len(test),
-                 confusion_matrix=total.tolist(),
-                 per_class=reporting.per_class(total, trainer.info.class_names))
-  if evaluated:
-    results["evaluated"] = evaluated
-  if not quiet:
-    print(f"Test (best checkpoint, epoch{'s' if len(per_seed) > 1 else ''} "
-          f"{', '.join(map(str, loop.best_epoch))}): {reporting.test_summary(results)}")
-  return results
+  return trainer.replicate(restored[0]), LoopState.from_meta(restored[1]), evaluated
