@@ -2,6 +2,7 @@
 
   python -m experiments.identity run ROOT OUT    # the runs below, with ROOT's digitjax
   python -m experiments.identity compare A B     # their metrics.jsonl and checkpoints
+  python -m experiments.identity speed ROOT_A ROOT_B OUT [N]   # train time, A/B alternated
 
 A refactor of the training loop must not move a number. `run` trains a handful of short
 configs (the block-scanned path, host placement, several seeds, a mid-epoch checkpoint
@@ -89,9 +90,35 @@ def compare(a: str, b: str, names=None) -> bool:
   return same
 
 
+SPEED_RUN = ["--config=configs/cnn_bn.py", "--config.num_epochs=2", *SHORT]
+
+
+def speed(root_a: str, root_b: str, out: str, repeats: int = 3) -> float:
+  """Trains SPEED_RUN with each checkout's digitjax, alternating A, B, A, B... so both
+  see the same load; prints each run's training seconds (results.json's train_seconds:
+  the loop, less start-up and the final test) and the ratio of the medians, B over A."""
+  env = dict(os.environ, TFDS_DATA_DIR=os.environ.get("TFDS_DATA_DIR",
+                                                      "/work/shared/tensorflow_datasets"))
+  seconds = {root_a: [], root_b: []}
+  for i in range(repeats):
+    for root in (root_a, root_b):
+      workdir = os.path.join(os.path.abspath(out), f"{os.path.basename(root)}-{i}")
+      subprocess.run([sys.executable, "-m", "digitjax.main", *SPEED_RUN,
+                      f"--workdir={workdir}"], cwd=root, env=env, check=True,
+                     stdout=subprocess.DEVNULL)
+      with open(os.path.join(workdir, "results.json")) as f:
+        seconds[root].append(json.load(f)["train_seconds"])
+      print(f"{root}: {seconds[root][-1]:.1f} s", flush=True)
+  a, b = (float(np.median(seconds[r])) for r in (root_a, root_b))
+  print(f"median train seconds: A {a:.1f}, B {b:.1f}; B/A = {b / a:.3f}")
+  return b / a
+
+
 if __name__ == "__main__":
   command, x, y, *rest = sys.argv[1:]
   if command == "run":
     run(x, y, rest or None)
+  elif command == "speed":
+    speed(x, y, rest[0], int(rest[1]) if len(rest) > 1 else 3)
   else:
     sys.exit(0 if compare(x, y, rest or None) else 1)

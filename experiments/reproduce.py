@@ -128,7 +128,15 @@ def _run_entry(row, run: runner.SeedRun) -> dict:
               wall_seconds=run.wall_seconds, epochs_run=result["epochs_run"],
               device=run.device, together=run.together, workdir=run.workdir,
               identity=run.identity, commit=run.provenance.get("commit") or "",
-              date=(run.provenance.get("date") or "")[:10])
+              date=(run.provenance.get("date") or _written_on(run.workdir))[:10])
+
+
+def _written_on(workdir: str) -> str:
+  """The UTC date results.json was written (runs from before results recorded theirs)."""
+  import datetime
+
+  mtime = os.path.getmtime(os.path.join(workdir, "results.json"))
+  return datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).isoformat()
 
 
 def _and_data(config) -> str:
