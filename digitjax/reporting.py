@@ -111,8 +111,11 @@ SEED_STATS = ("test_loss", "test_accuracy", "test_accuracy_last_epoch", "val_los
 
 
 def combine_seeds(per_seed: list[dict]) -> dict:
-  """Mean and standard deviation (ddof=1) over seeds of each headline figure."""
-  out = dict(per_seed=per_seed, seeds=[p["seed"] for p in per_seed])
+  """per_seed, and the mean and standard deviation (ddof=1) over seeds of each headline
+  figure. With one seed its own fields (stopped_early, checkpoint_step, ...) are at the
+  top too: the aggregate of one seed is that seed."""
+  out = dict(per_seed[0]) if len(per_seed) == 1 else {}
+  out.update(per_seed=per_seed, seeds=[p["seed"] for p in per_seed])
   for key in SEED_STATS:
     values = [p[key] for p in per_seed if p.get(key) is not None]
     if values:
