@@ -1,4 +1,5 @@
 """Shared test helpers: real MNIST from ../shared when present, tiny fast configs."""
+import contextlib
 import os
 import pathlib
 
@@ -36,6 +37,29 @@ def no_prepared_data(tmp_path, monkeypatch):
   monkeypatch.setenv("TFDS_DATA_DIR", str(empty))
   monkeypatch.setattr(data, "_online", lambda: False)
   return empty
+
+
+@contextlib.contextmanager
+def mock_data(empty_dir, num_examples=600):
+  """TFDS mock data (experiments.runner.mock_tfds) with TFDS_DATA_DIR at the empty folder
+  empty_dir and TFDS offline, for any fixture scope: what no_prepared_data does, so mock
+  examples never meet real MNIST's split cache, whatever ../shared holds."""
+  from digitjax import data
+  from experiments import runner
+
+  pathlib.Path(empty_dir).mkdir(parents=True, exist_ok=True)
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setenv("TFDS_DATA_DIR", str(empty_dir))
+    mp.setattr(data, "_online", lambda: False)
+    with runner.mock_tfds(num_examples=num_examples):
+      yield
+
+
+@pytest.fixture
+def mock_mnist(tmp_path):
+  """This test runs on mock data (600 examples a split) with no prepared data."""
+  with mock_data(tmp_path / "empty_tfds"):
+    yield
 
 
 def with_overrides(c, **overrides):
