@@ -92,9 +92,12 @@ def pytest_collection_modifyitems(config, items):
 
 # digitjax.main's command line on TFDS mock data (random images at MNIST's shapes, 600 an
 # split): real training end to end in a subprocess, whatever data this machine holds.
-MOCK_MAIN = ("from absl import app\n"
+MOCK_MAIN = ("import logging\n"
+             "from absl import app\n"
              "from experiments import runner\n"
              "from digitjax import main\n"
+             "logging.getLogger('absl').addFilter(  # mock_data's own deprecated call\n"
+             "    lambda r: 'TensorInfo.dtype' not in r.getMessage())\n"
              "with runner.mock_tfds(num_examples=600):\n"
              "  app.run(main.main, flags_parser=main.parse_flags)\n")
 # tests/tiny_config.py on it: 10 steps an epoch, metrics to the host every 2 steps
