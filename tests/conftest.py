@@ -56,9 +56,10 @@ def mock_data(empty_dir, num_examples=600):
 
 
 @pytest.fixture
-def mock_mnist(tmp_path):
-  """This test runs on mock data (600 examples a split) with no prepared data."""
-  with mock_data(tmp_path / "empty_tfds"):
+def mock_mnist(tmp_path_factory):
+  """This test runs on mock data (600 examples a split) with no prepared data (an empty
+  folder outside tmp_path, which may be the test's workdir)."""
+  with mock_data(tmp_path_factory.mktemp("empty_tfds")):
     yield
 
 
