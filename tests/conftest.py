@@ -1,4 +1,5 @@
 """Shared test helpers: real MNIST from ../shared when present, tiny fast configs."""
+import contextlib
 import os
 import pathlib
 
@@ -38,6 +39,30 @@ def no_prepared_data(tmp_path, monkeypatch):
   return empty
 
 
+@contextlib.contextmanager
+def mock_data(empty_dir, num_examples=600):
+  """TFDS mock data (experiments.runner.mock_tfds) with TFDS_DATA_DIR at the empty folder
+  empty_dir and TFDS offline, for any fixture scope: what no_prepared_data does, so mock
+  examples never meet real MNIST's split cache, whatever ../shared holds."""
+  from digitjax import data
+  from experiments import runner
+
+  pathlib.Path(empty_dir).mkdir(parents=True, exist_ok=True)
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setenv("TFDS_DATA_DIR", str(empty_dir))
+    mp.setattr(data, "_online", lambda: False)
+    with runner.mock_tfds(num_examples=num_examples):
+      yield
+
+
+@pytest.fixture
+def mock_mnist(tmp_path_factory):
+  """This test runs on mock data (600 examples a split) with no prepared data (an empty
+  folder outside tmp_path, which may be the test's workdir)."""
+  with mock_data(tmp_path_factory.mktemp("empty_tfds")):
+    yield
+
+
 def with_overrides(c, **overrides):
   """Config c with overrides given as {"a.b": value} (in place; returns c)."""
   for key, value in overrides.items():
@@ -68,9 +93,12 @@ def pytest_collection_modifyitems(config, items):
 
 # digitjax.main's command line on TFDS mock data (random images at MNIST's shapes, 600 an
 # split): real training end to end in a subprocess, whatever data this machine holds.
-MOCK_MAIN = ("from absl import app\n"
+MOCK_MAIN = ("import logging\n"
+             "from absl import app\n"
              "from experiments import runner\n"
              "from digitjax import main\n"
+             "logging.getLogger('absl').addFilter(  # mock_data's own deprecated call\n"
+             "    lambda r: 'TensorInfo.dtype' not in r.getMessage())\n"
              "with runner.mock_tfds(num_examples=600):\n"
              "  app.run(main.main, flags_parser=main.parse_flags)\n")
 # tests/tiny_config.py on it: 10 steps an epoch, metrics to the host every 2 steps

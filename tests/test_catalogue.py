@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT, needs_mnist
+from conftest import ROOT
 from digitjax import config as config_lib
 from digitjax import data, main, train
 from experiments import catalogue, reproduce, runner
@@ -175,8 +175,8 @@ def _table(path):
     return list(csv.DictReader(f))
 
 
-@needs_mnist
-def test_reproduce_quick_writes_well_formed_tables_and_resumes(tmp_path):
+def test_reproduce_quick_writes_well_formed_tables_and_resumes(tmp_path, no_prepared_data):
+  # no prepared data: --quick runs the rows on mock data (runner.quick_data)
   out = tmp_path / "results"
   written = reproduce.reproduce("A", seeds=2, rows="A1,A4", is_quick=True,
                                 workroot=str(tmp_path / "runs"), out_dir=str(out))
@@ -185,7 +185,9 @@ def test_reproduce_quick_writes_well_formed_tables_and_resumes(tmp_path):
   assert [r["row"] for r in table] == ["A1", "A2", "A3", "A4", "A5"]  # every row listed
   rows = [r for r in table if r["row"] in ("A1", "A4")]
   assert rows[0]["published %"] == "92.78" and rows[1]["published %"] == ""
-  assert {r["verdict"] for r in table if r["row"] not in ("A1", "A4")} == {"not run yet"}
+  # rows not asked for: not run, their data pending here ("not run yet" where it is prepared)
+  assert {r["verdict"] for r in table if r["row"] not in ("A1", "A4")} == {
+      "pending data (mnist not prepared)"}
   for r in rows:
     assert r["seeds"] == "2" and r["epochs run"] == "1,1"
     assert 0 <= float(r["ours mean %"]) <= 100 and float(r["ours std"]) >= 0
@@ -276,8 +278,7 @@ def test_runner_reads_each_figure_the_way_its_report_did(tmp_path):
   assert val["accuracy"] == pytest.approx(74.0)
 
 
-@needs_mnist
-def test_reproduce_together_trains_missing_seeds_as_one_program(tmp_path):
+def test_reproduce_together_trains_missing_seeds_as_one_program(tmp_path, no_prepared_data):
   """--together: seeds 0-1 in one vmapped program (A1/seeds0-1); asked for 3 seeds later,
   only seed 2 runs. A seed finished both alone and together counts once."""
   runs, out = tmp_path / "runs", tmp_path / "results"

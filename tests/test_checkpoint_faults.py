@@ -10,16 +10,21 @@ import shutil
 
 import pytest
 
-from conftest import needs_mnist, tiny_config
+from conftest import mock_data, tiny_config
 from digitjax import main
 from digitjax.errors import UserError
 
-pytestmark = needs_mnist
+
+@pytest.fixture(scope="module", autouse=True)
+def _mock_data(tmp_path_factory):
+  """Mock MNIST (600 examples a split): these faults are on disk, not in learning."""
+  with mock_data(tmp_path_factory.mktemp("empty_tfds")):
+    yield
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-  """A finished tiny run (2 epochs) and its results."""
+  """A finished tiny run (2 epochs, mock data) and its results."""
   wd = tmp_path_factory.mktemp("finished") / "run"
   results = main.run(tiny_config(), str(wd))
   return wd, results

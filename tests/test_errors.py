@@ -64,12 +64,11 @@ def test_unknown_split_lists_the_real_ones():
     data.load_test(c)
 
 
-@needs_mnist
-def test_validation_split_is_seeded_disjoint_and_sized():
-  c = tiny_config()
+def test_validation_split_is_seeded_disjoint_and_sized(mock_mnist):
+  c = tiny_config()  # mock data: 600 train examples, of max_train_examples=2000
   train_a, val_a = data.load_train_val(c)
   train_b, val_b = data.load_train_val(c)
-  assert len(val_a) == 200 and len(train_a) == 1800
+  assert len(val_a) == 60 and len(train_a) == 540
   assert (val_a.images == val_b.images).all()
   c.dataset.split_seed = 1
   _, val_c = data.load_train_val(c)

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from conftest import ROOT, needs_mnist, tiny_config
+from conftest import ROOT, tiny_config
 from digitjax import config as config_lib
 from digitjax import main
 
@@ -213,10 +213,9 @@ def test_nonfinite_field_in_a_config_file_is_refused(tmp_path):
 # smaller seeds' numbers (2**63: a traceback); with checkpoint_every_steps the epoch time
 # counted only what followed the epoch's last save.
 
-@needs_mnist
 @pytest.mark.parametrize("min_lr,lrs", [(1.0, [1e-3, 1e-3, 1e-3]),  # before: 1e-3, 1.0, 1.0
                                         (3e-4, [1e-3, 1e-3, 3e-4])])  # Keras: max(lr*f, min)
-def test_reduce_on_plateau_never_raises_the_rate(tmp_path, min_lr, lrs):
+def test_reduce_on_plateau_never_raises_the_rate(tmp_path, mock_mnist, min_lr, lrs):
   """No epoch improves val_loss by min_delta 10, so every plateau of patience 1 reduces."""
   c = tiny_config(**{"num_epochs": 3, "reduce_on_plateau.enabled": True,
                      "reduce_on_plateau.patience": 1, "reduce_on_plateau.min_delta": 10.0,
@@ -241,11 +240,10 @@ def test_seeds_outside_32_bits_are_refused(tmp_path, seed):
       "must stay below 2**32 (4294967296)."]
 
 
-@needs_mnist
-def test_epoch_time_counts_the_whole_epoch_with_checkpoints_within_it(tmp_path):
-  """18 steps, a save after step 17: before, the epoch's time was step 18 and the
-  evaluation only, not the compilation and the 17 steps before the save."""
-  results = main.run(tiny_config(num_epochs=1, checkpoint_every_steps=17), str(tmp_path))
+def test_epoch_time_counts_the_whole_epoch_with_checkpoints_within_it(tmp_path, mock_mnist):
+  """5 steps (540 mock images), a save after step 4: before, the epoch's time was step 5
+  and the evaluation only, not the compilation and the 4 steps before the save."""
+  results = main.run(tiny_config(num_epochs=1, checkpoint_every_steps=4), str(tmp_path))
   (record,) = _history(tmp_path)
   assert record["time"] == pytest.approx(results["train_seconds"], abs=0.01)
 

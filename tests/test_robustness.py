@@ -9,14 +9,24 @@ import time
 
 import pytest
 
-from conftest import ROOT, needs_mnist, tiny_config
+from conftest import MOCK_MAIN, ROOT, mock_data, tiny_config
 from digitjax import main
 
-pytestmark = needs_mnist
+
+@pytest.fixture(scope="module", autouse=True)
+def _mock_data(tmp_path_factory):
+  """Mock MNIST (600 examples a split), in this process and in the CLI's (MOCK_MAIN, with
+  TFDS_DATA_DIR the empty folder set here): these faults are in the plumbing."""
+  with mock_data(tmp_path_factory.mktemp("empty_tfds")):
+    yield
+
+
+# digitjax.main's command line on mock data (the environment's TFDS_DATA_DIR is empty)
+MAIN = ("-c", MOCK_MAIN)
 
 
 def _cli(workdir, *overrides, wait=True):
-  cmd = [sys.executable, "-m", "digitjax.main", "--config=tests/tiny_config.py",
+  cmd = [sys.executable, *MAIN, "--config=tests/tiny_config.py",
          f"--workdir={workdir}", *overrides]
   env = dict(os.environ, PYTHONUNBUFFERED="1")
   proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -36,9 +46,10 @@ def _results(workdir):
   return json.loads((pathlib.Path(workdir) / "results.json").read_text())
 
 
-# 1 epoch = 180 steps of 100; a signal lands mid-epoch almost surely. Host checks every
-# step so a signal is handled at once; kill -9 loses the work since the last checkpoint.
-ARGS = ("--config.num_epochs=3", "--config.dataset.max_train_examples=20000",
+# 1 epoch = 180 steps of 3 (540 mock images); a signal lands mid-epoch almost surely.
+# Host checks every step so a signal is handled at once; kill -9 loses the work since the
+# last checkpoint.
+ARGS = ("--config.num_epochs=3", "--config.batch_size=3",
         "--config.log_every_steps=1", "--config.checkpoint_every_steps=50")
 
 
@@ -80,8 +91,8 @@ def test_interrupted_run_resumes_exactly(tmp_path, straight, sig):
 def test_sighup_leaves_a_run_started_under_nohup_going(tmp_path, straight):
   """nohup (here bash's `trap "" HUP`, as nohup does) ignores SIGHUP so that closing the
   terminal leaves the run going: training must keep it ignored, not checkpoint and stop."""
-  cmd = ["bash", "-c", 'trap "" HUP && exec "$@"', "bash", sys.executable, "-m",
-         "digitjax.main", "--config=tests/tiny_config.py", f"--workdir={tmp_path}", *ARGS]
+  cmd = ["bash", "-c", 'trap "" HUP && exec "$@"', "bash", sys.executable, *MAIN,
+         "--config=tests/tiny_config.py", f"--workdir={tmp_path}", *ARGS]
   proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   for line in proc.stdout:
@@ -122,7 +133,7 @@ def _cli_with_small_files(workdir, *overrides):
   fail with EFBIG, as on a full disk with ENOSPC. A tiny checkpoint's data file is ~130 kB.
   bash sets the limit, so this (JAX-threaded) process does not fork into Python code."""
   cmd = ["bash", "-c", 'ulimit -f 20 && trap "" XFSZ && exec "$@"', "bash",
-         sys.executable, "-m", "digitjax.main", "--config=tests/tiny_config.py",
+         sys.executable, *MAIN, "--config=tests/tiny_config.py",
          f"--workdir={workdir}", *overrides]
   return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
@@ -135,7 +146,7 @@ def test_a_full_disk_is_one_message_and_the_run_resumes(tmp_path):
   r = _cli_with_small_files(workdir, "--config.num_epochs=2")
   assert r.returncode == 2, r.stderr
   assert r.stderr.splitlines() == [
-      f"error: could not save the best checkpoint at step 36 in {workdir}/checkpoints/best "
+      f"error: could not save the best checkpoint at step 10 in {workdir}/checkpoints/best "
       "(File too large). The checkpoints saved before it are intact: free disk space and "
       "rerun the same command to resume from the last of them."]
   resumed = main.run(tiny_config(num_epochs=2), str(workdir))  # space freed
@@ -221,7 +232,7 @@ def test_nan_loss_exits_nonzero_with_step_and_keeps_checkpoint(tmp_path):
   from digitjax import checkpoints, train
   c = tiny_config(**{"optimizer.name": "sgd", "optimizer.learning_rate": 1e30})
   ckpts = checkpoints.Checkpoints(str(tmp_path))
-  state, meta = ckpts.restore_latest(train.Trainer(c, 18).abstract_state())
+  state, meta = ckpts.restore_latest(train.Trainer(c, 5).abstract_state())
   assert int(state.step[0]) == 1 and meta["step_in_epoch"] == 1
   ckpts.close()
 
@@ -237,9 +248,9 @@ def test_skip_mode_that_skips_most_steps_stops_instead_of_finishing(tmp_path):
   assert code == 2, err
   epoch_lines = [l for l in out.splitlines() if l.startswith("Epoch ")]
   assert len(epoch_lines) == 1 and epoch_lines[0].startswith("Epoch 1/2 - ")
-  assert epoch_lines[0].endswith(" - lr: 1.00e+30 - skipped: 17"), epoch_lines
+  assert epoch_lines[0].endswith(" - lr: 1.00e+30 - skipped: 4"), epoch_lines
   assert err.splitlines() == [
-      "error: skipped 17 of the 18 steps of epoch 1 for a non-finite loss or gradient "
+      "error: skipped 4 of the 5 steps of epoch 1 for a non-finite loss or gradient "
       "(on_nonfinite=skip): more than half, so training stopped rather than finish on "
       f"parameters that no longer learn. The checkpoints saved in {tmp_path} before it "
       "are kept. Lower the learning rate."]

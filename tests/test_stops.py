@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, needs_mnist, tiny_config
+from conftest import ROOT, mock_cli_env, needs_mnist, tiny_config
 from digitjax import main
 from digitjax.errors import UserError
 
@@ -21,18 +21,34 @@ from digitjax.errors import UserError
 MAIN = ("import runpy, signal\n"
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "runpy.run_module('digitjax.main', run_name='__main__', alter_sys=True)\n")
+# The same on TFDS mock data (600 random examples a split at MNIST's shapes), entered
+# where main() calls run(): inside its Ctrl-C handling, where the real data is read.
+MOCK_MAIN = ("import logging, signal\n"
+             "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+             "from absl import app\n"
+             "from digitjax import main\n"
+             "logging.getLogger('absl').addFilter(  # mock_data's own deprecated call\n"
+             "    lambda r: 'TensorInfo.dtype' not in r.getMessage())\n"
+             "def run(*args, _run=main.run):\n"
+             "  from experiments import runner\n"
+             "  with runner.mock_tfds(num_examples=600):\n"
+             "    return _run(*args)\n"
+             "main.run = run\n"
+             "app.run(main.main, flags_parser=main.parse_flags)\n")
 
 
-def _start(workdir, *args):
-  cmd = [sys.executable, "-c", MAIN, "--config=tests/tiny_config.py",
+def _start(workdir, *args, mock=True):
+  """The CLI on mock data (TFDS_DATA_DIR empty), or with mock=False on this machine's."""
+  cmd = [sys.executable, "-c", MOCK_MAIN if mock else MAIN, "--config=tests/tiny_config.py",
          f"--workdir={workdir}", *args]
-  env = dict(os.environ, PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu")
+  env = (mock_cli_env(pathlib.Path(workdir).parent) if mock else
+         dict(os.environ, PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu"))
   return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
 
 
-def _cli(workdir, *args):
-  proc = _start(workdir, *args)
+def _cli(workdir, *args, mock=True):
+  proc = _start(workdir, *args, mock=mock)
   out, err = proc.communicate(timeout=600)
   return proc.returncode, out, err
 
@@ -55,8 +71,9 @@ def _results(workdir):
 # (5) With steps_per_dispatch at least an epoch's 18 steps, each epoch is one block and
 # train_epoch saved on a signal only mid-epoch (b + n < steps): SIGTERM and the first
 # Ctrl-C were never acted on; a run told to stop trained every epoch and exited 0.
+# (540 mock training images in batches of 30: 18 steps an epoch.)
 ONE_BLOCK = ("--config.num_epochs=8", "--config.steps_per_dispatch=100",
-             "--config.log_every_steps=1000")
+             "--config.log_every_steps=1000", "--config.batch_size=30")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +84,6 @@ def straight(tmp_path_factory):
   return workdir
 
 
-@needs_mnist
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
 def test_signal_with_one_block_per_epoch_stops_at_the_epoch_end_and_resumes_exactly(
     tmp_path, straight, sig):
@@ -154,7 +170,6 @@ def _interrupt_at(workdir, delay, *args):
   return proc.returncode, out, err
 
 
-@needs_mnist
 def test_ctrl_c_during_start_up_and_eval_always_exits_130(tmp_path, straight):
   """Moments spread over start-up (imports, data, compiling) and --mode=eval (restore,
   test split, evaluation), each a real SIGINT to a real run."""
@@ -259,18 +274,22 @@ def test_odd_workdirs_are_one_line_and_nothing_moves(tmp_path, mode, fresh):
 # training examples after config.json was written; the corrected command was then refused
 # as "a run of a different config".
 
-@needs_mnist
-@pytest.mark.parametrize("override,message", [
-    ("--config.dataset.test_split=tset", "dataset 'mnist' has no split 'tset'; it has "),
-    ("--config.dataset.test_split=test[90%:90%]", "split 'test[90%:90%]' of dataset 'mnist' "
-                                                  "holds no examples; its splits are "),
-    ("--config.batch_size=5000", "2000 training examples with validation_fraction=0.1 "
-                                 "leave 1800 to train and 200 to validate; batch_size=5000"),
-    ("--config.dataset.validation_split=test[:0]", "split 'test[:0]' of dataset 'mnist' "
-                                                   "holds no examples")])
-def test_data_checks_run_before_anything_is_written(tmp_path, override, message):
+# Split names and slices are checked against real MNIST's splits (mock data has any split,
+# of 600 examples whatever the slice); the batch size against mock data's training images.
+@pytest.mark.parametrize("override,message,mock", [
+    pytest.param("--config.dataset.test_split=tset",
+                 "dataset 'mnist' has no split 'tset'; it has ", False, marks=needs_mnist),
+    pytest.param("--config.dataset.test_split=test[90%:90%]",
+                 "split 'test[90%:90%]' of dataset 'mnist' holds no examples; its splits "
+                 "are ", False, marks=needs_mnist),
+    ("--config.batch_size=5000", "600 training examples with validation_fraction=0.1 "
+                                 "leave 540 to train and 60 to validate; batch_size=5000", True),
+    pytest.param("--config.dataset.validation_split=test[:0]",
+                 "split 'test[:0]' of dataset 'mnist' holds no examples", False,
+                 marks=needs_mnist)])
+def test_data_checks_run_before_anything_is_written(tmp_path, override, message, mock):
   workdir = tmp_path / "run"
-  code, out, err = _cli(workdir, override)
+  code, out, err = _cli(workdir, override, mock=mock)
   assert code == 2, err
   assert err.splitlines() == [err.splitlines()[0]] and message in err, err
   assert "Epoch" not in out and not workdir.exists()
@@ -280,9 +299,10 @@ def test_data_checks_run_before_anything_is_written(tmp_path, override, message)
 def test_the_corrected_command_runs_where_a_data_check_failed(tmp_path):
   workdir = tmp_path / "run"
   workdir.mkdir()  # an existing, empty workdir: it stays without config.json
-  code, _, err = _cli(workdir, "--config.dataset.test_split=tset", "--config.num_epochs=1")
+  code, _, err = _cli(workdir, "--config.dataset.test_split=tset", "--config.num_epochs=1",
+                      mock=False)
   assert code == 2 and "has no split 'tset'" in err, err
   assert list(workdir.iterdir()) == []
-  code, out, err = _cli(workdir, "--config.num_epochs=1")
+  code, out, err = _cli(workdir, "--config.num_epochs=1", mock=False)
   assert code == 0, err
   assert "Epoch 1/1" in out and (workdir / "results.json").exists()

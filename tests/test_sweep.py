@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, needs_mnist, with_overrides
+from conftest import ROOT, with_overrides
 from digitjax import config as config_lib
 from experiments import sweep as sweep_lib
 
@@ -20,8 +20,8 @@ def get_sweep():
 '''
 
 
-@needs_mnist
-def test_sweep_runs_every_point_aggregates_and_resumes(tmp_path, capsys):
+def test_sweep_runs_every_point_aggregates_and_resumes(tmp_path, capsys, no_prepared_data):
+  # no prepared data: --quick runs each point on mock data (runner.quick_data)
   path = tmp_path / "tiny_sweep.py"
   path.write_text(SWEEP.format(tests=str(ROOT / "tests")))
   folder = sweep_lib.run_sweep(str(path), root=str(tmp_path / "runs"), quick=True)

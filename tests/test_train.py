@@ -1,4 +1,5 @@
-"""End-to-end behaviour on real MNIST subsets: learning, determinism, checkpoints, resume."""
+"""End-to-end behaviour: learning on a real MNIST subset; determinism, checkpoints and
+resume on mock MNIST (600 random examples a split, the same for a seed)."""
 import json
 import os
 
@@ -10,8 +11,6 @@ from conftest import needs_mnist, tiny_config
 from digitjax import checkpoints, data, main, train
 from digitjax.errors import UserError
 
-pytestmark = needs_mnist
-
 
 def _leaves_equal(a, b):
   la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
@@ -20,6 +19,7 @@ def _leaves_equal(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@needs_mnist
 def test_learns_mnist_subset(tmp_path):
   """5k real training images, B3's one-conv CNN: above 95% on the 10,000 real test images."""
   c = tiny_config(**{"model.name": "cnn_single", "dataset.max_train_examples": 5000,
@@ -40,7 +40,7 @@ def test_learns_mnist_subset(tmp_path):
   assert history[-1]["loss"] < history[0]["loss"]
 
 
-def test_eval_mode_reproduces_recorded_test_accuracy(tmp_path):
+def test_eval_mode_reproduces_recorded_test_accuracy(mock_mnist, tmp_path):
   c = tiny_config()
   trained = main.run(c, str(tmp_path))
   evaluated = main.run(c, str(tmp_path), mode="eval")
@@ -48,7 +48,7 @@ def test_eval_mode_reproduces_recorded_test_accuracy(tmp_path):
   assert evaluated["test_loss"] == trained["test_loss"]
 
 
-def test_same_seed_same_numbers_different_seed_different(tmp_path):
+def test_same_seed_same_numbers_different_seed_different(mock_mnist, tmp_path):
   a = main.run(tiny_config(), str(tmp_path / "a"))
   b = main.run(tiny_config(), str(tmp_path / "b"))
   c = main.run(tiny_config(seed=1), str(tmp_path / "c"))
@@ -61,7 +61,7 @@ def test_same_seed_same_numbers_different_seed_different(tmp_path):
   assert c["test_loss"] != a["test_loss"]
 
 
-def test_resume_equals_uninterrupted_run(tmp_path):
+def test_resume_equals_uninterrupted_run(mock_mnist, tmp_path):
   """Stop after 1 epoch (and mid-epoch via a step checkpoint), rerun: same as straight."""
   straight = main.run(tiny_config(**{"num_epochs": 3, "model.dropout": 0.2}),
                       str(tmp_path / "straight"))
@@ -108,14 +108,14 @@ def test_loop_state_is_the_checkpoint_meta_written_before_it():
   assert train.LoopState.fresh(2).meta().keys() == old.keys()
 
 
-def test_nonfinite_loss_stops_with_message_and_keeps_checkpoint(tmp_path):
+def test_nonfinite_loss_stops_with_message_and_keeps_checkpoint(mock_mnist, tmp_path):
   c = tiny_config(**{"optimizer.name": "sgd", "optimizer.learning_rate": 1e30,
                      "num_epochs": 3, "log_every_steps": 1})
   with pytest.raises(UserError, match=r"non-finite loss .* at step \d+ \(epoch \d+"):
     main.run(c, str(tmp_path))
 
 
-def test_workdir_of_another_config_is_refused(tmp_path):
+def test_workdir_of_another_config_is_refused(mock_mnist, tmp_path):
   main.run(tiny_config(num_epochs=1), str(tmp_path))
   with pytest.raises(UserError, match="different config.*model.hidden_units"):
     main.run(tiny_config(**{"model.hidden_units": (64,)}), str(tmp_path))
@@ -125,7 +125,7 @@ def test_workdir_of_another_config_is_refused(tmp_path):
   assert any(p.name.startswith(tmp_path.name + ".old-") for p in tmp_path.parent.iterdir())
 
 
-def test_eval_on_empty_workdir_says_nothing_to_evaluate(tmp_path):
+def test_eval_on_empty_workdir_says_nothing_to_evaluate(mock_mnist, tmp_path):
   with pytest.raises(UserError, match="nothing to evaluate"):
     main.run(tiny_config(), str(tmp_path), mode="eval")
 
@@ -146,8 +146,7 @@ def test_epoch_order_is_jax_random_permutation_bit_for_bit(num_seeds):
       assert not np.array_equal(order[0], order[1])
 
 
-@needs_mnist
-def test_host_placement_trains_exactly_as_device_placement(tmp_path):
+def test_host_placement_trains_exactly_as_device_placement(tmp_path, mock_mnist):
   """Batches gathered on the host and copied over give the device path's numbers, bit for
   bit, for two vmapped seeds with dropout."""
   runs = {}
@@ -203,7 +202,7 @@ def test_blocks_end_at_the_epoch_and_at_checkpoint_steps():
   assert list(train.block_spans(2, 10, 10, 100, 7)) == [(2, 2), (4, 6)]
 
 
-def test_checkpoint_every_epochs_saves_less_and_resumes_exactly(tmp_path, monkeypatch):
+def test_checkpoint_every_epochs_saves_less_and_resumes_exactly(mock_mnist, tmp_path, monkeypatch):
   """k=2 over 5 epochs saves after epochs 2, 4 and 5 (the end), not every epoch; a run
   stopped after epoch 4 and resumed equals the straight one, best checkpoint included."""
   saved = []
@@ -221,12 +220,12 @@ def test_checkpoint_every_epochs_saves_less_and_resumes_exactly(tmp_path, monkey
   assert resumed["test_accuracy_last_epoch"] == straight["test_accuracy_last_epoch"]
 
 
-def test_steps_per_dispatch_trains_as_one_step_per_dispatch(tmp_path):
+def test_steps_per_dispatch_trains_as_one_step_per_dispatch(mock_mnist, tmp_path):
   """Blocks of 7 steps in one jitted scan (cut at the epoch's end and at checkpoint
   steps) give the numbers one step per call gives, and the same resumable checkpoints."""
   strip = lambda d: [{k: v for k, v in json.loads(l).items() if k != "time"}
                      for l in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
-  base = {"model.dropout": 0.2, "num_seeds": 2}
+  base = {"model.dropout": 0.2, "num_seeds": 2, "batch_size": 30}  # 18 steps an epoch
   one = main.run(tiny_config(steps_per_dispatch=1, **base), str(tmp_path / "one"))
   blocks = main.run(tiny_config(steps_per_dispatch=7, checkpoint_every_steps=5, **base),
                     str(tmp_path / "blocks"))
