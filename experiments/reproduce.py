@@ -135,7 +135,10 @@ def _written_on(workdir: str) -> str:
   """The UTC date results.json was written (runs from before results recorded theirs)."""
   import datetime
 
-  mtime = os.path.getmtime(os.path.join(workdir, "results.json"))
+  path = os.path.join(workdir, "results.json")
+  if not os.path.exists(path):
+    return ""
+  mtime = os.path.getmtime(path)
   return datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).isoformat()
 
 

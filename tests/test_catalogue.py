@@ -139,7 +139,8 @@ def test_vgg16_app_has_the_layers_of_vgg16():
     ("configs/report_d.py:d3_cifar_net1_adam", (32, 32, 3)),
     ("configs/report_e.py:e1_flowers_base_v1", (150, 150, 3)),
 ])
-def test_rows_without_local_data_run_on_mock_data_at_real_size(tmp_path, spec, shape):
+def test_rows_without_local_data_run_on_mock_data_at_real_size(tmp_path, spec, shape,
+                                                             no_prepared_data):
   c = catalogue.load_config(spec)
   c.num_epochs, c.batch_size, c.eval_batch_size = 1, 16, 32
   c.dataset.max_train_examples, c.dataset.max_test_examples = 48, 32

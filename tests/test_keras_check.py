@@ -46,6 +46,7 @@ def test_unknown_split_is_one_line(capsys):
 
 
 @needs_mnist
+@pytest.mark.slow  # 40 s; the parameter count is also checked in tests/test_models.py
 def test_b6_flagship_has_the_published_parameter_count_and_learns_with_its_callbacks():
   row, config, splits = keras_check.load_row("B6", limit=2000)
   assert config.reduce_on_plateau.enabled and config.augment.noise_std == 0.1

@@ -257,7 +257,11 @@ def test_training_mode_outputs_and_bn_statistics_equal_keras(name, no_dropout):
         f"BN moving stats {bn:.2e}")
 
 
-@pytest.mark.parametrize("name", NAMES)
+# GoogLeNet's step takes ~35 s here: slow (its layout is proven by the logits tests)
+SLOW_STEP = [pytest.param(n, marks=pytest.mark.slow) if n == "googlenet" else n for n in NAMES]
+
+
+@pytest.mark.parametrize("name", SLOW_STEP)
 def test_one_sgd_step_equals_keras(name, no_dropout):
   c, model, variables, kmodel, paths, images, labels = _case(name)
   _keras_no_dropout(kmodel)

@@ -5,9 +5,8 @@ import shutil
 
 import pytest
 
-from conftest import MOCK_TINY, mock_cli, tiny_config
+from conftest import MOCK_TINY, mock_cli, mock_data, tiny_config
 from digitjax import checkpoints, main, train
-from experiments import runner
 
 
 def _one_error_line(r, *words):
@@ -45,7 +44,7 @@ def _snapshot(root):
 def trained(tmp_path_factory):
   """A tiny finished run on mock data (3 epochs: several latest and best saves)."""
   root = tmp_path_factory.mktemp("trained")
-  with runner.mock_tfds(num_examples=600):
+  with mock_data(tmp_path_factory.mktemp("empty_tfds")):  # never cached as real MNIST
     c = tiny_config(num_epochs=3, batch_size=50)
     results = main.run(c, str(root / "w"))
   return c, root / "w", results
@@ -58,7 +57,7 @@ def test_eval_prints_its_figures_and_writes_nothing(trained, tmp_path, capsys):
   archive = tmp_path / "archive"
   shutil.copytree(workdir, archive)
   before = _snapshot(archive)
-  with runner.mock_tfds(num_examples=600):
+  with mock_data(tmp_path / "empty_tfds"):
     again = main.run(c, str(archive), mode="eval")
   assert again["test_accuracy"] == results["test_accuracy"]
   assert "Test (best checkpoint" in capsys.readouterr().out

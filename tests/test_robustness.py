@@ -64,8 +64,9 @@ def straight(tmp_path_factory):
   return workdir
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
-                                 signal.SIGKILL], ids=lambda sig: sig.name)
+@pytest.mark.parametrize("sig", [  # SIGINT: tests/test_stops.py's one-block epochs
+    signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGHUP,
+    signal.SIGKILL], ids=lambda sig: sig.name)
 def test_interrupted_run_resumes_exactly(tmp_path, straight, sig):
   """SIGHUP is a closed terminal: before, it killed the run with no checkpoint."""
   proc = _cli(tmp_path, *ARGS, wait=False)
