@@ -86,7 +86,8 @@ class TensorBoard:
       self.main.add_figure("history", history_figure(history, config.name, config.monitor),
                            step)
     self.main.add_figure("confusion_matrix",
-                         confusion_figure(confusion_total(results), class_names), step)
+                         confusion_figure(np.array(results["confusion_matrix"]), class_names),
+                         step)
     from digitjax import config as config_lib
     flat = config_lib.flat(config)
     hparams = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
@@ -99,11 +100,6 @@ class TensorBoard:
   def close(self):
     for writer in (self.main, self.train, self.val):
       writer.close()
-
-
-def confusion_total(results: dict) -> np.ndarray:
-  """The test confusion matrix of results (one seed's, or several summed)."""
-  return sum(np.array(p["confusion_matrix"]) for p in results.get("per_seed", [results]))
 
 
 SEED_STATS = ("test_loss", "test_accuracy", "test_accuracy_last_epoch", "val_loss",

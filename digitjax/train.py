@@ -743,8 +743,9 @@ def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
   if not fresh:
     workdir_lib.check_config(config, workdir)  # refused at once, not after reading data
   train, val = data.load_train_val(config)
-  check_state_fits(config, _steps_per_epoch(config, len(train)))
-  trainer = Trainer(config, _steps_per_epoch(config, len(train)))
+  steps_per_epoch = _steps_per_epoch(config, len(train))
+  check_state_fits(config, steps_per_epoch)
+  trainer = Trainer(config, steps_per_epoch)
   initial = trainer.init_state()
   check_eval_batch(trainer, initial, val)
   if fresh and (aside := workdir_lib.set_aside(workdir)):

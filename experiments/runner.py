@@ -181,14 +181,14 @@ def finished_seeds(config, folder: str, advice: str = "",
 
 
 def run_seeds(config, folder: str, seeds: list[int], together: bool = False,
-              advice: str = "") -> list[SeedRun]:
+              advice: str = "", done: dict[int, SeedRun] | None = None) -> list[SeedRun]:
   """Seeds `seeds` of config under folder, training the ones not finished yet (each
   program through digitjax.main.run, which resumes an interrupted one); in seed order.
   A run stopped by a signal raises KeyboardInterrupt (its checkpoint is saved: rerunning
-  the same command resumes it)."""
+  the same command resumes it). done: finished_seeds' answer, when the caller has it."""
   from digitjax import main
 
-  done = finished_seeds(config, folder, advice)
+  done = dict(finished_seeds(config, folder, advice) if done is None else done)
   for block in seed_blocks([s for s in seeds if s not in done], together):
     c = copy.deepcopy(config)
     c.seed, c.num_seeds = block[0], len(block)

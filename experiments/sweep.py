@@ -126,10 +126,11 @@ def run_point(sweep: dict, config, workdir: str) -> list[dict]:
   layout), training whatever has not finished yet; a point that ran under another
   config (the sweep file changed) is refused rather than reused."""
   seeds = list(range(sweep["seeds"]))
-  if all(s in runner.finished_seeds(config, workdir, ADVICE) for s in seeds):
+  done = runner.finished_seeds(config, workdir, ADVICE)
+  if all(s in done for s in seeds):
     print(f"  {workdir}: done, skipped")
   runs = runner.run_seeds(config, workdir, seeds, together=sweep["vmap_seeds"],
-                          advice=ADVICE)
+                          advice=ADVICE, done=done)
   return [run.result for run in runs]
 
 
