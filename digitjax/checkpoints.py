@@ -67,6 +67,12 @@ def _silence_orbax_leftovers():
 
   hook._digitjax = True
   sys.unraisablehook = hook
+  # the same writes, when asyncio (not Python's shutdown) finds them failed: it logs each
+  # as "Task exception was never retrieved" after our one-line error
+  import logging as std_logging
+  std_logging.getLogger("asyncio").addFilter(
+      lambda r: not (r.getMessage().startswith("Task exception was never retrieved")
+                     and f"{os.sep}orbax{os.sep}" in r.getMessage()))
 
 
 @contextlib.contextmanager
