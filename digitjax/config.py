@@ -108,7 +108,7 @@ def _model() -> ml_collections.ConfigDict:
   g.output_activation = "softmax"  # how the loss reads the logits: softmax | sigmoid
   g.dropout = 0.0  # dropout after hidden dense layers (MLP families)
   g.l2 = 0.0  # kernel L2 factor: l2 * sum(w^2) added to the loss, as Keras does
-  g.conv_impl = "matmul"  # matmul (k*k shifted slices + one matmul) | xla (lax.conv)
+  g.conv_impl = "matmul"  # matmul (k*k shifted slices + one matmul) | xla (lax.conv) | mixed
   # A family's own fields (flowers_cnn's filters, cnn3_v1's paddings, GoogLeNet's
   # aux_weight, ...) are declared with it, in digitjax.models.FIELDS: choose_model()
   # adds them, and validate() refuses them on any other family.

@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from digitjax import reporting
+from digitjax import models, reporting
 from experiments import whole
 
 DEFAULT_CONFIG = "configs/speedrun_mnist.py"
@@ -319,16 +319,19 @@ def time_seed(compiled, seed: int, arrays) -> tuple[float, float]:
 
 
 def resolve(config, conv_impl: str = "config", loop: str = "auto") -> str:
-  """Sets config.model.conv_impl (unless "config": the file's) and returns the loop:
-  "auto" is one call per batch on CPU, where XLA runs lax.conv ~10x slower inside a
-  lax.scan (measured: 132 ms a step alone, 1.4 s in a scan), and the one-program scan on
-  accelerators, where dispatching 235 small steps would cost more than they run."""
+  """Sets config.model.conv_impl (unless "config": the file's) and returns the loop.
+
+  "auto" is the one-program scan, except for conv_impl "xla" on CPU: there autodiff's
+  weight-gradient convolution runs ~10x slower inside a lax.scan (132 ms a step alone,
+  1.4 s in a scan), so one call per batch. "mixed" (the config's) has no such
+  convolution and runs fastest as the scan (experiments/BENCH.md)."""
   import jax
 
   if conv_impl != "config":
     config.model.conv_impl = conv_impl
   if loop == "auto":
-    loop = "steps" if jax.default_backend() == "cpu" else "scan"
+    cpu_xla = jax.default_backend() == "cpu" and config.model.conv_impl == "xla"
+    loop = "steps" if cpu_xla else "scan"
   return loop
 
 
@@ -364,7 +367,7 @@ def _parser():
                  help="only the first N training and N test images (0: all)")
   p.add_argument("--split", choices=("test", "val"), default="test",
                  help="val: train on train[:50000], report accuracy on train[50000:]")
-  p.add_argument("--conv-impl", choices=("config", "matmul", "xla"), default="config",
+  p.add_argument("--conv-impl", choices=("config", *models.CONV_IMPLS), default="config",
                  help="config: the config's model.conv_impl")
   p.add_argument("--loop", choices=("auto", "scan", "steps"), default="auto",
                  help="scan: one program per seed; steps: one call per batch; auto: "

@@ -70,6 +70,38 @@ def test_matmul_conv_matches_lax_conv(k, stride, padding):
   np.testing.assert_allclose(g_out, g_ref, rtol=1e-3, atol=1e-2)
 
 
+@pytest.mark.parametrize("k,stride,padding,cin", [
+    (3, 1, "VALID", 5), (3, 1, "SAME", 5), (1, 1, "VALID", 5), (4, 1, "VALID", 5),
+    (2, 1, "SAME", 5), (5, 1, "VALID", 1), (5, 1, "SAME", 1), (3, 2, "VALID", 5),
+    (5, 2, "SAME", 5)])
+def test_mixed_conv_matches_lax_conv_values_and_both_gradients(k, stride, padding, cin):
+  """conv_mixed's own backward (transposed lax.conv for x, per-tap matmuls for W) gives
+  autodiff-of-lax.conv's gradients; strided convs take the matmul form."""
+  kx, kk, kg = jax.random.split(jax.random.key(1), 3)
+  x = jax.random.normal(kx, (3, 23, 22, cin))
+  w = jax.random.normal(kk, (k, k, cin, 7))
+  loss = lambda conv: lambda x, w: jnp.sum(jnp.sin(conv(x, w, (stride, stride), padding)))
+  ref, (dx_ref, dw_ref) = jax.value_and_grad(loss(L.conv_xla), argnums=(0, 1))(x, w)
+  out, (dx, dw) = jax.jit(jax.value_and_grad(loss(L.conv_mixed), argnums=(0, 1)))(x, w)
+  np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
+  np.testing.assert_allclose(dx, dx_ref, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(dw, dw_ref, rtol=1e-4, atol=1e-3)
+
+
+def test_mixed_conv_is_a_model_option_with_the_same_numbers():
+  c = base.get_config()
+  c.model.name = "cnn_bn"
+  x = jax.random.uniform(jax.random.key(2), (4, 28, 28, 1))
+  built = {}
+  for impl in ("matmul", "mixed"):
+    c.model.conv_impl = impl
+    model = models.build(c, 10)
+    built[impl] = model
+  v = built["matmul"].init(jax.random.key(3), x)
+  a, b = (built[i].apply(v, x) for i in ("matmul", "mixed"))
+  np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("name,shape,hidden,trainable,total", [
     ("cnn_bn", (28, 28, 1), None, 234_026, 234_378),   # B6, report's trainable count
     ("net1", (28, 28, 1), None, 1_199_882, 1_199_882),  # D1, published

@@ -7,11 +7,14 @@ kernels, zero biases, BatchNormalization(momentum=0.99, epsilon=1e-3).
 A kernel L2 factor makes a layer `sow` `l2 * sum(kernel**2)` into the 'losses'
 collection; the train step adds that collection to the loss, as Keras adds `model.losses`.
 
-Conv has two implementations with the same parameters and the same numbers:
+Conv has three implementations with the same parameters and the same numbers up to
+float rounding:
 - "xla": `lax.conv_general_dilated`.
-- "matmul": the k*k shifted slices of the input concatenated on the channel axis, then
-  one matmul with the reshaped kernel. On XLA:CPU this is 2-3x faster than lax.conv in
-  training (../shared/BENCHMARKS.md), because the matmul runs near the machine's peak.
+- "matmul" (the default): the k*k shifted slices of the input concatenated on the channel
+  axis, then one matmul with the reshaped kernel. On XLA:CPU this trains 2-3x faster
+  than lax.conv, whose weight gradient is slow (experiments/BENCH.md).
+- "mixed": lax.conv forward with its own backward (`conv_mixed`); fastest for the MNIST
+  speedrun's scanned epoch, level with "matmul" on the flagship.
 
 MaxPool and Dropout compute exactly what nn.max_pool and nn.Dropout compute (values,
 gradients, dropout masks bit for bit) in forms XLA:CPU runs faster; see fast_ops.py for
@@ -19,6 +22,7 @@ why, and experiments/BENCH.md for the measured effect on whole train steps.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -37,7 +41,7 @@ INITIALIZERS = {
     "glorot_uniform": nn.initializers.glorot_uniform,
     "he_normal": nn.initializers.he_normal,  # truncated normal, fan_in, scale 2: as Keras 3
 }
-CONV_IMPLS = ("matmul", "xla")
+CONV_IMPLS = ("matmul", "xla", "mixed")
 
 
 def _activate(x, activation):
@@ -91,6 +95,67 @@ def conv_xla(x, kernel, strides=(1, 1), padding="VALID"):
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+def conv_mixed(x, kernel, strides=(1, 1), padding="VALID"):
+  """conv_xla's values, with a gradient built from the forms XLA:CPU runs fastest.
+
+  Why (experiments/BENCH.md, "mixed conv"): XLA:CPU runs a forward `lax.conv` through
+  YNNPACK, 2.5-3x faster than the im2col matmul, but the weight gradient that autodiff
+  derives from it is another convolution that XLA:CPU runs 10-80x slower inside a
+  `lax.scan` (where digitjax trains in blocks of steps). So:
+  - forward: `lax.conv`;
+  - input gradient: a forward `lax.conv` of the padded output gradient with the flipped
+    kernel (exactly the transpose autodiff builds, with the kernel laid out HWIO);
+  - weight gradient: one matmul per kernel tap, x's shifted view against the gradient
+    (for a 1-channel input, the k*k views stacked into one matmul).
+  Strided convolutions keep the matmul form.
+  """
+  if tuple(strides) != (1, 1):
+    return conv_matmul(x, kernel, strides, padding)
+  kh, kw = kernel.shape[:2]
+  pads = ((0, 0), (0, 0)) if padding == "VALID" else (
+      same_padding(x.shape[1], kh, 1), same_padding(x.shape[2], kw, 1))
+  if kh * kw > 1:
+    x = fast_ops.materialize(x)  # else XLA recomputes x's producers in all k*k views
+  return _conv_mixed(x, kernel, pads)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv_mixed(x, kernel, pads):
+  return lax.conv_general_dilated(x, kernel, (1, 1), pads,
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _conv_mixed_fwd(x, kernel, pads):
+  return _conv_mixed(x, kernel, pads), (x, kernel)
+
+
+def _conv_mixed_bwd(pads, saved, g):
+  x, kernel = saved
+  kh, kw = kernel.shape[:2]
+  flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)  # HWIO of the transposed conv
+  back = ((kh - 1 - pads[0][0], kh - 1 - pads[0][1]),
+          (kw - 1 - pads[1][0], kw - 1 - pads[1][1]))
+  dx = lax.conv_general_dilated(g, flipped, (1, 1), back,
+                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+  return dx, kernel_gradient(xp, g, kh, kw)
+
+
+_conv_mixed.defvjp(_conv_mixed_fwd, _conv_mixed_bwd)
+
+
+def kernel_gradient(x, g, kh, kw):
+  """d(sum(g * conv(x, W)))/dW for a stride-1 VALID conv: per tap, view^T @ g."""
+  n, oh, ow, cout = g.shape
+  cin = x.shape[-1]
+  grad = g.reshape(-1, cout)
+  views = [x[:, i : i + oh, j : j + ow, :].reshape(-1, cin)
+           for i in range(kh) for j in range(kw)]
+  if cin == 1:  # k*k matrix-vector products would waste the matmul: one (k*k, M) @ (M, O)
+    return (jnp.concatenate(views, axis=1).T @ grad).reshape(kh, kw, 1, cout)
+  return jnp.stack([v.T @ grad for v in views]).reshape(kh, kw, cin, cout)
+
+
 class Conv(nn.Module):
   """keras.layers.Conv2D."""
   features: int
@@ -110,7 +175,7 @@ class Conv(nn.Module):
                         (kh, kw, x.shape[-1], self.features))
     bias = self.param("bias", nn.initializers.constant(self.bias_init), (self.features,))
     _sow_l2(self, kernel, self.l2)
-    conv = conv_matmul if self.impl == "matmul" else conv_xla
+    conv = {"matmul": conv_matmul, "xla": conv_xla, "mixed": conv_mixed}[self.impl]
     y = conv(x, kernel, _pair(self.strides), self.padding.upper()) + bias
     return _activate(y, self.activation)
 
