@@ -229,8 +229,10 @@ WHY: dict[str, str] = {
            "matches the report's log: train accuracy 98.94% against 98.89, val_loss 2.85 "
            "against 2.86, val accuracy 66.83% against 65.51. Its best val_loss checkpoint "
            "(epoch 4) scores 68.33%: Adam overfits net1 from epoch 5 (val_loss 0.91 -> "
-           "2.85), in the report's log too. Seeds 1-2 remain, one per CPU session "
-           "(experiments/results/seeds.csv keeps each)"),
+           "2.85), in the report's log too. Seeds 1 and 2 (this CPU, 2026-11-30, 72 and "
+           "~40 min): 65.29% and 64.49% with last-epoch weights, 67.96% and 67.46% from "
+           "their best val_loss checkpoints (epochs 5 and 4). Over the 3 seeds 65.19 +- "
+           "0.66%: the published 64.69 lies inside the 95% interval, reproduced"),
     "D4": ("as D3, with tf.keras's Adadelta (lr 1e-3, the reading D1 supports). Seed 0, "
            "trained over three sessions (resumed twice; the wall time shown is the last "
            "part's), ends at 32.92% test (published 33.94), still climbing slowly as in "
