@@ -237,8 +237,9 @@ WHY: dict[str, str] = {
            "trained over three sessions (resumed twice; the wall time shown is the last "
            "part's), ends at 32.92% test (published 33.94), still climbing slowly as in "
            "the report: at epoch 30 train accuracy 33.17% against the log's 34.72, val "
-           "accuracy 32.56% against 33.99, val_loss 1.958 against 1.924. Seeds 1-2 remain "
-           "(about 30 min each on an idle CPU)"),
+           "accuracy 32.56% against 33.99, val_loss 1.958 against 1.924. Seed 1 (this CPU, "
+           "2026-11-30, 26 min): 34.81% (val accuracy 34.44% at epoch 30). Seed 2 remains "
+           "(about 30 min on an idle CPU)"),
 }
 
 # What one seed of a row costs on this 2-core CPU, shown in the notes while it has no run.
