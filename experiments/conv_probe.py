@@ -26,7 +26,7 @@ from jax import lax
 
 from digitjax.models import layers
 
-FORMS = {"xla": layers.conv_xla, "matmul": layers.conv_matmul, "mixed": layers.conv_mixed}
+FORMS = layers.CONVS  # model.conv_impl -> conv function
 # name -> (batch, input height/width, input channels, kernel size, output channels)
 SHAPES = {
     "speedrun": [("5x5 1->24", 256, 28, 1, 5, 24), ("3x3 24->32", 256, 12, 24, 3, 32)],

@@ -41,9 +41,6 @@ INITIALIZERS = {
     "glorot_uniform": nn.initializers.glorot_uniform,
     "he_normal": nn.initializers.he_normal,  # truncated normal, fan_in, scale 2: as Keras 3
 }
-CONV_IMPLS = ("matmul", "xla", "mixed")
-
-
 def _activate(x, activation):
   fn = ACTIVATIONS[activation or "linear"]
   return x if fn is None else fn(x)
@@ -146,7 +143,7 @@ _conv_mixed.defvjp(_conv_mixed_fwd, _conv_mixed_bwd)
 
 def kernel_gradient(x, g, kh, kw):
   """d(sum(g * conv(x, W)))/dW for a stride-1 VALID conv: per tap, view^T @ g."""
-  n, oh, ow, cout = g.shape
+  _, oh, ow, cout = g.shape
   cin = x.shape[-1]
   grad = g.reshape(-1, cout)
   views = [x[:, i : i + oh, j : j + ow, :].reshape(-1, cin)
@@ -154,6 +151,11 @@ def kernel_gradient(x, g, kh, kw):
   if cin == 1:  # k*k matrix-vector products would waste the matmul: one (k*k, M) @ (M, O)
     return (jnp.concatenate(views, axis=1).T @ grad).reshape(kh, kw, 1, cout)
   return jnp.stack([v.T @ grad for v in views]).reshape(kh, kw, cin, cout)
+
+
+# model.conv_impl -> the function Conv calls (same parameters, same numbers up to rounding)
+CONVS = {"matmul": conv_matmul, "xla": conv_xla, "mixed": conv_mixed}
+CONV_IMPLS = tuple(CONVS)
 
 
 class Conv(nn.Module):
@@ -175,8 +177,7 @@ class Conv(nn.Module):
                         (kh, kw, x.shape[-1], self.features))
     bias = self.param("bias", nn.initializers.constant(self.bias_init), (self.features,))
     _sow_l2(self, kernel, self.l2)
-    conv = {"matmul": conv_matmul, "xla": conv_xla, "mixed": conv_mixed}[self.impl]
-    y = conv(x, kernel, _pair(self.strides), self.padding.upper()) + bias
+    y = CONVS[self.impl](x, kernel, _pair(self.strides), self.padding.upper()) + bias
     return _activate(y, self.activation)
 
 
