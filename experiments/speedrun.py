@@ -18,7 +18,8 @@ parameters; the same seed gives the same accuracy.
 --npz DIR reads experiments.npz_data's exported .npz files instead of TFDS (for a machine
 without TensorFlow). --limit N trains on the first N training images and tests on the
 first N test images (tests, smoke runs). --loop steps runs one compiled call per batch
-instead (the default on CPU, where XLA:CPU's convolutions are ~10x slower in a scan).
+instead (chosen by --loop auto only for --conv-impl xla on CPU, whose weight-gradient
+convolutions XLA:CPU runs ~10x slower in a scan).
 --split val trains on the first 50,000 training
 images and reports accuracy on the last 10,000 (for searching recipes without the test
 set). `run_torch` is the same recipe in eager PyTorch, for experiments.bench --compare.
@@ -318,6 +319,54 @@ def time_seed(compiled, seed: int, arrays) -> tuple[float, float]:
   return 100.0 * correct / len(arrays[3]), seconds
 
 
+def work_gflop(config, n_train: int, n_eval: int) -> float:
+  """GFLOP one seed computes (XLA's cost analysis of one training step and one test
+  batch, times their counts): with a device's matmul rate, the floor on its seconds."""
+  import jax
+  import jax.numpy as jnp
+
+  init, step, count = make_parts(config, n_train)
+  carry = jax.eval_shape(init, np.int32(0))
+  flops = lambda fn, *args: _flops(jax.jit(fn).lower(*args).compile())
+  batch = lambda n: (jax.ShapeDtypeStruct((n, 28, 28, 1), jnp.uint8),
+                     jax.ShapeDtypeStruct((n,), jnp.int32))
+  per_step = flops(step, carry, *batch(config.batch_size))
+  per_eval = flops(count, carry[0], *batch(config.eval_batch_size), jnp.zeros((), jnp.int32))
+  return (per_step * n_train / config.batch_size
+          + per_eval * n_eval / config.eval_batch_size) / 1e9
+
+
+def _flops(compiled) -> float:
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", 0.0))
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+  """The device's float32 matmul rate (best of `repeats` n x n x n products), GFLOP/s:
+  what a well-fed conv net could at best reach on it."""
+  import jax
+  import jax.numpy as jnp
+
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda a: a @ a)
+  f(a).block_until_ready()
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    f(a).block_until_ready()
+    best = min(best, time.perf_counter() - t0)
+  return 2.0 * n ** 3 / best / 1e9
+
+
+def roofline(config, n_train: int, n_eval: int, median_seconds: float) -> str:
+  """One line: the seed's work, the rate it ran at, and the floor at the matmul rate."""
+  gflop, peak = work_gflop(config, n_train, n_eval), matmul_gflops()
+  return (f"work: {gflop:.0f} GFLOP per seed; {gflop / median_seconds:.0f} GFLOP/s at the "
+          f"median, {100 * gflop / median_seconds / peak:.0f}% of this device's {peak:.0f} "
+          f"GFLOP/s float32 matmul rate; floor at that rate {gflop / peak:.2f} s per seed")
+
+
 def resolve(config, conv_impl: str = "config", loop: str = "auto") -> str:
   """Sets config.model.conv_impl (unless "config": the file's) and returns the loop.
 
@@ -371,7 +420,10 @@ def _parser():
                  help="config: the config's model.conv_impl")
   p.add_argument("--loop", choices=("auto", "scan", "steps"), default="auto",
                  help="scan: one program per seed; steps: one call per batch; auto: "
-                      "steps on CPU, scan elsewhere")
+                      "steps for --conv-impl xla on CPU, scan otherwise")
+  p.add_argument("--roofline", action="store_true",
+                 help="also print the seed's GFLOP (XLA's count), the rate it ran at and "
+                      "its floor at this device's float32 matmul rate")
   return p
 
 
@@ -412,6 +464,8 @@ def main(argv=None) -> dict:
     seconds.append(sec)
     print(f"seed {seed}: {a.split} accuracy {acc:.2f}%, {sec:.2f} s", flush=True)
   print(summarize(accuracy, seconds, a.target))
+  if a.roofline:
+    print(roofline(config, len(host[1]), len(host[3]), float(np.median(seconds))))
   result = dict(seconds=seconds, accuracy=accuracy, compile_seconds=compile_s, device=device,
                 config=a.config, split=a.split, target=a.target,
                 train_images=len(host[1]), eval_images=len(host[3]),

@@ -39,6 +39,17 @@ def test_the_same_seed_gives_the_same_accuracy():
   assert 20 < first <= 100 and 20 < other <= 100
 
 
+def test_work_is_three_forward_passes_per_training_image():
+  """XLA's count of a seed's work against the net's multiply-adds: forward, input
+  gradient and weight gradient per training image (the first conv has no input
+  gradient), one forward per test image."""
+  config, _ = speedrun.load_config(CONFIG)
+  conv1, conv2 = 24 * 24 * 24 * 25, 10 * 10 * 32 * 9 * 24  # output positions x taps x cin
+  forward = 2 * (conv1 + conv2 + 800 * 256 + 256 * 10)
+  expected = (60_000 * (3 * forward - 2 * conv1) + 10_000 * forward) / 1e9
+  assert 0.95 * expected < speedrun.work_gflop(config, 60_000, 10_000) < 1.1 * expected
+
+
 def test_onecycle_is_pytorchs():
   torch = pytest.importorskip("torch")
   total, peak = 235, 0.01
