@@ -7,7 +7,7 @@ The affine part is Keras's ImageDataGenerator (rotation_range, zoom_range,
 width/height_shift_range, fill_mode='nearest'), done for the whole batch at once: each
 output pixel's source position is computed by the inverse affine map of its image, and
 read with bilinear interpolation (jax.scipy.ndimage.map_coordinates), vmapped over
-images. Then horizontal flips, then additive noise (report B6). Augmentations whose range
+images. Then horizontal and vertical flips, then additive noise (report B6). Augmentations whose range
 is 0 are not traced at all, so a config without them compiles the step it always had.
 """
 from __future__ import annotations
@@ -57,6 +57,9 @@ def apply(x, key, cfg):
   if cfg.horizontal_flip:
     flip = jax.random.bernoulli(k_flip, 0.5, (x.shape[0], 1, 1, 1))
     x = jnp.where(flip, x[:, :, ::-1, :], x)
+  if cfg.vertical_flip:
+    flip = jax.random.bernoulli(jax.random.fold_in(key, 3), 0.5, (x.shape[0], 1, 1, 1))
+    x = jnp.where(flip, x[:, ::-1, :, :], x)
   if cfg.noise_std:
     x = x + cfg.noise_std * jax.random.normal(k_noise, x.shape, x.dtype)
   return x

@@ -164,6 +164,7 @@ def _augment() -> ml_collections.ConfigDict:
   g.width_shift_range = 0.0  # fraction of the width: shift uniform in [-w, w]
   g.height_shift_range = 0.0  # fraction of the height
   g.horizontal_flip = False  # mirror left-right with probability 1/2
+  g.vertical_flip = False  # mirror top-bottom with probability 1/2
   return g
 
 
@@ -389,6 +390,7 @@ def _check_numbers(check: _Checks, config) -> None:
   in_range("augment.width_shift_range", aug.width_shift_range, 0, 1, hi_open=True)
   in_range("augment.height_shift_range", aug.height_shift_range, 0, 1, hi_open=True)
   check.boolean("augment.horizontal_flip", aug.horizontal_flip)
+  check.boolean("augment.vertical_flip", aug.vertical_flip)
   for path in ("num_seeds", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps",
                "checkpoint_every_epochs"):
     in_range(path, config[path], 1, inf, kind=int)
@@ -440,6 +442,14 @@ def _check_flowers(check: _Checks, m) -> None:
   check.one_of("model.head", m.head, HEADS)
   check.boolean("model.batch_norm", m.batch_norm)
   check.in_range("model.input_scale", m.input_scale, 0, float("inf"), lo_open=True)
+  check.one_of("model.padding", m.padding, PADDINGS)
+  rates = m.block_dropout
+  if not isinstance(rates, (tuple, list)) or not all(
+      isinstance(r, (int, float)) and 0 <= r < 1 for r in rates) or (
+      rates and len(rates) != len(m.filters)):
+    check.errors.append(f"config.model.block_dropout={rates!r} must be () or one rate in "
+                        f"[0, 1) per conv block of config.model.filters={tuple(m.filters)!r}"
+                        ", e.g. --config.model.block_dropout='(0.5,0.5,0.2)'.")
   if len(m.kernel_sizes) != len(m.filters):
     check.errors.append(f"config.model.kernel_sizes={tuple(m.kernel_sizes)!r} needs one "
                         f"kernel size per conv block of config.model.filters="

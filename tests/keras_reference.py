@@ -94,24 +94,41 @@ def googlenet(size, classes=5, classifier_activation="softmax"):
   return keras.Model(inp, [out, a1, a2])
 
 
-def flowers(size, filters, kernels, hidden, bn=False, first_pool=(2, 2), gap=False,
-            dropout=0.0, classes=5):
+def flowers(size, filters, kernels, hidden, classes=5):
+  """E1: the TensorFlow flowers tutorial's CNN."""
   m = keras.Sequential([keras.Input((size, size, 3)), kl.Rescaling(1 / 255)])
-  for i, (f, k) in enumerate(zip(filters, kernels)):
+  for f, k in zip(filters, kernels):
     m.add(kl.Conv2D(f, k, padding="same", activation="relu"))
-    if bn:
-      m.add(kl.BatchNormalization())
-    m.add(kl.MaxPooling2D(first_pool[0] if i == 0 else 2,
-                          strides=first_pool[1] if i == 0 else 2))
-  m.add(kl.GlobalAveragePooling2D() if gap else kl.Flatten())
+    m.add(kl.MaxPooling2D())
+  m.add(kl.Flatten())
   for h in hidden:
-    if dropout:
-      m.add(kl.Dropout(dropout))
     m.add(kl.Dense(h, activation="relu"))
-  if dropout:
-    m.add(kl.Dropout(dropout))
   m.add(kl.Dense(classes))
   return m
+
+
+def v7(step, size=150, classes=5):
+  """E6: the v7 ladder as the authors' notebooks V7_Mejora_1 ... _5 write it (step 0,
+  whose notebook is not published: step 1 without its 5x5 conv). Steps 4 and 5 share
+  the model; step 5's extra 1/255 is its ImageDataGenerator's, outside the model."""
+  def conv(f, k, pool=2, strides=None, bn=False, drop=0.0):
+    block = [kl.Conv2D(f, k, activation="relu")] + ([kl.BatchNormalization()] if bn else [])
+    block.append(kl.MaxPooling2D(pool, strides=strides))
+    return block + ([kl.Dropout(drop)] if drop else [])
+
+  scale = (kl.Rescaling(1 / 127.5, offset=-1) if step < 3 else kl.Rescaling(1 / 255))
+  dense = [kl.Flatten(), kl.Dense(128, activation="relu"), kl.Dropout(0.5)]
+  blocks = {
+      0: conv(32, 3) + conv(64, 3) + conv(128, 3) + dense,
+      1: conv(32, 3) + conv(64, 3) + conv(128, 5) + conv(128, 3) + dense,
+      2: (conv(32, 3, drop=.5) + conv(64, 3, drop=.5) + conv(96, 3, drop=.5)
+          + conv(96, 3, drop=.2) + [kl.GlobalAveragePooling2D()]),
+      3: (conv(32, 3, drop=.5) + conv(64, 3, drop=.5) + conv(96, 3, drop=.5)
+          + conv(128, 5, drop=.2) + [kl.GlobalAveragePooling2D()]),
+      4: (conv(32, 3, 3, 2, bn=True) + conv(64, 3, 2, 2, bn=True) + conv(128, 5, 2, 2, bn=True)
+          + conv(128, 3, 2, 2, bn=True) + [kl.GlobalAveragePooling2D()]),
+  }[min(step, 4)]
+  return keras.Sequential([keras.Input((size, size, 3)), scale, *blocks, kl.Dense(classes)])
 
 
 MODELS = {
@@ -121,15 +138,7 @@ MODELS = {
     "googlenet 150": lambda: googlenet(150),
     "googlenet 224": lambda: googlenet(224),
     "flowers E1 v1 150": lambda: flowers(150, (16, 32, 64), (3, 3, 3), (128,)),
-    "flowers E6.0 150": lambda: flowers(150, (32, 64, 128), (3, 3, 3), (512,), dropout=0.2),
-    "flowers E6.1 150": lambda: flowers(150, (32, 64, 128, 64), (3, 3, 3, 5), (512,),
-                                        dropout=0.2),
-    "flowers E6.2 150": lambda: flowers(150, (32, 64, 128, 64), (3, 3, 3, 5), (512,),
-                                        gap=True, dropout=0.5),
-    "flowers E6.3 150": lambda: flowers(150, (32, 64, 128, 128), (3, 3, 3, 5), (512,),
-                                        gap=True, dropout=0.5),
-    "flowers E6.4 150": lambda: flowers(150, (32, 64, 128, 128), (3, 3, 3, 5), (512,),
-                                        bn=True, first_pool=(3, 2), gap=True, dropout=0.5),
+    **{f"flowers E6.{step} 150": (lambda step=step: v7(step)) for step in range(5)},
 }
 
 if __name__ == "__main__":

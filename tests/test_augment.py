@@ -20,7 +20,7 @@ def _batch(n=4, h=12, w=12, c=3, seed=0):
 
 
 ALL = dict(rotation_range=20.0, zoom_range=0.2, width_shift_range=0.1,
-           height_shift_range=0.1, horizontal_flip=True, noise_std=0.1)
+           height_shift_range=0.1, horizontal_flip=True, vertical_flip=True, noise_std=0.1)
 
 
 def test_shapes_dtypes_and_determinism_under_jit():
@@ -73,6 +73,19 @@ def test_flip_mirrors_some_images_and_leaves_the_others():
   same = [bool(np.allclose(o, xi)) for o, xi in zip(out, x)]
   assert all(f != s for f, s in zip(flipped, same))  # each image one or the other
   assert 0 < sum(flipped) < 16
+
+
+def test_vertical_flip_mirrors_top_bottom_independently_of_the_horizontal():
+  x = _batch(n=16)
+  out = augment.apply(x, jax.random.key(1), _cfg(vertical_flip=True))
+  flipped = [bool(np.allclose(o, xi[::-1])) for o, xi in zip(out, x)]
+  same = [bool(np.allclose(o, xi)) for o, xi in zip(out, x)]
+  assert all(f != s for f, s in zip(flipped, same)) and 0 < sum(flipped) < 16
+  both = augment.apply(x, jax.random.key(1), _cfg(horizontal_flip=True, vertical_flip=True))
+  kinds = {next(k for k, f in (("none", lambda a: a), ("h", lambda a: a[:, ::-1]),
+                               ("v", lambda a: a[::-1]), ("hv", lambda a: a[::-1, ::-1]))
+                if np.allclose(o, f(xi))) for o, xi in zip(both, x)}
+  assert len(kinds) >= 3  # the two flips drawn apart, not one coin for both
 
 
 def test_random_rotation_turns_about_the_centre():

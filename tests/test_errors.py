@@ -148,6 +148,12 @@ def test_new_model_fields_are_validated():
   assert len(errors) == 1 and "one kernel size per conv block" in errors[0]
   errors = config_lib.validate(_model("flowers_cnn", **{"model.input_scale": 0.0}))
   assert len(errors) == 1 and "input_scale=0.0 is out of range" in errors[0]
+  errors = config_lib.validate(_model("flowers_cnn", **{"model.padding": "full"}))
+  assert len(errors) == 1 and "model.padding='full' is not known" in errors[0]
+  errors = config_lib.validate(_model("flowers_cnn", **{"model.block_dropout": (0.5, 0.2)}))
+  assert len(errors) == 1 and "one rate in [0, 1) per conv block" in errors[0]
+  errors = config_lib.validate(_model("flowers_cnn", **{"model.block_dropout": (.5, .5, 1.)}))
+  assert len(errors) == 1 and "block_dropout=(0.5, 0.5, 1.0)" in errors[0]
   errors = config_lib.validate(_model("cnn3_v1", **{"model.conv_paddings": ("same", "valid")}))
   assert len(errors) == 1 and "must be three of valid, same, one per conv" in errors[0]
   errors = config_lib.validate(tiny_config(**{"loss": "mse", "loss_clip": 1e-7}))

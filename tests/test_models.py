@@ -27,12 +27,12 @@ def _summary(spec, image_size=None):
     ("configs/report_e.py:e2_alexnet_sgd", 29_995_781, 29_993_029),  # BN moving stats
     ("configs/report_e.py:e5_googlenet_sgd", 7_172_927, 7_172_927),  # with both aux heads
     ("configs/report_e.py:e1_flowers_base_v1", 2_678_565, 2_678_565),
-    ("configs/report_e.py:e6_v7_step0", 21_329_989, 21_329_989),
-    ("configs/report_e.py:e6_v7_step1", 2_955_397, 2_955_397),
-    ("configs/report_e.py:e6_v7_step2", 333_957, 333_957),
-    ("configs/report_e.py:e6_v7_step3", 571_589, 571_589),
-    ("configs/report_e.py:e6_v7_step4", 572_997, 572_293),
-    ("configs/report_e.py:e6_v7_step5", 572_997, 572_293),  # augmentation adds no weights
+    ("configs/report_e.py:e6_v7_step0", 4_828_997, 4_828_997),
+    ("configs/report_e.py:e6_v7_step1", 1_175_493, 1_175_493),
+    ("configs/report_e.py:e6_v7_step2", 158_309, 158_309),
+    ("configs/report_e.py:e6_v7_step3", 382_757, 382_757),
+    ("configs/report_e.py:e6_v7_step4", 373_957, 373_253),
+    ("configs/report_e.py:e6_v7_step5", 373_957, 373_253),  # augmentation adds no weights
 ])
 def test_report_e_param_counts_equal_keras(spec, total, trainable):
   text, totals = _summary(spec)

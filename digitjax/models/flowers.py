@@ -11,40 +11,47 @@ from __future__ import annotations
 FIELDS = dict(
     filters=(16, 32, 64),  # conv filters per block
     kernel_sizes=(3, 3, 3),  # conv kernel per block (same length as filters)
+    padding="same",  # the convs' Keras padding: same | valid
     batch_norm=False,  # BatchNormalization after every conv
     first_pool=(2, 2),  # (pool size, stride) of the first max-pooling
+    block_dropout=(),  # Dropout rate after each block's pooling; () = none
     head="flatten",  # flatten | gap (GlobalAveragePooling2D) before the dense layers
-    input_scale=1.0,  # multiplies the [0, 1] images; 255 = the raw pixels Keras saw
+    input_scale=1.0,  # the [0, 1] images times this, plus input_offset: Keras's
+    input_offset=0.0,  # Rescaling(scale, offset) re-expressed on [0, 1] images
 )
 
 
 def flowers_cnn(m, num_classes, impl):
-  """E1 / E6: [Rescaling] -> (Conv same -> [BN] -> MaxPool) per block -> head -> Dense.
+  """E1 / E6: [Rescaling] -> (Conv -> [BN] -> MaxPool -> [Dropout]) per block -> head ->
+  Dense layers -> [Dropout] -> Dense classes.
 
-  Written as the TensorFlow flowers tutorial writes it (`Conv2D(f, k, padding='same',
-  activation='relu')`, `MaxPooling2D()`), the style report E follows:
-  - model.input_scale: 255 when the Keras model had no Rescaling(1/255) layer and saw
-    raw [0, 255] pixels (E6 steps 0-2); 1 otherwise;
-  - model.filters / kernel_sizes: one conv block each; MaxPool 2 after every conv, the
-    first one model.first_pool = (size, stride) (E6 step 4: (3, 2));
+  Written as Keras's Sequential models of report E write it (`Conv2D(f, k,
+  activation='relu')`, `MaxPooling2D()`):
+  - model.input_scale / input_offset: digitjax feeds [0, 1] images, so Keras's
+    Rescaling(1/255) is scale 1 (no layer), Rescaling(1/127.5, offset=-1) is scale 2,
+    offset -1, raw [0, 255] pixels scale 255;
+  - model.filters / kernel_sizes / padding: one conv block each; MaxPool 2 after every
+    conv, the first one model.first_pool = (size, stride) (E6 step 4: (3, 2));
   - model.batch_norm: BatchNormalization after every conv (E6 step 4 onwards);
+  - model.block_dropout: one Dropout rate per block, after its pooling (E6 steps 2-3);
   - model.head: "flatten" or "gap" (GlobalAveragePooling2D, E6 step 2 onwards);
-  - model.dropout before each dense layer of model.hidden_units, then Dense classes.
+  - model.hidden_units, then model.dropout before the classifier (E6 steps 0-1).
   """
   layers = []
-  if m.input_scale != 1.0:
-    layers.append(("Rescaling", dict(scale=m.input_scale)))
-  for i, (f, k) in enumerate(zip(m.filters, m.kernel_sizes)):
-    layers.append(("Conv", dict(features=f, kernel_size=k, padding="same", impl=impl,
+  if (m.input_scale, m.input_offset) != (1.0, 0.0):
+    layers.append(("Rescaling", dict(scale=m.input_scale, offset=m.input_offset)))
+  rates = tuple(m.block_dropout) or (0.0,) * len(m.filters)
+  for i, (f, k, rate) in enumerate(zip(m.filters, m.kernel_sizes, rates)):
+    layers.append(("Conv", dict(features=f, kernel_size=k, padding=m.padding, impl=impl,
                                 l2=m.l2)))
     if m.batch_norm:
       layers.append(("BatchNorm", {}))
     size, stride = m.first_pool if i == 0 else (2, 2)
     layers.append(("MaxPool", dict(pool_size=size, strides=stride)))
+    if rate:
+      layers.append(("Dropout", dict(rate=rate)))
   layers.append(("GlobalAvgPool", {}) if m.head == "gap" else ("Flatten", {}))
   for h in m.hidden_units:
-    if m.dropout:
-      layers.append(("Dropout", dict(rate=m.dropout)))
     layers.append(("Dense", dict(features=h, activation="relu")))
   if m.dropout:
     layers.append(("Dropout", dict(rate=m.dropout)))

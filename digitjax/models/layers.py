@@ -273,15 +273,16 @@ class BatchNorm(nn.Module):
 
 
 class Rescaling(nn.Module):
-  """keras.layers.Rescaling: x * scale.
+  """keras.layers.Rescaling: x * scale + offset.
 
-  digitjax always feeds [0, 1] images; a model that in Keras saw raw [0, 255] pixels
-  (no Rescaling(1/255) layer, as in the early E6 ladder steps) starts with Rescaling(255).
+  digitjax always feeds [0, 1] images, so a Keras Rescaling on raw [0, 255] pixels is
+  re-expressed on them: Rescaling(1/127.5, offset=-1) is scale 2, offset -1 here.
   """
   scale: float = 1.0
+  offset: float = 0.0
 
   def __call__(self, x, train: bool = False):
-    return x * self.scale
+    return x * self.scale + self.offset
 
 
 class Activation(nn.Module):
