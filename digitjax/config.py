@@ -430,6 +430,9 @@ def _check_model(check: _Checks, config) -> None:
         isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in value)):
       check.errors.append(f"config.model.{path}={value!r} must be a tuple of positive "
                           f"ints, e.g. --config.model.{path}='{example}'.")
+  if "input_scale" in m:
+    check.in_range("model.input_scale", m.input_scale, 0, float("inf"), lo_open=True)
+    check.in_range("model.input_offset", m.input_offset, -float("inf"), float("inf"))
   if "aux_weight" in m:
     check.in_range("model.aux_weight", m.aux_weight, 0, float("inf"))
   if "filters" in m:
@@ -441,7 +444,6 @@ def _check_model(check: _Checks, config) -> None:
 def _check_flowers(check: _Checks, m) -> None:
   check.one_of("model.head", m.head, HEADS)
   check.boolean("model.batch_norm", m.batch_norm)
-  check.in_range("model.input_scale", m.input_scale, 0, float("inf"), lo_open=True)
   check.one_of("model.padding", m.padding, PADDINGS)
   rates = m.block_dropout
   if not isinstance(rates, (tuple, list)) or not all(

@@ -19,7 +19,8 @@ from keras import layers as kl
 
 
 def vgg16_hand(size, classes=5, classifier_activation="softmax"):
-  m = keras.Sequential([keras.Input((size, size, 3))])
+  """E3, as the authors' VGG16 notebooks write it (raw pixels to [-1, 1] first)."""
+  m = keras.Sequential([keras.Input((size, size, 3)), kl.Rescaling(1 / 127.5, offset=-1)])
   for filters, n in ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)):
     for _ in range(n):
       m.add(kl.Conv2D(filters, 3, padding="same", activation="relu"))
@@ -32,8 +33,10 @@ def vgg16_hand(size, classes=5, classifier_activation="softmax"):
 
 
 def alexnet(size, classes=5, classifier_activation="softmax"):
+  """E2, as the authors' AlexNet notebook writes it ('same' convs there, the same as
+  these ZeroPadding2D + 'valid' ones), raw pixels to [-1, 1] first."""
   return keras.Sequential([
-      keras.Input((size, size, 3)),
+      keras.Input((size, size, 3)), kl.Rescaling(1 / 127.5, offset=-1),
       kl.Conv2D(96, 11, strides=4, activation="relu"), kl.BatchNormalization(),
       kl.MaxPooling2D(3, strides=2),
       kl.ZeroPadding2D(2), kl.Conv2D(256, 5, activation="relu"), kl.BatchNormalization(),

@@ -158,7 +158,8 @@ MODELS = {f.__name__: f for f in (perceptron, mlp, keras_cnn, net1, net2, cnn_si
 # reads the shared ones (digitjax.config's model group). config.choose_model adds a
 # family's own fields; config.validate refuses them on any other family.
 FIELDS = {"flowers_cnn": flowers.FIELDS, "cnn3_v1": CNN3_V1_FIELDS,
-          "googlenet": imagenet.GOOGLENET_FIELDS}
+          "googlenet": imagenet.GOOGLENET_FIELDS, "alexnet": imagenet.ALEXNET_FIELDS,
+          "vgg16": imagenet.VGG16_FIELDS}
 
 
 def own_fields(name: str) -> dict:

@@ -7,6 +7,8 @@ configs live in configs/report_e.py.
 """
 from __future__ import annotations
 
+from digitjax.models.layers import INPUT_FIELDS, input_rescaling
+
 # flowers_cnn's own config.model fields and their defaults (the TF flowers tutorial's).
 FIELDS = dict(
     filters=(16, 32, 64),  # conv filters per block
@@ -16,8 +18,7 @@ FIELDS = dict(
     first_pool=(2, 2),  # (pool size, stride) of the first max-pooling
     block_dropout=(),  # Dropout rate after each block's pooling; () = none
     head="flatten",  # flatten | gap (GlobalAveragePooling2D) before the dense layers
-    input_scale=1.0,  # the [0, 1] images times this, plus input_offset: Keras's
-    input_offset=0.0,  # Rescaling(scale, offset) re-expressed on [0, 1] images
+    **INPUT_FIELDS,  # a Keras Rescaling(scale, offset) re-expressed on [0, 1] images
 )
 
 
@@ -37,9 +38,7 @@ def flowers_cnn(m, num_classes, impl):
   - model.head: "flatten" or "gap" (GlobalAveragePooling2D, E6 step 2 onwards);
   - model.hidden_units, then model.dropout before the classifier (E6 steps 0-1).
   """
-  layers = []
-  if (m.input_scale, m.input_offset) != (1.0, 0.0):
-    layers.append(("Rescaling", dict(scale=m.input_scale, offset=m.input_offset)))
+  layers = input_rescaling(m)
   rates = tuple(m.block_dropout) or (0.0,) * len(m.filters)
   for i, (f, k, rate) in enumerate(zip(m.filters, m.kernel_sizes, rates)):
     layers.append(("Conv", dict(features=f, kernel_size=k, padding=m.padding, impl=impl,

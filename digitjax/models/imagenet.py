@@ -10,7 +10,12 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from digitjax.models.layers import Conv, Dense, Dropout, GlobalAvgPool, MaxPool, Sequential
+from digitjax.models.layers import (INPUT_FIELDS, Conv, Dense, Dropout, GlobalAvgPool,
+                                    MaxPool, Sequential, input_rescaling)
+
+# alexnet's and vgg16's own config.model fields: the authors' notebooks feed both
+# Rescaling(1/127.5, offset=-1), configs/report_e.py sets it (input_scale 2, offset -1)
+ALEXNET_FIELDS = VGG16_FIELDS = INPUT_FIELDS
 
 
 def alexnet(m, num_classes, impl):
@@ -24,11 +29,14 @@ def alexnet(m, num_classes, impl):
     -> ZeroPad 1 -> Conv 256 3x3 -> BN -> MP 3/2 -> Flatten
     -> D 4096 -> Drop .5 -> D 4096 -> Drop .5 -> D classes.
   At 150x150 the maps run 35 -> 17 -> 17 -> 8 -> 8 -> 3 (3x3x256 into the dense layers).
+  model.input_scale / input_offset: the authors' Rescaling(1/127.5, offset=-1) (E2's
+  configs set it).
   """
   conv = lambda f, k, s=1: ("Conv", dict(features=f, kernel_size=k, strides=s, impl=impl))
   bn, pool = ("BatchNorm", {}), ("MaxPool", dict(pool_size=3, strides=2))
   pad = lambda p: ("ZeroPad", dict(padding=p))
-  return [conv(96, 11, 4), bn, pool,
+  return [*input_rescaling(m),
+          conv(96, 11, 4), bn, pool,
           pad(2), conv(256, 5), bn, pool,
           pad(1), conv(384, 3), bn,
           pad(1), conv(384, 3), bn,
@@ -49,9 +57,10 @@ def vgg16(m, num_classes, impl):
   five blocks of 3x3 'same' convs (64x2, 128x2, 256x3, 512x3, 512x3), each closed by
   MP 2, then Flatten -> D 4096 -> D 4096 -> D classes, no dropout. The layers are those
   of keras.applications.VGG16 (E4); what differs is the input, 150x150 (a 4x4x512 map,
-  65,075,013 params) against E4's 224x224.
+  65,075,013 params) against E4's 224x224. model.input_scale / input_offset: the
+  authors' Rescaling(1/127.5, offset=-1) (E3's configs set it).
   """
-  layers = []
+  layers = input_rescaling(m)
   for filters, n in VGG16_BLOCKS:
     layers += [("Conv", dict(features=filters, kernel_size=3, padding="same", impl=impl))
                for _ in range(n)]

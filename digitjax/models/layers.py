@@ -285,6 +285,18 @@ class Rescaling(nn.Module):
     return x * self.scale + self.offset
 
 
+# A family's own fields for a Keras Rescaling layer at the model's input (flowers_cnn,
+# alexnet, vgg16): the defaults add no layer.
+INPUT_FIELDS = dict(input_scale=1.0, input_offset=0.0)
+
+
+def input_rescaling(m) -> list:
+  """[the Rescaling layer spec] for model.input_scale / input_offset, [] at 1 and 0."""
+  if (m.input_scale, m.input_offset) == (1.0, 0.0):
+    return []
+  return [("Rescaling", dict(scale=m.input_scale, offset=m.input_offset))]
+
+
 class Activation(nn.Module):
   """keras.layers.Activation."""
   activation: str = "relu"
