@@ -76,6 +76,14 @@ def _b6(keras, num_classes, m):
       L.Dense(num_classes, activation="softmax")])
 
 
+def _c2(keras, num_classes, m):
+  """C2: Conv 32 3x3 (relu) -> MP 2 -> Drop .25 -> Flatten -> D 10 softmax."""
+  L = keras.layers
+  return keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"),
+                           L.MaxPooling2D(2), L.Dropout(0.25), L.Flatten(),
+                           L.Dense(num_classes, activation="softmax")])
+
+
 def _d1(keras, num_classes, m):
   """D1 (net1): Conv 32 3x3 -> Conv 64 3x3 -> MP 2 -> D 128 -> D 10, relu, Keras's default
   glorot-uniform kernels: 1,199,882 parameters on MNIST."""
@@ -89,7 +97,7 @@ def _d1(keras, num_classes, m):
 # Row -> (keras, num_classes, model) -> the row's model as Keras code builds it; `model` is
 # config.model with the config's noise level as model.noise_std (Keras adds the noise with
 # a layer, digitjax in its augmentation).
-KERAS_MODELS = {"A1": _a1, "B3": _b3, "B5": _b5, "B6": _b6, "D1-30": _d1}
+KERAS_MODELS = {"A1": _a1, "B3": _b3, "B5": _b5, "B6": _b6, "C2": _c2, "D1-30": _d1}
 
 
 def _optimizer(keras, config):

@@ -36,7 +36,7 @@ def test_a1_sigmoid_perceptron_with_early_stopping_learns():
 
 def test_unknown_row_is_one_line(capsys):
   assert keras_check.main(["--row", "B4"]) == 2
-  assert "no Keras transcription of row 'B4'; rows: A1, B3, B5, B6, D1-30" in capsys.readouterr().err
+  assert "no Keras transcription of row 'B4'; rows: A1, B3, B5, B6, C2, D1-30" in capsys.readouterr().err
 
 
 @needs_mnist
@@ -69,3 +69,14 @@ def test_d1_transcription_has_the_published_parameter_count():
   model = keras_check.KERAS_MODELS["D1-30"](keras, 10, config.model)
   assert model.count_params() == 1_199_882  # REPORTS.md's figure for net1
   assert config.optimizer.name == "adadelta" and optim.learning_rate(config) == 1e-3
+
+
+def test_c2_transcription_counts_digitjaxs_parameters():
+  import keras
+
+  from digitjax import models
+  from experiments import catalogue
+  config = catalogue.load_config(catalogue.rows("C", "C2")[0].config)
+  model = keras_check.KERAS_MODELS["C2"](keras, 10, config.model)
+  _, totals = models.summary(models.build(config, 10), (28, 28, 1), config.model.name)
+  assert model.count_params() == totals["total"] == 13 * 13 * 32 * 10 + 10 + 320
