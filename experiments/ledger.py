@@ -37,7 +37,8 @@ def read(out_dir: str) -> dict[tuple[str, int], dict]:
 
 
 def line(row_id: str, entry: dict) -> dict:
-  """A table entry (reproduce._run_entry's) as a ledger line."""
+  """A table entry (reproduce._run_entry's, or read()'s) as a ledger line, its numbers
+  always written the same way, so that rewriting the ledger changes only new lines."""
   line = {k: entry.get(k, "") for k in FIELDS}
   line.update(row=row_id, program=os.path.basename(entry["workdir"]),
               accuracy=f"{entry['accuracy']:.4f}",
@@ -62,8 +63,8 @@ def write(out_dir: str, ledger: dict[tuple[str, int], dict], rows: dict[str, lis
   """The ledger with rows' entries (row id -> entries) added or replaced, sorted."""
   for row_id, entries in rows.items():
     for e in entries:
-      ledger[(row_id, e["seed"])] = line(row_id, e)
-  lines = [{k: ledger[key].get(k, "") for k in FIELDS} for key in sorted(ledger)]
+      ledger[(row_id, e["seed"])] = e
+  lines = [line(key[0], ledger[key]) for key in sorted(ledger)]
   os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, NAME)
   tmp = path + ".tmp"

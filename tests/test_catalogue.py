@@ -450,6 +450,10 @@ def test_seeds_add_up_across_sessions_through_the_ledger(tmp_path):
   lines = _table(out / "seeds.csv")
   assert [(l["row"], l["seed"], l["commit"][:1], l["date"]) for l in lines] == [
       ("A1", "0", "a", "2026-11-30"), ("A1", "1", "a", "2026-11-30")]
+  text = (out / "seeds.csv").read_text()  # another report's table rewrites the ledger:
+  reproduce.reproduce("C", rows="C1", tabulate=True, workroot=str(tmp_path / "none"),
+                      out_dir=str(out))
+  assert (out / "seeds.csv").read_text() == text  # A1's lines exactly as written
   lines[0]["identity"] = "0" * 16  # as if seed 0 ran under another config
   with open(out / "seeds.csv", "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=list(lines[0]), lineterminator="\n")
