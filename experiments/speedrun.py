@@ -452,9 +452,9 @@ def main(argv=None) -> dict:
     sys.exit(2)
   arrays = jax.block_until_ready(jax.device_put(host))
   device = device_name()
-  print(f"device: {device}; conv {config.model.conv_impl}, loop {loop}\ndata: {len(host[1]):,} train, "
-        f"{len(host[3]):,} {a.split} images on the device as uint8 "
-        f"({time.perf_counter() - t0:.1f} s, not timed below)", flush=True)
+  print(f"device: {device}; conv {config.model.conv_impl}, loop {loop}\n"
+        f"data: {len(host[1]):,} train, {len(host[3]):,} {a.split} images on the device as "
+        f"uint8 ({time.perf_counter() - t0:.1f} s, not timed below)", flush=True)
   compiled, compile_s = compile_run(config, arrays, loop)
   print(f"compile: {compile_s:.2f} s (once, before the first seed)", flush=True)
   accuracy, seconds = [], []
