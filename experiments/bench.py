@@ -290,7 +290,7 @@ def _fmt_table(rows, peak, compared):
   return "\n".join("| " + l + " |" for l in lines)
 
 
-def main(argv=None):
+def _parse(argv):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--models", default=",".join(MODELS))
   p.add_argument("--batch", type=whole(1), default=128)
@@ -314,49 +314,43 @@ def main(argv=None):
   unknown = [m for m in a.models.split(",") if m not in known]
   if unknown:
     p.error(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+  return a
 
-  images, labels = synthetic()
-  results = dict(argv=vars(a), backend=jax.default_backend(), devices=str(jax.devices()),
-                 cpu_count=os.cpu_count(), machine=platform.machine(), jax=jax.__version__)
-  peak_before = matmul_peak()
-  rows, dispatch_speedups = [], {}
-  for name in a.models.split(","):
-    print(f"timing {name} ...", flush=True)
-    row = bench_flax(name, model_config(name, a.batch), images, labels, a.steps, a.repeats)
-    rows.append(row)
-    if a.reference_layers and name in ("cnn_bn", "keras_cnn"):
-      with reference_layers():
-        ref = bench_flax(name, model_config(name, a.batch), images, labels, a.steps,
-                         a.repeats)
-      ref["model"] = f"{name} (reference layers)"
-      rows.append(ref)
-    if a.dispatch > 1:
-      blocks = bench_flax(name, model_config(name, a.batch), images, labels, a.steps,
-                          a.repeats, dispatch=a.dispatch)
-      blocks["model"] = f"{name} ({blocks['dispatch']} per dispatch)"
-      rows.append(blocks)
-      dispatch_speedups[name] = (blocks["dispatch"], row["epoch_s"] / blocks["epoch_s"])
-    if a.compare:
-      steps, full = row["steps_timed"], len(labels) // a.batch
-      if compare.torch_available():
-        t, threads = compare.torch_epoch_seconds(name, images, labels, a.batch, steps,
-                                                 a.repeats, a.torch_threads or None)
-        row.update(torch_epoch_s=t * full / steps, torch_threads=threads)
-      t, backend = compare.keras_epoch_seconds(name, images, labels, a.batch, steps, a.repeats)
-      row.update(keras_epoch_s=t * full / steps, keras_backend=backend)
-  peak = max(peak_before, matmul_peak())  # before and after: the less disturbed one
-  results.update(matmul_peak_gflops=peak, rows=rows)
-  if a.compare and not compare.torch_available():
-    print("PyTorch is not installed: `pip install -e .[bench]` to compare with it.")
 
-  print(f"\nfp32 matmul peak (2048x2048 jnp.dot): {peak:.1f} GFLOP/s; batch {a.batch}; "
-        f"{'* = ' + str(a.steps) + ' steps scaled to 60,000 images' if a.steps else ''}")
-  print(_fmt_table(rows, peak, a.compare))
-  ratios = {}
+def _time_model(a, name, images, labels):
+  """The rows for one model: digitjax, then its variants and the other frameworks.
+
+  Returns (rows, dispatch speedup or None)."""
+  row = bench_flax(name, model_config(name, a.batch), images, labels, a.steps, a.repeats)
+  rows, speedup = [row], None
+  if a.reference_layers and name in ("cnn_bn", "keras_cnn"):
+    with reference_layers():
+      ref = bench_flax(name, model_config(name, a.batch), images, labels, a.steps, a.repeats)
+    ref["model"] = f"{name} (reference layers)"
+    rows.append(ref)
+  if a.dispatch > 1:
+    blocks = bench_flax(name, model_config(name, a.batch), images, labels, a.steps,
+                        a.repeats, dispatch=a.dispatch)
+    blocks["model"] = f"{name} ({blocks['dispatch']} per dispatch)"
+    rows.append(blocks)
+    speedup = (blocks["dispatch"], row["epoch_s"] / blocks["epoch_s"])
+  if a.compare:
+    steps, full = row["steps_timed"], len(labels) // a.batch
+    if compare.torch_available():
+      t, threads = compare.torch_epoch_seconds(name, images, labels, a.batch, steps,
+                                               a.repeats, a.torch_threads or None)
+      row.update(torch_epoch_s=t * full / steps, torch_threads=threads)
+    t, backend = compare.keras_epoch_seconds(name, images, labels, a.batch, steps, a.repeats)
+    row.update(keras_epoch_s=t * full / steps, keras_backend=backend)
+  return rows, speedup
+
+
+def _report_speedups(rows, dispatch_speedups, results):
+  """Prints (and records) layer and dispatch speedups over the rows just timed."""
+  ratios, by_model = {}, {x["model"]: x for x in rows}
   for name in ("cnn_bn", "keras_cnn"):
-    r = {x["model"]: x for x in rows}
-    if name in r and f"{name} (reference layers)" in r:
-      ratios[name] = r[f"{name} (reference layers)"]["epoch_s"] / r[name]["epoch_s"]
+    if name in by_model and f"{name} (reference layers)" in by_model:
+      ratios[name] = by_model[f"{name} (reference layers)"]["epoch_s"] / by_model[name]["epoch_s"]
       print(f"{name}: digitjax layers {ratios[name]:.2f}x faster than the reference "
             "layers (nn.max_pool, nn.Dropout, no fusion boundary)")
   results["layer_speedups"] = ratios
@@ -365,21 +359,48 @@ def main(argv=None):
   if dispatch_speedups:
     results["dispatch_speedups"] = {name: s for name, (_, s) in dispatch_speedups.items()}
 
+
+def _time_seeds(a, images, labels, results):
+  """K seeds vmapped in one jit against the same seeds one after another."""
+  results["seeds"] = []
+  print(f"\nK={a.seeds} seeds, {a.seed_steps} steps each: vmapped in one jit vs sequential")
+  for name in ("perceptron", "keras_mlp"):
+    s = bench_seeds(name, images, labels, a.seeds, a.seed_steps, a.repeats, a.batch)
+    results["seeds"].append(s)
+    print(f"  {name:10s} vmapped {s['vmapped_s']:.2f} s, sequential {s['sequential_s']:.2f} s: "
+          f"{s['speedup']:.2f}x")
+
+
+def main(argv=None):
+  a = _parse(argv)
+  images, labels = synthetic()
+  results = dict(argv=vars(a), backend=jax.default_backend(), devices=str(jax.devices()),
+                 cpu_count=os.cpu_count(), machine=platform.machine(), jax=jax.__version__)
+  peak_before = matmul_peak()
+  rows, dispatch_speedups = [], {}
+  for name in a.models.split(","):
+    print(f"timing {name} ...", flush=True)
+    model_rows, speedup = _time_model(a, name, images, labels)
+    rows += model_rows
+    if speedup:
+      dispatch_speedups[name] = speedup
+  peak = max(peak_before, matmul_peak())  # before and after: the less disturbed one
+  results.update(matmul_peak_gflops=peak, rows=rows)
+  if a.compare and not compare.torch_available():
+    print("PyTorch is not installed: `pip install -e .[bench]` to compare with it.")
+
+  print(f"\nfp32 matmul peak (2048x2048 jnp.dot): {peak:.1f} GFLOP/s; batch {a.batch}; "
+        f"{'* = ' + str(a.steps) + ' steps scaled to 60,000 images' if a.steps else ''}")
+  print(_fmt_table(rows, peak, a.compare))
+  _report_speedups(rows, dispatch_speedups, results)
   if a.compare and a.speedrun_seeds:
     _compare_speedrun(a, results)
   if a.seeds:
-    results["seeds"] = []
-    print(f"\nK={a.seeds} seeds, {a.seed_steps} steps each: vmapped in one jit vs sequential")
-    for name in ("perceptron", "keras_mlp"):
-      s = bench_seeds(name, images, labels, a.seeds, a.seed_steps, a.repeats, a.batch)
-      results["seeds"].append(s)
-      print(f"  {name:10s} vmapped {s['vmapped_s']:.2f} s, sequential {s['sequential_s']:.2f} s: "
-            f"{s['speedup']:.2f}x")
+    _time_seeds(a, images, labels, results)
   os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
   reporting.write_json(a.out, results)
   print(f"\nJSON: {a.out}")
   return results
-
 
 if __name__ == "__main__":
   main()
