@@ -1,6 +1,9 @@
 """experiments.conv_probe: its rows time every form and piece; bad arguments are usage errors."""
+import jax
+import numpy as np
 import pytest
 
+from digitjax.models import layers
 from experiments import conv_probe
 
 
@@ -19,3 +22,21 @@ def test_bad_arguments_are_usage_errors(args, capsys):
   with pytest.raises(SystemExit) as e:
     conv_probe.main(args)
   assert e.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", [(9, 12), (8, 7)])  # odd and even outputs: cropped tiles
+def test_winograd_candidate_equals_lax_conv(size):
+  kx, kw = jax.random.split(jax.random.key(1))
+  x = jax.random.normal(kx, (3, *size, 5))
+  w = jax.random.normal(kw, (3, 3, 5, 7))
+  want = layers.conv_xla(x, w)
+  got = conv_probe.winograd_conv3x3(x, w)
+  assert got.shape == want.shape
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_winograd_rows_time_the_3x3_convs(monkeypatch):
+  monkeypatch.setattr(conv_probe, "SHAPES", {"tiny": [("3x3 2->4", 2, 8, 2, 3, 4),
+                                                      ("5x5 1->4", 2, 8, 1, 5, 4)]})
+  rows = conv_probe.winograd_rows(iters=1)
+  assert len(rows) == 1 and all(float(c) > 0 for c in rows[0].strip("| ").split(" | ")[2:])
