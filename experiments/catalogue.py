@@ -233,6 +233,11 @@ WHY: dict[str, str] = {
              "run after 24. One seed is no verdict: E6.0's three seeds spread 1.5 pts and "
              "the authors validated on another split of the photos, so seeds 1-2 decide "
              "(about 30 min each here)"),
+    "E6.2": ("seed 0 (this CPU, 2026-12-01, 46 s an epoch alone): best val 80.79% at "
+             "epoch 51, 2.8 pts above the published 77.97 (notebook 77.87); early stopping "
+             "ended it after 61 epochs, the authors' run after 63. Training accuracy only "
+             "88%: the block dropout keeps it from the overfitting of steps 0-1. One seed, "
+             "no verdict"),
     "C2": ("above, explained: Keras itself lands where digitjax does. Trained in Keras 3 "
            "(JAX backend) with the same layers, Adam at Keras's defaults, batch 32, 15 "
            "epochs and the same 54k/6k split (`python -m experiments.keras_check --row C2 "
