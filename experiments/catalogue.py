@@ -241,7 +241,8 @@ WHY: dict[str, str] = {
     "E6.3": ("seed 0 (this CPU, 2026-12-01, 50-57 s an epoch alone): best val 81.74% at "
              "epoch 50, 3.0 pts above the published 78.79 (the notebook's own figure); "
              "early stopping ended it after 60 epochs, the authors' run after 69; training "
-             "accuracy 94% at the end. One seed, no verdict"),
+             "accuracy 94% at the end; the wall time counts 50 min paused (SIGSTOP) while "
+             "E6.2 ran. One seed, no verdict"),
     "C2": ("above, explained: Keras itself lands where digitjax does. Trained in Keras 3 "
            "(JAX backend) with the same layers, Adam at Keras's defaults, batch 32, 15 "
            "epochs and the same 54k/6k split (`python -m experiments.keras_check --row C2 "
