@@ -62,11 +62,17 @@ def ms_per_iter(piece, xs, w, g, repeats: int = 2) -> float:
   return 1e3 * float(np.median(times)) / len(xs)
 
 
-def probe(label, batch, size, cin, k, cout, iters: int) -> list[str]:
+def _inputs(batch, size, cin, k, cout, iters):
+  """Random batches xs, kernel w and output gradient g of one conv shape."""
   keys = jax.random.split(jax.random.key(0), 3)
   xs = jax.random.normal(keys[0], (iters, batch, size, size, cin))
   w = 0.1 * jax.random.normal(keys[1], (k, k, cin, cout))
   g = jax.random.normal(keys[2], (batch, size - k + 1, size - k + 1, cout))
+  return xs, w, g
+
+
+def probe(label, batch, size, cin, k, cout, iters: int) -> list[str]:
+  xs, w, g = _inputs(batch, size, cin, k, cout, iters)
   rows = []
   for piece in ("forward", "input grad", "kernel grad"):
     if piece == "input grad" and cin == 1:
@@ -123,9 +129,7 @@ def winograd_rows(iters: int) -> list[str]:
     for label, batch, size, cin, k, cout in shapes:
       if k != 3:
         continue
-      keys = jax.random.split(jax.random.key(0), 2)
-      xs = jax.random.normal(keys[0], (iters, batch, size, size, cin))
-      w = 0.1 * jax.random.normal(keys[1], (k, k, cin, cout))
+      xs, w, _ = _inputs(batch, size, cin, k, cout, iters)
       cells = [f"{ms_per_iter(lambda x, w, g: f(x, w), xs, w, None):.2f}"
                for f in forms.values()]
       rows.append(f"| {family} {label} (batch {batch}) | forward | " + " | ".join(cells) + " |")
