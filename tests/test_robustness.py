@@ -24,12 +24,19 @@ def _mock_data(tmp_path_factory):
 MAIN = ("-c", MOCK_MAIN)
 
 
+def _as_from_a_terminal():
+  """The run's SIGHUP at its default, as from a terminal, even when pytest itself runs
+  under nohup (whose ignored SIGHUP a child inherits and training rightly keeps)."""
+  signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def _cli(workdir, *overrides, wait=True):
   cmd = [sys.executable, *MAIN, "--config=tests/tiny_config.py",
          f"--workdir={workdir}", *overrides]
   env = dict(os.environ, PYTHONUNBUFFERED="1")
   proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+                          stderr=subprocess.PIPE, text=True,
+                          preexec_fn=_as_from_a_terminal)
   if wait:
     out, err = proc.communicate(timeout=600)
     return proc.returncode, out, err
