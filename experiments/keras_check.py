@@ -5,13 +5,17 @@
 
 When digitjax misses a published figure, the first question is whether Keras, given the
 same layers, optimizer, batch size and data, misses it too. This script answers it for
-the rows transcribed in KERAS_MODELS: the row's digitjax config supplies the optimizer,
+the rows transcribed in KERAS_MODELS (the E6 flowers ladder's steps 0-4 from
+experiments/keras_reference.py, the very models tests/test_keras_equivalence.py proves
+equal to digitjax's): the row's digitjax config supplies the optimizer,
 learning rate, momentum, batch size, epochs, early stopping, ReduceLROnPlateau, the input
 noise and the data splits (digitjax.data, so the same images in the same 54k/6k/10k
 split), and Keras trains with its own initialisers, shuffling, loss (clipped
 cross-entropy), regularisers and optimizer code. It prints the last epoch's train
 accuracy (Keras's running average, as the reports quote it), val and test accuracy per
-seed, the best test accuracy over the epochs, and mean ± std; `--out` writes JSON.
+seed, the best val and best test accuracy over the epochs, and mean ± std (report E
+publishes the best val accuracy, and its "test" split is the val split); `--out` writes
+JSON.
 
 Keras 3's RMSprop puts epsilon inside the square root (tf.keras 2's rule, not standalone
 Keras 2.2's), so only rows whose optimizer does not depend on that rule compare exactly.
@@ -94,10 +98,23 @@ def _d1(keras, num_classes, m):
                            L.Dense(num_classes, activation="softmax")])
 
 
+def _e6(step):
+  """E6.0-E6.4, the flowers ladder as the authors' notebooks write it (keras_reference.v7):
+  the model rescales raw [0, 255] pixels itself and ends in logits (from_logits=True)."""
+  def build(keras, num_classes, m):
+    from experiments import keras_reference
+    return keras_reference.v7(step, m.image_size, num_classes)
+  return build
+
+
 # Row -> (keras, num_classes, model) -> the row's model as Keras code builds it; `model` is
 # config.model with the config's noise level as model.noise_std (Keras adds the noise with
-# a layer, digitjax in its augmentation).
-KERAS_MODELS = {"A1": _a1, "B3": _b3, "B5": _b5, "B6": _b6, "C2": _c2, "D1-30": _d1}
+# a layer, digitjax in its augmentation) and the dataset's image size as model.image_size.
+KERAS_MODELS = {"A1": _a1, "B3": _b3, "B5": _b5, "B6": _b6, "C2": _c2, "D1-30": _d1,
+                **{f"E6.{step}": _e6(step) for step in range(5)}}
+# Rows whose Keras model takes raw [0, 255] pixels (a Rescaling layer inside) and gives
+# logits; the others take [0, 1] images and end in a softmax (or A1's sigmoid).
+RAW_PIXEL_LOGIT_ROWS = frozenset(f"E6.{step}" for step in range(5))
 
 
 def _optimizer(keras, config):
@@ -118,7 +135,8 @@ def _optimizer(keras, config):
 
 def load_row(row_id: str, limit: int = 0, validation_split: str | None = None):
   """(row, config, ((x, y), (x_val, y_val), (x_test, y_test))): digitjax's splits of the
-  row's dataset, images as float32 in [0, 1] as Keras code scales them."""
+  row's dataset, images as float32 in [0, 1] as Keras code scales them (in [0, 255] for
+  RAW_PIXEL_LOGIT_ROWS, whose models rescale them)."""
   import numpy as np
 
   from digitjax import data
@@ -133,7 +151,8 @@ def load_row(row_id: str, limit: int = 0, validation_split: str | None = None):
       config.dataset.max_train_examples = limit
       config.dataset.max_test_examples = limit
   train, val = data.load_train_val(config)
-  scale = lambda s: (s.images.astype(np.float32) / 255.0, s.labels)
+  divisor = 1.0 if row.id in RAW_PIXEL_LOGIT_ROWS else 255.0
+  scale = lambda s: (s.images.astype(np.float32) / divisor, s.labels)
   return row, config, (scale(train), scale(val), scale(data.load_test(config)))
 
 
@@ -152,9 +171,10 @@ def train_row(row, config, splits, seed: int, epochs: int = 0) -> dict:
   spec = config.model.copy_and_resolve_references()
   with spec.unlocked():
     spec.noise_std = config.augment.noise_std
+    spec.image_size = config.dataset.image_size
   model = KERAS_MODELS[row.id](keras, num_classes, spec)
-  model.compile(optimizer=_optimizer(keras, config), loss="categorical_crossentropy",
-                metrics=["accuracy"])
+  loss = keras.losses.CategoricalCrossentropy(from_logits=row.id in RAW_PIXEL_LOGIT_ROWS)
+  model.compile(optimizer=_optimizer(keras, config), loss=loss, metrics=["accuracy"])
   test_curve = []  # test accuracy after every epoch: what early stopping could have kept
   evaluate = lambda epoch, logs: test_curve.append(
       float(model.evaluate(xt, yt, batch_size=1000, verbose=0)[1]))
@@ -178,7 +198,8 @@ def train_row(row, config, splits, seed: int, epochs: int = 0) -> dict:
               params=int(sum(keras.ops.size(w) for w in model.trainable_weights)),
               final_lr=float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
               epochs=len(h["loss"]), train_accuracy=h["accuracy"][-1],
-              val_accuracy=h["val_accuracy"][-1], test_accuracy=test_accuracy,
+              val_accuracy=h["val_accuracy"][-1], best_val_accuracy=max(h["val_accuracy"]),
+              test_accuracy=test_accuracy,
               best_test_accuracy=max(test_curve), test_curve=test_curve,
               train_examples=len(y), val_examples=len(yv), seconds=time.time() - start)
 
@@ -227,10 +248,10 @@ def main(argv=None):
     r = train_row(row, config, splits, seed, args.epochs)
     runs.append(r)
     print(f"{r['row']} seed {seed}: train {100 * r['train_accuracy']:.2f}%  val "
-          f"{100 * r['val_accuracy']:.2f}%  test {100 * r['test_accuracy']:.2f}%  best epoch's "
+          f"{100 * r['val_accuracy']:.2f}% (best {100 * r['best_val_accuracy']:.2f}%)  test {100 * r['test_accuracy']:.2f}%  best epoch's "
           f"test {100 * r['best_test_accuracy']:.2f}%  ({r['epochs']} epochs, "
           f"{r['seconds']:.0f} s, Keras {r['keras']} on {r['backend']})", flush=True)
-  for key in ("train_accuracy", "test_accuracy", "best_test_accuracy"):
+  for key in ("train_accuracy", "best_val_accuracy", "test_accuracy", "best_test_accuracy"):
     m, s = _mean_std([100 * r[key] for r in runs])
     print(f"{key}: {m:.2f} +- {s:.2f} ({len(runs)} seeds)")
   if args.out:

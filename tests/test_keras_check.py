@@ -36,7 +36,8 @@ def test_a1_sigmoid_perceptron_with_early_stopping_learns():
 
 def test_unknown_row_is_one_line(capsys):
   assert keras_check.main(["--row", "B4"]) == 2
-  assert "no Keras transcription of row 'B4'; rows: A1, B3, B5, B6, C2, D1-30" in capsys.readouterr().err
+  assert ("no Keras transcription of row 'B4'; rows: A1, B3, B5, B6, C2, D1-30, E6.0, "
+          "E6.1, E6.2, E6.3, E6.4 (add one") in capsys.readouterr().err
 
 
 @needs_mnist
@@ -80,3 +81,30 @@ def test_c2_transcription_counts_digitjaxs_parameters():
   model = keras_check.KERAS_MODELS["C2"](keras, 10, config.model)
   _, totals = models.summary(models.build(config, 10), (28, 28, 1), config.model.name)
   assert model.count_params() == totals["total"] == 13 * 13 * 32 * 10 + 10 + 320
+
+
+@pytest.mark.parametrize("step", range(5))
+def test_e6_ladder_transcriptions_count_digitjaxs_parameters(step):
+  import keras
+
+  from digitjax import models
+  from experiments import catalogue
+  config = catalogue.load_config(catalogue.rows("E", f"E6.{step}")[0].config)
+  spec = config.model.copy_and_resolve_references()
+  with spec.unlocked():
+    spec.image_size = config.dataset.image_size
+  model = keras_check.KERAS_MODELS[f"E6.{step}"](keras, 5, spec)
+  _, totals = models.summary(models.build(config, 5), (150, 150, 3), config.model.name)
+  assert model.count_params() == totals["total"]
+
+
+def test_e6_row_trains_in_keras_on_raw_pixels_with_logits(mock_mnist):
+  """The ladder's Keras models rescale [0, 255] pixels themselves: a [0, 1] input would
+  train on near-black images and still run, so the scale is asserted, not assumed."""
+  row, config, splits = keras_check.load_row("E6.1", limit=48)
+  (x, y), (xv, _), (xt, _) = splits
+  assert x.shape[1:] == (150, 150, 3) and x.max() > 1.0 and x.max() <= 255.0
+  assert config.monitor == "val_accuracy" and config.early_stopping.enabled
+  r = keras_check.train_row(row, config, splits, seed=0, epochs=2)
+  assert r["epochs"] == 2 and r["best_val_accuracy"] >= r["val_accuracy"]
+  assert r["best_test_accuracy"] == max(r["test_curve"])  # test is the val split here

@@ -2,7 +2,7 @@
 
 A parameter count does not prove a layout (GoogLeNet's 'same' and 'valid' stems have the
 same count at 150x150), so each network is built in Keras 3 (JAX backend) as the report
-built it: AlexNet, the hand-written VGG16 and GoogLeNet from tests/keras_reference.py, E4
+built it: AlexNet, the hand-written VGG16 and GoogLeNet from experiments/keras_reference.py, E4
 straight from keras.applications.VGG16(weights=None, classes=5). Every Keras weight is
 drawn at random (biases and BatchNorm statistics too, so that none hides behind a zero
 or a one), copied into digitjax's parameter and batch_stats trees, and then:
@@ -40,7 +40,7 @@ if keras.backend.backend() != "jax":
   pytest.skip("these tests need Keras's JAX backend (KERAS_BACKEND=jax)",
               allow_module_level=True)
 
-import keras_reference  # noqa: E402
+from experiments import keras_reference  # noqa: E402
 from digitjax import models, optim, train  # noqa: E402
 from digitjax.models import layers as dj_layers  # noqa: E402
 from experiments import catalogue  # noqa: E402
@@ -70,7 +70,7 @@ CASES = {
                   lambda s: keras_reference.googlenet(s, CLASSES,
                                                       classifier_activation=None)),
 }
-# Report E's own ladder (E6, the authors' notebooks as tests/keras_reference.v7 writes
+# Report E's own ladder (E6, the authors' notebooks as experiments/keras_reference.v7 writes
 # them) at its real 150x150: its Keras models start with a Rescaling of raw [0, 255]
 # pixels, which digitjax re-expresses on [0, 1] images (step 5's model is step 4's fed
 # by a generator that already divided by 255, so it sees [0, 1]).
