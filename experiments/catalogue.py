@@ -232,7 +232,11 @@ WHY: dict[str, str] = {
              "notebook's 73.58; early stopping ended it after 26 epochs, as the authors' "
              "run after 24. One seed is no verdict: E6.0's three seeds spread 1.5 pts and "
              "the authors validated on another split of the photos, so seeds 1-2 decide "
-             "(about 30 min each here)"),
+             "(about 30 min each here). Keras itself on the same split (`python -m "
+             "experiments.keras_check --row E6.1 --seeds 1 --backend tensorflow`, the "
+             "notebook's model from experiments/keras_reference.py, 2026-12-01): best val "
+             "74.80% at epoch 8 of 18, 2.0 pts above the published figure and 3.4 below "
+             "digitjax's seed 0; one seed each, so no cause is settled yet"),
     "E6.2": ("seed 0 (this CPU, 2026-12-01, 46 s an epoch alone): best val 80.79% at "
              "epoch 51, 2.8 pts above the published 77.97 (notebook 77.87); early stopping "
              "ended it after 61 epochs, the authors' run after 63. Training accuracy only "
@@ -243,6 +247,10 @@ WHY: dict[str, str] = {
              "early stopping ended it after 60 epochs, the authors' run after 69; training "
              "accuracy 94% at the end; the wall time counts 50 min paused (SIGSTOP) while "
              "E6.2 ran. One seed, no verdict"),
+    "E6.4": ("seed 0 (this CPU, 2026-12-01, 88-93 s an epoch alone): best val 82.43% at "
+             "epoch 28, 2.0 pts above the published 80.42 (the notebook's own figure); "
+             "early stopping ended it after 38 epochs, the authors' run after 36. One seed, "
+             "no verdict"),
     "C2": ("above, explained: Keras itself lands where digitjax does. Trained in Keras 3 "
            "(JAX backend) with the same layers, Adam at Keras's defaults, batch 32, 15 "
            "epochs and the same 54k/6k split (`python -m experiments.keras_check --row C2 "
