@@ -156,6 +156,16 @@ def load_row(row_id: str, limit: int = 0, validation_split: str | None = None):
   return row, config, (scale(train), scale(val), scale(data.load_test(config)))
 
 
+def build_model(keras, row_id, config, num_classes):
+  """The row's Keras model, its builder given config.model with the noise level and image
+  size it also needs (KERAS_MODELS)."""
+  spec = config.model.copy_and_resolve_references()
+  with spec.unlocked():
+    spec.noise_std = config.augment.noise_std
+    spec.image_size = config.dataset.image_size
+  return KERAS_MODELS[row_id](keras, num_classes, spec)
+
+
 def train_row(row, config, splits, seed: int, epochs: int = 0) -> dict:
   """One Keras run of a row; figures are fractions, as Keras's history holds them."""
   import keras
@@ -168,11 +178,7 @@ def train_row(row, config, splits, seed: int, epochs: int = 0) -> dict:
   # sigmoid output, A1's, Keras normalises the outputs to sum to one before the log).
   y, yv, yt = (keras.utils.to_categorical(a, num_classes) for a in (y, yv, yt))
   keras.utils.set_random_seed(seed)
-  spec = config.model.copy_and_resolve_references()
-  with spec.unlocked():
-    spec.noise_std = config.augment.noise_std
-    spec.image_size = config.dataset.image_size
-  model = KERAS_MODELS[row.id](keras, num_classes, spec)
+  model = build_model(keras, row.id, config, num_classes)
   loss = keras.losses.CategoricalCrossentropy(from_logits=row.id in RAW_PIXEL_LOGIT_ROWS)
   model.compile(optimizer=_optimizer(keras, config), loss=loss, metrics=["accuracy"])
   test_curve = []  # test accuracy after every epoch: what early stopping could have kept
@@ -248,8 +254,8 @@ def main(argv=None):
     r = train_row(row, config, splits, seed, args.epochs)
     runs.append(r)
     print(f"{r['row']} seed {seed}: train {100 * r['train_accuracy']:.2f}%  val "
-          f"{100 * r['val_accuracy']:.2f}% (best {100 * r['best_val_accuracy']:.2f}%)  test {100 * r['test_accuracy']:.2f}%  best epoch's "
-          f"test {100 * r['best_test_accuracy']:.2f}%  ({r['epochs']} epochs, "
+          f"{100 * r['val_accuracy']:.2f}% (best {100 * r['best_val_accuracy']:.2f}%)  "
+          f"test {100 * r['test_accuracy']:.2f}%  best epoch's test {100 * r['best_test_accuracy']:.2f}%  ({r['epochs']} epochs, "
           f"{r['seconds']:.0f} s, Keras {r['keras']} on {r['backend']})", flush=True)
   for key in ("train_accuracy", "best_val_accuracy", "test_accuracy", "best_test_accuracy"):
     m, s = _mean_std([100 * r[key] for r in runs])

@@ -90,10 +90,7 @@ def test_e6_ladder_transcriptions_count_digitjaxs_parameters(step):
   from digitjax import models
   from experiments import catalogue
   config = catalogue.load_config(catalogue.rows("E", f"E6.{step}")[0].config)
-  spec = config.model.copy_and_resolve_references()
-  with spec.unlocked():
-    spec.image_size = config.dataset.image_size
-  model = keras_check.KERAS_MODELS[f"E6.{step}"](keras, 5, spec)
+  model = keras_check.build_model(keras, f"E6.{step}", config, 5)
   _, totals = models.summary(models.build(config, 5), (150, 150, 3), config.model.name)
   assert model.count_params() == totals["total"]
 
