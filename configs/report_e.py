@@ -68,7 +68,7 @@ V7_STEPS = {
     2: dict(filters=(32, 64, 96, 96), kernel_sizes=(3, 3, 3, 3),
             block_dropout=(.5, .5, .5, .2), head="gap", hidden_units=(), **RESCALE_127),
     # 3, "rescale on 255; the last conv 128 filters 5x5; Adam at Keras's defaults" (the
-    #   same Adam as before: lr 1e-3, betas .9/.999, eps 1e-8)
+    #   same Adam as before: lr 1e-3, betas .9/.999, eps 1e-7, as digitjax.optim has it)
     3: dict(filters=(32, 64, 96, 128), kernel_sizes=(3, 3, 3, 5),
             block_dropout=(.5, .5, .5, .2), head="gap", hidden_units=()),
     # 4, "BN after every conv, the first pool 3x3, every pool stride 2, GAP": Conv
