@@ -251,6 +251,18 @@ WHY: dict[str, str] = {
              "epoch 28, 2.0 pts above the published 80.42 (the notebook's own figure); "
              "early stopping ended it after 38 epochs, the authors' run after 36. One seed, "
              "no verdict"),
+    "E6.5": ("seed 0 (this CPU, 2026-12-01, 86-93 s an epoch alone): best val 80.93% at "
+             "epoch 32, 1.3 pts below the published 82.25; early stopping (patience 30) "
+             "ended it after 62 epochs, the authors' run after 78. The val curve swings "
+             "from epoch 8 on (23-81% after epoch 20, median 51%) while train accuracy "
+             "climbs to 94%: the BatchNorm moving averages, not the weights. `python -m "
+             "experiments.bn_stats --workdir runs/reproduce/E6.5/seed0 --which best` and "
+             "`--which latest` (epoch 62) give 80.93 and 67.17 with the moving averages, "
+             "81.61 and 82.02 with each val batch's own statistics, 82.97 and 83.79 with "
+             "statistics re-estimated over the training images: the weights kept "
+             "improving after epoch 32 while the logged figure fell. Keras keeps the same "
+             "momentum 0.99, so the authors' best epoch was such a draw too. One seed, "
+             "no verdict"),
     "C2": ("above, explained: Keras itself lands where digitjax does. Trained in Keras 3 "
            "(JAX backend) with the same layers, Adam at Keras's defaults, batch 32, 15 "
            "epochs and the same 54k/6k split (`python -m experiments.keras_check --row C2 "
