@@ -227,16 +227,15 @@ WHY: dict[str, str] = {
              "18, 15 and 31 epochs. Read from the authors' notebooks (docs/report_e.md "
              "note 5); the first reading of the ladder (Conv 32/64/128 'same', D 512, raw "
              "pixels) had reached 47.55% in 23 epochs"),
-    "E6.1": ("seed 0 (this CPU, 2026-12-01, 67 s an epoch beside one job): best val "
-             "78.20% at epoch 16, 5.4 pts above the published 72.77 and 4.6 above the "
-             "notebook's 73.58; early stopping ended it after 26 epochs, as the authors' "
-             "run after 24. One seed is no verdict: E6.0's three seeds spread 1.5 pts and "
-             "the authors validated on another split of the photos, so seeds 1-2 decide "
-             "(about 30 min each here). Keras itself on the same split (`python -m "
+    "E6.1": ("seeds 0-1 (this CPU, 2026-12-01, 63-67 s an epoch): best val 78.20% at "
+             "epoch 16 and 76.16% at epoch 17, 3.4-5.4 pts above the published 72.77 and "
+             "2.6-4.6 above the notebook's 73.58; early stopping ended them after 26 and "
+             "27 epochs, the authors' run after 24. Seed 2 decides the verdict (about 30 "
+             "min here). Keras itself on the same split (`python -m "
              "experiments.keras_check --row E6.1 --seeds 1 --backend tensorflow`, the "
              "notebook's model from experiments/keras_reference.py, 2026-12-01): best val "
-             "74.80% at epoch 8 of 18, 2.0 pts above the published figure and 3.4 below "
-             "digitjax's seed 0; one seed each, so no cause is settled yet"),
+             "74.80% at epoch 8 of 18, 2.0 pts above the published figure and 1.4 below "
+             "digitjax's lower seed; one Keras seed, so no cause is settled yet"),
     "E6.2": ("seed 0 (this CPU, 2026-12-01, 46 s an epoch alone): best val 80.79% at "
              "epoch 51, 2.8 pts above the published 77.97 (notebook 77.87); early stopping "
              "ended it after 61 epochs, the authors' run after 63. Training accuracy only "
