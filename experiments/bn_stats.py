@@ -24,11 +24,9 @@ import sys
 import jax
 import numpy as np
 
+from digitjax.models.layers import BatchNorm
+
 BATCH = 32  # the reports' batch size: per-batch statistics over as many images as training
-
-
-def _scaled(split) -> np.ndarray:
-  return split.images.astype(np.float32) / np.float32(255)  # as digitjax's input pipeline
 
 
 def accuracy(module, variables, images, labels, per_batch: bool = False) -> float:
@@ -43,7 +41,7 @@ def accuracy(module, variables, images, labels, per_batch: bool = False) -> floa
   return float((np.concatenate(logits).argmax(-1) == labels).mean())
 
 
-def recalibrated(module, variables, images, momentum: float = 0.99) -> dict:
+def recalibrated(module, variables, images, momentum: float = BatchNorm.momentum) -> dict:
   """variables with batch_stats re-estimated over images (whole batches of BATCH): each
   BatchNorm's mean and var are the averages of its batch means and batch variances.
 
@@ -71,15 +69,14 @@ def compare(workdir: str, which: str = "best") -> dict:
   """{running, per_batch, recalibrated}: the val accuracy of workdir's `which` checkpoint."""
   from digitjax import data, inference
   from digitjax.errors import UserError
-  from digitjax.models.layers import BatchNorm
 
   model = inference.load(workdir, which)
   if not model.variables.get("batch_stats"):
     raise UserError(f"{workdir}: {model.config.model.name} has no BatchNorm layers; "
                     "its val accuracy does not depend on moving averages.")
   train, val = data.load_train_val(model.config)
-  x_val = _scaled(val)
-  stats = recalibrated(model.module, model.variables, _scaled(train), BatchNorm.momentum)
+  x_val = model.prepare(val.images)  # as the model saw them: float32 in [0, 1]
+  stats = recalibrated(model.module, model.variables, model.prepare(train.images))
   return {"running": accuracy(model.module, model.variables, x_val, val.labels),
           "per_batch": accuracy(model.module, model.variables, x_val, val.labels, True),
           "recalibrated": accuracy(model.module, stats, x_val, val.labels)}
