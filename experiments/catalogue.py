@@ -232,10 +232,13 @@ WHY: dict[str, str] = {
              "72.77 and 2.6-4.6 above the notebook's 73.58; early stopping ended them "
              "after 26, 27 and 28 epochs, the authors' run after 24. Keras itself on the "
              "same split (`python -m experiments.keras_check --row E6.1 --seeds 1 "
-             "--backend tensorflow`, the notebook's model from "
-             "experiments/keras_reference.py, 2026-12-01): best val 74.80% at epoch 8 of "
-             "18, 2.0 pts above the published figure and 1.4 below digitjax's lowest "
-             "seed; one Keras seed, so no cause is settled yet"),
+             "--first-seed <k> --backend tensorflow`, the notebook's model from "
+             "experiments/keras_reference.py, 2026-12-01; keras_check/E6.1.json and "
+             "E6.1-s1.json): best val 74.80% for both seeds 0 and 1 (549 of 734 images, "
+             "epochs 8 of 18 and 11 of 21), 2.0 pts above the published figure and 1.4 "
+             "below digitjax's lowest seed. Keras on this split lands between the "
+             "published figure and digitjax, so part of the gap is the split and part is "
+             "digitjax's own; that part's cause is not settled"),
     "E6.2": ("seed 0 (this CPU, 2026-12-01, 46 s an epoch alone): best val 80.79% at "
              "epoch 51, 2.8 pts above the published 77.97 (notebook 77.87); early stopping "
              "ended it after 61 epochs, the authors' run after 63. Training accuracy only "
