@@ -237,7 +237,8 @@ WHY: dict[str, str] = {
              "E6.1-s1.json): best val 74.80% for both seeds 0 and 1 (549 of 734 images, "
              "epochs 8 of 18 and 11 of 21), 2.0 pts above the published figure and 1.4 "
              "below digitjax's lowest seed. Keras on this split lands between the "
-             "published figure and digitjax, so part of the gap is the split and part is "
+             "published figure and digitjax, so part of the gap is the data (tf_flowers, "
+             "not the report's Kaggle set) and part is "
              "digitjax's own; that part's cause is not settled"),
     "E6.2": ("seed 0 (this CPU, 2026-12-01, 46 s an epoch alone): best val 80.79% at "
              "epoch 51, 2.8 pts above the published 77.97 (notebook 77.87); early stopping "
