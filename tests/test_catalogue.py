@@ -464,3 +464,14 @@ def test_seeds_add_up_across_sessions_through_the_ledger(tmp_path):
   row = {r["row"]: r for r in _table(out / "A.csv")}["A1"]
   assert row["seeds"] == "1" and row["ours mean %"] == "93.00"
   assert len(_table(out / "seeds.csv")) == 2  # kept in the file all the same
+
+
+@pytest.mark.parametrize("report", "ABCDE")
+def test_committed_tables_carry_the_catalogues_current_notes(report):
+  """A note edited in experiments/catalogue.py reaches the committed table only when the
+  table is regenerated (`python -m experiments.reproduce --report X --tabulate`); a stale
+  table would show readers an old explanation beside new figures."""
+  page = (pathlib.Path(catalogue.ROOT) / "experiments" / "results" / f"{report}.md").read_text()
+  stale = [row.id for row in catalogue.rows(report) if row.notes and row.notes not in page]
+  assert not stale, (f"{report}.md's notes differ from catalogue.py for {stale}: run "
+                     f"`python -m experiments.reproduce --report {report} --tabulate`")
