@@ -237,8 +237,9 @@ WHY: dict[str, str] = {
              "E6.1-s1.json, E6.1-s2.json): best val 74.80, 74.80 and 76.02% for seeds 0-2 "
              "(epochs 8 of 18, 11 of 21, 9 of 19), 75.21 +- 0.71, 95% CI 73.46-76.96: "
              "above the published figure as digitjax is. So the gap to the report is the "
-             "data (tf_flowers and this split, not the report's Kaggle set). digitjax's mean is 1.95 pts "
-             "above Keras's, not significant over 3 seeds each (Welch t = 2.72, p = 0.06)"),
+             "data (tf_flowers and this split, not the report's Kaggle set). digitjax's "
+             "mean is 1.95 pts above Keras's, not significant over 3 seeds each (Welch "
+             "t = 2.72, p = 0.06)"),
     "E6.2": ("seed 0 (this CPU, 2026-12-01, 46 s an epoch alone): best val 80.79% at "
              "epoch 51, 2.8 pts above the published 77.97 (notebook 77.87); early stopping "
              "ended it after 61 epochs, the authors' run after 63. Training accuracy only "
