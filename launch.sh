@@ -8,8 +8,8 @@
 #   ./launch.sh reproduce [OPTIONS]                   re-run report rows (experiments/reproduce.py --help)
 #   ./launch.sh runs [DIR]                            list the runs under DIR (default runs/)
 #   ./launch.sh --processes N CONFIG [...]            N processes on this machine (jax.distributed)
-#   ./launch.sh --slurm [--nodes N] [--gpus-per-node G] [--time HH:MM:SS] [--submit] CONFIG [...]
-#                                                     write (and submit) an sbatch script
+#   ./launch.sh --slurm [--nodes N] [--gpus-per-node G] [--time HH:MM:SS] [--out FILE]
+#                   [--submit] CONFIG [...]           write (and submit) an sbatch script
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -63,8 +63,8 @@ processes() {  # N CONFIG [ARGS]: one coordinator on localhost, N processes, sig
   return $status
 }
 
-slurm() {  # write runs/slurm/<config>.sbatch: one process per GPU, jax.distributed auto
-  local nodes=1 gpus=1 time=04:00:00 submit=0
+slurm() {  # write runs/slurm/<config>.sbatch (or --out FILE): one process per GPU
+  local nodes=1 gpus=1 time=04:00:00 submit=0 script=""
   while [[ "${1:-}" == --* ]]; do
     case "$1" in
       --nodes) count --nodes "${2:-}"; nodes=$2; shift 2 ;;
@@ -72,21 +72,23 @@ slurm() {  # write runs/slurm/<config>.sbatch: one process per GPU, jax.distribu
       --time) [[ "${2:-}" =~ ^[0-9][0-9:-]*$ ]] || { echo "error: --time needs [D-]HH:MM:SS, not '${2:-}'" >&2; exit 2; }
               time=$2; shift 2 ;;
       --submit) submit=1; shift ;;
+      --out) [ -n "${2:-}" ] || { echo "error: --out needs a file name" >&2; exit 2; }
+             script=$2; shift 2 ;;
       *) echo "error: unknown --slurm option $1" >&2; exit 2 ;;
     esac
   done
   [ $# -ge 1 ] || { echo "error: --slurm needs a config file" >&2; exit 2; }
   local config=$1; shift
   for arg in "$@"; do
-    case "$arg" in --nodes*|--gpus-per-node*|--time*|--submit)
+    case "$arg" in --nodes*|--gpus-per-node*|--time*|--submit|--out)
       echo "error: $arg is a --slurm option: put it before the config file ($config)" >&2; exit 2 ;;
     esac
   done
   check "$config" "$@"  # after CONFIG come digitjax.main's flags: checked before queueing
-  mkdir -p runs/slurm
-  local name script tfds=""
+  local name tfds=""
   name=$(basename "$config" .py)
-  script="runs/slurm/$name.sbatch"
+  script=${script:-runs/slurm/$name.sbatch}
+  mkdir -p "$(dirname "$script")"
   # every path and argument shell-quoted (printf %q): a checkout, venv, data folder or
   # config whose path holds a space or a quote must not split the job's cd or srun line
   if [ -n "${TFDS_DATA_DIR:-}" ]; then tfds="TFDS_DATA_DIR=$(printf '%q' "$TFDS_DATA_DIR")"; fi

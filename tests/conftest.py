@@ -12,6 +12,23 @@ if "TFDS_DATA_DIR" not in os.environ and SHARED_TFDS.is_dir():
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.fixture(autouse=True)
+def _leaves_user_files_alone():
+  """Fails the test that created, changed or deleted a file outside pytest's temporary
+  folders: in the checkout (runs/ included) or in ~/.cache/digitjax (tests/isolation.py).
+  Under pytest-xdist a test on the other worker may be the one that wrote it."""
+  import isolation
+
+  roots = isolation.watched_roots(ROOT)
+  before = isolation.snapshot(roots)
+  yield
+  found = isolation.changes(before, isolation.snapshot(roots))
+  if found:
+    pytest.fail("a test touched files outside its temporary folders (this test, or one "
+                "running beside it on the other worker):\n  " + "\n  ".join(found[:20]),
+                pytrace=False)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _split_cache(tmp_path_factory):  # digitjax.data caches read splits here, not ~/.cache
   os.environ["DIGITJAX_CACHE"] = str(tmp_path_factory.mktemp("digitjax_cache"))

@@ -73,11 +73,13 @@ def test_sweep_with_unknown_axis_is_a_clear_error(tmp_path):
 
 
 def test_slurm_script_is_written(tmp_path):
+  out = tmp_path / "jobs" / "bn.sbatch"
   r = subprocess.run(["./launch.sh", "--slurm", "--nodes", "2", "--gpus-per-node", "4",
-                      "configs/cnn_bn.py", "--config.seed=3"], cwd=ROOT, capture_output=True,
-                     text=True, timeout=600)
+                      "--out", str(out), "configs/cnn_bn.py", "--config.seed=3"], cwd=ROOT,
+                     capture_output=True, text=True, timeout=600)
   assert r.returncode == 0, r.stderr
-  script = (ROOT / "runs/slurm/cnn_bn.sbatch").read_text()
+  assert r.stdout == f"Wrote {out}\n"
+  script = out.read_text()
   assert "#SBATCH --nodes=2" in script and "#SBATCH --ntasks-per-node=4" in script
   assert "DIGITJAX_DISTRIBUTED=auto" in script
   assert "srun" in script and "--config=configs/cnn_bn.py --config.seed=3" in script
@@ -89,13 +91,16 @@ def test_slurm_script_is_written(tmp_path):
     (["--slurm", "configs/report_c.py", "--config.num_epochs=0"], "num_epochs=0 is out of"),
     (["--slurm", "configs/report_c.py", "--config.modle.name=x"], "no field 'modle'"),
     (["--slurm", "--time"], "--time needs [D-]HH:MM:SS"),
+    (["--slurm", "--out"], "--out needs a file name"),
+    (["--slurm", "configs/report_c.py", "--out", "x.sbatch"], "--out is a --slurm option"),
     (["--processes", "x", "configs/report_c.py"], "--processes needs a positive whole"),
     (["--processes", "2", "configs/report_c.py", "--config.seed=one"], "--config.seed=one"),
 ])
-def test_launch_checks_a_cluster_command_line_before_queueing_it(args, message):
+def test_launch_checks_a_cluster_command_line_before_queueing_it(args, message, tmp_path):
   """Mistakes show at once, before a SLURM queue or N processes: one message, exit 2."""
-  script = ROOT / "runs/slurm/report_c.sbatch"
-  script.unlink(missing_ok=True)
+  script = tmp_path / "report_c.sbatch"
+  if args[0] == "--slurm" and "--out" not in args:
+    args = ["--slurm", "--out", str(script), *args[1:]]
   r = subprocess.run(["./launch.sh", *args], cwd=ROOT, capture_output=True, text=True,
                      timeout=600)
   assert r.returncode == 2 and message in r.stderr, r.stderr
