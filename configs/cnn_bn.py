@@ -3,8 +3,9 @@
   python -m digitjax.main --config=configs/cnn_bn.py
 
 Expect 99.43 +- 0.04% test accuracy after the last epoch (3 seeds; 99.44% from the
-best-val_loss checkpoint; README, Results). An epoch takes 30-34 s on a 2-core CPU
-(README, Speed), so a run about 16-17 min. configs/cnn_bn_plus.py clears 99.5%.
+best-val_loss checkpoint; docs/report_b.md). An epoch takes 30-34 s on an idle 2-core
+CPU (experiments/BENCH.md), so a run about 16-17 min; on a busy machine up to twice
+that. configs/cnn_bn_plus.py clears 99.5%.
 
 Faithful to report B: four Conv(relu, he_normal, kernel L2) -> BatchNorm blocks with
 max-pooling and dropout rising 0.20 -> 0.30 -> 0.35 -> 0.40 to a 5x5x64 map, then

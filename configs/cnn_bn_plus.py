@@ -18,8 +18,8 @@ stays faithful. Same model (234,026 parameters), batch 64, 30 epochs, plateau sc
   rule the faithful B6 needs. Chosen on validation loss: with the augmentation, 3 seeds
   ended at best val_loss 0.0181-0.0195 under this rule against 0.0187-0.0213 under
   Keras 2.2's (the same seeds).
-The README's Results section has the measured runs (3 seeds: 99.55% from the best
-checkpoint, 99.51% after the last epoch) and the Keras 2.2 rule's figures.
+docs/report_b.md has the measured runs (3 seeds: 99.55% from the best checkpoint,
+99.51% after the last epoch) and the Keras 2.2 rule's figures.
 """
 from digitjax import config as base
 

@@ -22,21 +22,20 @@ def _mock_data(tmp_path_factory):
 
 # digitjax.main's command line on mock data (the environment's TFDS_DATA_DIR is empty)
 MAIN = ("-c", MOCK_MAIN)
-
-
-def _as_from_a_terminal():
-  """The run's SIGHUP at its default, as from a terminal, even when pytest itself runs
-  under nohup (whose ignored SIGHUP a child inherits and training rightly keeps)."""
-  signal.signal(signal.SIGHUP, signal.SIG_DFL)
+# the same, with SIGHUP at its default, as from a terminal, even when pytest itself runs
+# under nohup (whose ignored SIGHUP a child inherits and training rightly keeps). Reset
+# in the child's first line, not by a preexec_fn: that would fork this JAX-threaded
+# process into Python code (JAX's "os.fork() was called" warning).
+FROM_A_TERMINAL = ("-c", "import signal; signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
+                   + MOCK_MAIN)
 
 
 def _cli(workdir, *overrides, wait=True):
-  cmd = [sys.executable, *MAIN, "--config=tests/tiny_config.py",
+  cmd = [sys.executable, *FROM_A_TERMINAL, "--config=tests/tiny_config.py",
          f"--workdir={workdir}", *overrides]
   env = dict(os.environ, PYTHONUNBUFFERED="1")
   proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True,
-                          preexec_fn=_as_from_a_terminal)
+                          stderr=subprocess.PIPE, text=True)
   if wait:
     out, err = proc.communicate(timeout=600)
     return proc.returncode, out, err
