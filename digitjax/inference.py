@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from digitjax import reporting
 from digitjax.errors import UserError
 
 EXPORT_FORMAT = "digitjax-params-1"
@@ -274,7 +275,7 @@ def evaluate(config, workdir: str, split: str | None = None,
              test_examples=len(test), seeds=trainer.seeds,
              test_loss=[float(v) for v in metrics["loss"]],
              test_accuracy=[float(v) for v in metrics["accuracy"]])
-  acc = ", ".join(f"{a:.4f}" for a in out["test_accuracy"])
+  acc = ", ".join(reporting.percent(a) for a in out["test_accuracy"])
   loss = ", ".join(f"{v:.4f}" for v in out["test_loss"])
   print(f"Eval on {out['dataset']} {out['split']!r} ({len(test)} images, best checkpoint): "
         f"loss {loss}, accuracy {acc}" + (f" (seeds {', '.join(map(str, trainer.seeds))})"

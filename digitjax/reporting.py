@@ -23,11 +23,16 @@ def epoch_lines(records: list[dict], num_epochs: int) -> list[str]:
           for r in records]
 
 
+def percent(fraction: float) -> str:
+  """An accuracy as people read it here, as the reports print it: 0.99431 -> '99.43%'."""
+  return f"{100 * fraction:.2f}%"
+
+
 def epoch_line(record: dict, num_epochs: int) -> str:
   return (f"Epoch {record['epoch']}/{num_epochs} - {record['time']:.1f}s - "
-          f"loss: {record['loss']:.4f} - accuracy: {record['accuracy']:.4f} - "
-          f"val_loss: {record['val_loss']:.4f} - val_accuracy: {record['val_accuracy']:.4f}"
-          f" - lr: {record['lr']:.2e}")
+          f"loss: {record['loss']:.4f} - accuracy: {percent(record['accuracy'])} - "
+          f"val_loss: {record['val_loss']:.4f} - val_accuracy: "
+          f"{percent(record['val_accuracy'])} - lr: {record['lr']:.2e}")
 
 
 def write_json(path: str, obj) -> None:
@@ -173,10 +178,10 @@ def test_summary(results: dict) -> str:
   if len(results.get("per_seed", ())) > 1:
     s = summarize([p["test_accuracy"] for p in results["per_seed"]
                    if p.get("test_accuracy") is not None])
-    ci = f" (95% CI {s['ci'][0]:.4f}-{s['ci'][1]:.4f})" if s["ci"] else ""
-    return (f"accuracy {results['test_accuracy']:.4f} ± {results['test_accuracy_std']:.4f}"
-            f"{ci} over {len(results['per_seed'])} seeds")
-  return f"loss {results['test_loss']:.4f}, accuracy {results['test_accuracy']:.4f}"
+    ci = f" (95% CI {percent(s['ci'][0])}-{percent(s['ci'][1])})" if s["ci"] else ""
+    return (f"accuracy {percent(results['test_accuracy'])} ± "
+            f"{100 * results['test_accuracy_std']:.2f}{ci} over {len(results['per_seed'])} seeds")
+  return f"loss {results['test_loss']:.4f}, accuracy {percent(results['test_accuracy'])}"
 
 
 def _seeds_text(seeds: list[int]) -> str:
@@ -220,19 +225,22 @@ def history_figure(history: list[dict], name: str = "run", monitor: str = "val_l
   best = epochs[int(pick(curve(monitor, np.mean)))] if epochs else None
   fig, axes = plt.subplots(1, 2, figsize=(10, 4))
   for ax, metric in zip(axes, ("loss", "accuracy")):
+    scale = 100 if metric == "accuracy" else 1  # accuracy in percent, as everywhere
     for key, style, label in ((metric, "-", "train"), ("val_" + metric, "--", "val")):
       color = "C0" if label == "train" else "C1"
+      line = lambda f: scale * np.asarray(curve(key, f))
       if len(seeds) == 1:
-        ax.plot(epochs, curve(key, np.mean), style, color=color, label=label)
+        ax.plot(epochs, line(np.mean), style, color=color, label=label)
       else:
-        ax.plot(epochs, curve(key, np.mean), style, color=color, label=f"{label} (mean)")
-        ax.fill_between(epochs, curve(key, np.min), curve(key, np.max), color=color,
+        ax.plot(epochs, line(np.mean), style, color=color, label=f"{label} (mean)")
+        ax.fill_between(epochs, line(np.min), line(np.max), color=color,
                         alpha=0.2, linewidth=0, label=f"{label} (min-max over seeds)")
     if best is not None:
       ax.axvline(best, color="0.4", linestyle=":",
                  label=f"best {monitor}{' (mean)' if len(seeds) > 1 else ''}: epoch {best}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)" if metric == "accuracy" else "loss (cross-entropy)")
     ax.set_title(metric)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

@@ -40,6 +40,27 @@ def test_history_has_integer_epoch_ticks_the_best_epoch_and_the_run_in_its_title
   plt.close(fig)
 
 
+def test_history_draws_accuracy_in_percent_on_labelled_axes():
+  history = _history([0])
+  fig = reporting.history_figure(history)
+  loss_ax, acc_ax = fig.axes
+  assert loss_ax.get_ylabel() == "loss (cross-entropy)" and acc_ax.get_ylabel() == "accuracy (%)"
+  assert all(ax.get_xlabel() == "epoch" for ax in fig.axes)
+  val = [l for l in acc_ax.get_lines() if l.get_label() == "val"][0]
+  np.testing.assert_allclose(val.get_ydata(), [100 * r["val_accuracy"] for r in history])
+  plt.close(fig)
+
+
+def test_epoch_lines_and_test_summaries_give_accuracy_in_percent():
+  record = dict(epoch=2, time=3.0, loss=0.1, accuracy=0.98765, val_loss=0.2,
+                val_accuracy=0.9943, lr=1e-3)
+  assert reporting.epoch_line(record, 30) == (
+      "Epoch 2/30 - 3.0s - loss: 0.1000 - accuracy: 98.77% - val_loss: 0.2000 - "
+      "val_accuracy: 99.43% - lr: 1.00e-03")
+  one = dict(per_seed=[{}], test_loss=0.02, test_accuracy=0.9943)
+  assert reporting.test_summary(one) == "loss 0.0200, accuracy 99.43%"
+
+
 def test_many_seeds_are_a_mean_line_and_a_min_max_band_not_a_line_each():
   history = _history(range(20))
   history = [r for r in history if not (r["seed"] == 5 and r["epoch"] > 5)]  # stopped early

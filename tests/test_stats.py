@@ -43,7 +43,7 @@ def test_the_multi_seed_summary_line_has_the_interval():
   per_seed = [dict(test_accuracy=v) for v in (0.97, 0.98, 0.99)]
   line = reporting.test_summary(reporting.combine_seeds(
       [dict(p, seed=k) for k, p in enumerate(per_seed)]))
-  assert line == "accuracy 0.9800 ± 0.0100 (95% CI 0.9552-1.0048) over 3 seeds"
+  assert line == "accuracy 98.00% ± 1.00 (95% CI 95.52%-100.48%) over 3 seeds"
 
 
 def _workdir(path, per_seed):
