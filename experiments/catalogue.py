@@ -310,20 +310,26 @@ COST: dict[str, str] = {
     "B6c": "~27 epochs of cnn_bn at ~60 s each, ~30 min per seed here",
     "D1-30": "30 epochs at ~77 s each, ~39 min per seed (measured)",
     **{row: (f"{s:,} s per epoch measured here under load (experiments/results/"
-             f"epoch_cost_cpu.json; D1's epoch took 266 s there, 77 s idle), {budget}: "
+             f"epoch_cost_cpu_loaded.json; D1's epoch took 266 s there, 77 s idle), {budget}: "
              f"{where}") for row, s, budget, where in (
         ("D3", 280, "30 epochs, 2.3 h per seed under that load", "a CPU session holds one seed"),
         ("D4", 207, "30 epochs, 1.7 h per seed under that load", "a CPU session holds one seed"),
-        ("E1", 144, "up to 150 epochs, early stopping (patience 10)", "~25 epochs, ~1 h a seed"),
-        *((f"E2-{o}", 410, "up to 150 epochs (17 h), early stopping", "needs a GPU: "
+        ("E1", 144, "up to 150 epochs, early stopping (patience 10)", "~25 epochs, ~1 h a seed"))},
+    # idle (2026-12-07, `python -m experiments.epoch_cost --rows E2-sgd,E5-sgd,E3-sgd,
+    # E4-sgd,D1,D2 --steps 3`, the one training stopped meanwhile): each optimizer costs
+    # its network's figure
+    **{row: (f"{s:,} s per epoch measured here idle (experiments/results/epoch_cost_cpu."
+             f"json), {budget}: {where}") for row, s, budget, where in (
+        *((f"E2-{o}", 79, "up to 150 epochs (3.3 h), early stopping (patience 10)",
+           "the CPU campaign trains it (docs/report_e.md, plan)")
+          for o in ("adam", "adadelta", "adagrad", "sgd")),
+        *((f"E3-{o}", 1167, "up to 200 epochs (65 h), early stopping", "needs a GPU: "
            "experiments/gpu_jobs.txt") for o in ("adam", "adadelta", "adagrad", "sgd")),
-        *((f"E3-{o}", 5810, "up to 200 epochs (323 h), early stopping", "needs a GPU: "
-           "experiments/gpu_jobs.txt") for o in ("adam", "adadelta", "adagrad", "sgd")),
-        *((f"E4-{o}", 7208, "224 px, up to 150 epochs (300 h), early stopping",
+        *((f"E4-{o}", 2805, "224 px, up to 150 epochs (117 h), early stopping",
            "needs a GPU: experiments/gpu_jobs.txt") for o in ("adam", "adadelta", "adagrad",
                                                                "sgd")),
-        *((f"E5-{o}", 327, "up to 150 epochs (14 h), early stopping", "needs a GPU: "
-           "experiments/gpu_jobs.txt") for o in ("adadelta", "sgd")))},
+        *((f"E5-{o}", 185, "up to 150 epochs (7.7 h), early stopping (patience 10)",
+           "the CPU campaign trains it (docs/report_e.md, plan)") for o in ("adadelta", "sgd")))},
 }
 
 # E6 as transcribed from the notebooks (2026-11-30): `python -m experiments.epoch_cost

@@ -40,3 +40,28 @@ def test_winograd_rows_time_the_3x3_convs(monkeypatch):
                                                       ("5x5 1->4", 2, 8, 1, 5, 4)]})
   rows = conv_probe.winograd_rows(iters=1)
   assert len(rows) == 1 and all(float(c) > 0 for c in rows[0].strip("| ").split(" | ")[2:])
+
+
+def test_model_convs_lists_every_conv_of_a_report_model_by_shape():
+  batch, image, seen = conv_probe.model_convs("configs/report_e.py:e2_alexnet_sgd")
+  assert (batch, image) == (32, (150, 150, 3)) and sum(seen.values()) == 5
+  assert seen[((150, 150, 3), (11, 11, 3, 96), (4, 4), "VALID")] == 1  # the strided stem
+  _, _, googlenet = conv_probe.model_convs("configs/report_e.py:e5_googlenet_sgd")
+  assert sum(googlenet.values()) == 59  # stem 3 + 9 inception modules x 6 + 2 aux heads
+  assert layers.CONVS["matmul"] is layers.conv_matmul  # the recording is undone
+
+
+def test_model_rows_time_each_shape_and_leave_out_what_training_never_computes(monkeypatch):
+  import collections
+  seen = collections.Counter({((8, 8, 1), (3, 3, 1, 4), (1, 1), "VALID"): 1,
+                              ((6, 6, 4), (3, 3, 4, 4), (2, 2), "SAME"): 2})
+  monkeypatch.setattr(conv_probe, "model_convs", lambda spec: (2, (8, 8, 1), seen))
+  monkeypatch.setattr(conv_probe, "FORMS", {f: layers.CONVS[f] for f in ("matmul", "xla")})
+  first, second, total = conv_probe.model_rows("any", iters=1)
+  cells = lambda row: row.strip("| ").split(" | ")
+  assert cells(first)[:3] == ["8x8x1", "3x3/1 VALID -> 4", "1"]
+  forms = dict(zip(conv_probe.FORMS, cells(first)[3:]))
+  assert forms["matmul"].split("/")[1] == "-"  # the input's gradient: never computed
+  assert forms["xla"].split("/")[2] == "-"  # lax.conv's kernel gradient: --all-pieces
+  assert all(float(v) > 0 for v in cells(second)[3].split("/"))
+  assert cells(total)[0] == "total (ms a step)"
