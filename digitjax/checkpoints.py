@@ -91,7 +91,22 @@ def _manager(path: str, keep: int, read_only: bool) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
                                          read_only=read_only,
                                          enable_async_checkpointing=False)
-  return ocp.CheckpointManager(os.path.abspath(path), options=options)
+  return _past_vanished_steps(
+      lambda: ocp.CheckpointManager(os.path.abspath(path), options=options), read_only)
+
+
+def _past_vanished_steps(read, read_only: bool, attempts: int = 5):
+  """read(), tried again when a step it lists vanishes before it reads it: orbax lists
+  the step folders, then reads each one's metadata, and a training writing the same
+  workdir may delete a step (its retention) in between. Only a reader retries; for the
+  training itself a missing file is a real fault."""
+  for attempt in range(attempts if read_only else 1):
+    try:
+      return read()
+    except FileNotFoundError:
+      if not read_only or attempt == attempts - 1:
+        raise
+      time.sleep(0.05 * (attempt + 1))
 
 
 class Checkpoints:
@@ -149,7 +164,7 @@ class Checkpoints:
       for _ in range(3 if self.read_only else 1):  # a training may replace steps meanwhile
         tried = set(manager.all_steps())
         restored = self._restore_newest_readable(manager, abstract_state, what, check)
-        manager.reload()
+        _past_vanished_steps(manager.reload, self.read_only)
         if restored is not None or set(manager.all_steps()) <= tried:
           return restored
       return restored
@@ -166,7 +181,7 @@ class Checkpoints:
     that will be saved again) and the next older one is tried.
     """
     _silence_orbax_leftovers()
-    manager.reload()
+    _past_vanished_steps(manager.reload, self.read_only)
     for step in sorted(manager.all_steps(), reverse=True):
       where = f"the {what} checkpoint at step {step} in {manager.directory}"
       try:

@@ -492,9 +492,25 @@ def from_file(path: str, variant: str | None = None,
   name = "digitjax_config_" + os.path.splitext(os.path.basename(path))[0]
   module = load_module(path, name)
   args = () if variant is None else (variant,)
-  return call_file(path, module, "get_config", args, ml_collections.ConfigDict,
-                   "a config file defines get_config() returning an "
-                   "ml_collections.ConfigDict, e.g. configs/cnn_bn.py.")
+  config = call_file(path, module, "get_config", args, ml_collections.ConfigDict,
+                     "a config file defines get_config() returning an "
+                     "ml_collections.ConfigDict, e.g. configs/cnn_bn.py.")
+  _check_complete(path, config)
+  return config
+
+
+def _check_complete(path: str, config) -> None:
+  """A config built from scratch (`ConfigDict({"seed": 1})`) lacks the schema's groups,
+  and every later check would fail on the first missing one with an AttributeError."""
+  from digitjax.errors import UserError
+
+  have = flat(config)
+  missing = [k for k in _schema() if k not in have]
+  if missing:
+    some = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    raise UserError(f"{path}: get_config() returned a config without {len(missing)} of the "
+                    f"schema's fields ({some}); build it on digitjax.config.get_config() "
+                    "and change fields, as configs/cnn_bn.py does.")
 
 
 def load_module(path: str, name: str):
@@ -510,6 +526,9 @@ def load_module(path: str, name: str):
     spec.loader.exec_module(module)
   except UserError:
     raise
+  except SystemExit as e:  # would end the run silently, often with status 0
+    raise UserError(f"{path} called sys.exit({e.code!r}) while it was read; a config or "
+                    "sweep file only defines what to run, and must not exit.") from None
   except Exception as e:  # noqa: BLE001 - whatever the file raises, the user's to fix
     raise UserError(f"{path} does not import: {_failure(e, path)}.") from e
   return module
@@ -539,6 +558,9 @@ def call_file(path: str, module, function: str, args: tuple, returns: type, usag
     result = fn(*args)
   except UserError:
     raise
+  except SystemExit as e:
+    raise UserError(f"{path}: {function}() called sys.exit({e.code!r}); it must return "
+                    f"its result, not exit. {usage}") from None
   except Exception as e:  # noqa: BLE001
     raise UserError(f"{path}: {function}() raised {_failure(e, path)}.") from e
   if result is None:

@@ -94,8 +94,7 @@ class Model:
     x = np.asarray(images)
     h, w, c = self.input_shape
     native = _native_shape(self.config)
-    if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
-      raise UserError(f"images must be uint8 (0-255) or float (0-1), not {x.dtype}.")
+    _check_values(x)
     if x.ndim == 2 and c == 1:
       x = x[None, ..., None]
     elif x.ndim == 3 and c == 1 and x.shape[-1] != 1:
@@ -134,6 +133,26 @@ class Model:
     """(class name, probability) of each image's most likely class."""
     p = self.predict(images)
     return [(self.class_names[i], float(p[n, i])) for n, i in enumerate(p.argmax(-1))]
+
+
+def _check_values(x: np.ndarray) -> None:
+  """The input contract: uint8 in 0-255, or float in 0-1 and finite. Float pixels in
+  0-255 would saturate every image to one class, and a NaN would give NaN probabilities,
+  both with no error."""
+  if x.dtype == np.uint8:
+    return
+  if not np.issubdtype(x.dtype, np.floating):
+    raise UserError(f"images must be uint8 (0-255) or float (0-1), not {x.dtype}; "
+                    "convert them, e.g. images.astype(np.uint8) for 0-255 values.")
+  bad = int(np.size(x) - np.isfinite(x).sum())
+  if bad:
+    raise UserError(f"images hold {bad} NaN or infinite value(s); every pixel must be a "
+                    "number in 0-1 (float) or 0-255 (uint8).")
+  if x.size and (x.min() < 0 or x.max() > 1):
+    hint = (" They look like 0-255 values: divide by 255, or pass them as uint8."
+            if x.max() <= 255 and x.min() >= 0 else "")
+    raise UserError(f"float images must lie in 0-1; these span {x.min():g} to "
+                    f"{x.max():g}.{hint}")
 
 
 def _native_shape(config):
@@ -181,12 +200,35 @@ def _seed_index(config, seed: int | None) -> int:
 
 
 def _build(config, variables, seed, source) -> Model:
-  from digitjax import data, models
-  if config.dataset.name not in data.DATASETS:
-    raise UserError(f"{source}: unknown dataset {config.dataset.name!r}.")
+  """The Model, once its config is valid and its model takes these very weights: a
+  config.json or export edited afterwards (another model family, another width) would
+  otherwise fail deep in Flax, or predict with a model the weights were not made for."""
+  import jax
+  from digitjax import config as config_lib, data, models
+
+  errors = config_lib.validate(config)
+  if errors:
+    raise UserError(f"{source}: its config is not a valid one ({errors[0]}); was it "
+                    "edited after training?")
   info = data.DATASETS[config.dataset.name]
-  return Model(config=config, module=models.build(config, info.num_classes),
-               variables=variables, class_names=info.class_names, seed=seed, source=source)
+  module = models.build(config, info.num_classes)
+  x = np.zeros((1, *data.image_shape(config)), np.float32)
+  try:
+    want = jax.eval_shape(lambda: module.init(jax.random.key(0), x, train=False))
+  except Exception as e:  # noqa: BLE001 - shape errors surface as many types
+    raise UserError(f"{source}: its config's model {config.model.name!r} cannot be built "
+                    f"({str(e).splitlines()[0][:150]}).") from None
+  def shapes(tree):
+    leaves = jax.tree_util.tree_flatten_with_path(
+        {k: tree.get(k, {}) for k in ("params", "batch_stats")})[0]
+    return {jax.tree_util.keystr(path): np.shape(leaf) for path, leaf in leaves}
+
+  if shapes(want) != shapes(variables):
+    raise UserError(f"{source}: its weights do not fit its config's model "
+                    f"({config.model.name!r}): the config was edited after training, or "
+                    "the weights come from another run.")
+  return Model(config=config, module=module, variables=variables,
+               class_names=info.class_names, seed=seed, source=source)
 
 
 def load(path: str, which: str = "best", seed: int | None = None) -> Model:
@@ -219,11 +261,20 @@ def export(workdir: str, path: str, which: str = "best", seed: int | None = None
       "format": EXPORT_FORMAT, "seed": model.seed,
       "config": model.config.to_json_best_effort(sort_keys=True),
       "variables": serialization.to_state_dict(model.variables)})
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  with open(path + ".tmp", "wb") as f:
-    f.write(blob)
-  os.replace(path + ".tmp", path)
+  path = os.path.expanduser(os.fspath(path))
+  if os.path.isdir(path):
+    raise UserError(f"export: {path} is a folder; give the file to write, e.g. "
+                    f"{os.path.join(path, 'model.msgpack')}.")
+  try:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "wb") as f:
+      f.write(blob)
+    os.replace(path + ".tmp", path)
+  except OSError as e:
+    if os.path.isfile(path + ".tmp"):
+      os.remove(path + ".tmp")
+    raise UserError(f"export: cannot write {path} ({e.strerror}); nothing was "
+                    "written there.") from e
   return path
 
 

@@ -105,14 +105,30 @@ def _read_images(spec: str, channels: int):
           a = np.load(f, allow_pickle=False)
           groups.append((f, a, True))
           continue
-        from PIL import Image
-        with Image.open(f) as im:
-          groups.append((f, np.asarray(im.convert("L" if channels == 1 else "RGB")), False))
-      except (OSError, ValueError) as e:
-        raise UserError(f"--images: cannot read {f} as an image or .npy array ({e}).") from e
+        groups.append((f, _read_image(f, channels), False))
+      except UserError:
+        raise
+      except Exception as e:  # noqa: BLE001 - Pillow and numpy raise OSError, ValueError,
+        # SyntaxError (damaged PNG chunks), DecompressionBombError, MemoryError, ...
+        raise UserError(f"--images: cannot read {f} as an image or .npy array "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:150]}).") from None
   if not groups:
     raise UserError("--images is empty: give PNG/JPEG files, folders or .npy arrays.")
   return groups
+
+
+def _read_image(path: str, channels: int):
+  """One PNG/JPEG as uint8, or as float 0-1 when it has more than 8 bits a pixel (16-bit
+  grayscale PNGs: Pillow's convert("L") would clip them to 255)."""
+  import numpy as np
+  from PIL import Image
+
+  with Image.open(path) as im:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I") and channels == 1:
+      top = 65535.0 if im.mode.startswith("I;16") or np.asarray(im).max() <= 65535 \
+          else float(2**31 - 1)
+      return np.asarray(im, dtype=np.float64).astype(np.float32) / np.float32(top)
+    return np.asarray(im.convert("L" if channels == 1 else "RGB"))
 
 
 def predict(workdir: str, images: str) -> list[tuple[str, str, float]]:
@@ -186,6 +202,30 @@ def _exit_if_config_file_bad(argv):
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
     _exit_if_another_models_field(config, argv)
+    _hand_to_ml_collections(path, config)
+
+
+def _hand_to_ml_collections(path: str, config) -> None:
+  """ml_collections would run the config file a second time to parse --config; give it
+  the config just loaded (a copy) instead, so a file's side effects happen once a run.
+  Its loader is private: where it has moved, the file simply runs twice, as before."""
+  import copy
+  import types
+
+  from ml_collections.config_flags import config_flags as cf
+
+  load = getattr(cf, "_LoadConfigModule", None)
+  if load is None:
+    return
+  original = getattr(load, "digitjax_original", load)
+
+  def load_once(name, wanted):
+    if os.path.abspath(wanted) == os.path.abspath(path):
+      return types.SimpleNamespace(get_config=lambda *_: copy.deepcopy(config))
+    return original(name, wanted)
+
+  load_once.digitjax_original = original
+  cf._LoadConfigModule = load_once
 
 
 def _exit_if_another_models_field(config, argv):
@@ -250,9 +290,28 @@ def _default_workdir(config) -> str:
   return os.path.join("runs", name)
 
 
+def _usage_error(message: str):
+  """A command line that cannot run: one line on stderr and exit 2, as every fault the
+  user can fix (absl's UsageError would print the whole flag help and exit 1)."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _workdir(config) -> str:
+  """--workdir as given, with a leading ~ expanded (the shell leaves `--workdir=~/x`
+  alone), or runs/<config name>; an empty --workdir= is a mistake, not the default."""
+  if _WORKDIR.present and not (_WORKDIR.value or "").strip():
+    raise UserError("--workdir is empty: give a folder (--workdir=runs/mine), or leave "
+                    "--workdir out to use runs/<config name>.")
+  if _WORKDIR.value:
+    return os.path.expanduser(_WORKDIR.value)
+  return _default_workdir(config)
+
+
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    _usage_error(f"unexpected argument(s) {' '.join(argv[1:])}: flags are --name=value, "
+                 "e.g. --config=configs/cnn_bn.py --config.seed=1.")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS are chatty at INFO
   config = _CONFIG.value
@@ -262,21 +321,22 @@ def main(argv):
     sys.exit(2)
   if _MODE.value == "predict":
     if not _IMAGES.value or not (_WORKDIR.value or config):
-      raise app.UsageError("--mode=predict needs --images=PATH[,PATH...] and --workdir "
-                           "(or --config, for runs/<config name>)")
+      _usage_error("--mode=predict needs --images=PATH[,PATH...] (PNG/JPEG files, folders "
+                   "of them, .npy arrays) and --workdir (or --config, for runs/<config "
+                   "name>).")
     try:
-      predict(_WORKDIR.value or _default_workdir(config), _IMAGES.value)
+      predict(_workdir(config), _IMAGES.value)
     except UserError as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(2)
+      _usage_error(str(e))
     return
   if config is None:
-    raise app.UsageError("--config is required, e.g. --config=configs/cnn_bn.py")
-  if (_EVAL_SPLIT.value or _EVAL_DATASET.value) and _MODE.value != "eval":
-    raise app.UsageError("--eval_split and --eval_dataset go with --mode=eval")
+    _usage_error("--config is required, e.g. --config=configs/cnn_bn.py")
+  if (_EVAL_SPLIT.present or _EVAL_DATASET.present) and _MODE.value != "eval":
+    _usage_error("--eval_split and --eval_dataset go with --mode=eval; add --mode=eval to "
+                 "test a trained run on another split or dataset.")
   workdir = _WORKDIR.value or "runs"  # for the Ctrl-C message, until it is known
   try:
-    workdir = _WORKDIR.value or _default_workdir(config)
+    workdir = _workdir(config)
     with ctrl_c.guard():  # from here on, a Ctrl-C is never swallowed
       from digitjax import distributed
       distributed.initialize_from_env()  # several processes (launch.sh --processes, --slurm)

@@ -137,3 +137,33 @@ def test_old_checkpoint_of_another_width_is_one_message_and_stays(run):
     main.run(tiny_config(**{"model.hidden_units": (64,)}), str(wd), mode="eval")
   assert _best_steps(wd) == [step]
   assert not (wd / "checkpoints" / "unreadable").exists()
+
+
+def test_a_reader_passes_steps_a_training_deletes_while_it_lists_them(run, monkeypatch):
+  """orbax lists the step folders, then reads each one's metadata: a training's retention
+  deleting a step in between raised FileNotFoundError in eval, predict and load. Each
+  reader's listing is now tried again; the training itself still fails loudly."""
+  import orbax.checkpoint as ocp
+  import digitjax
+  from digitjax import checkpoints
+
+  wd, results = run
+  vanishing = {"init": 2, "reload": 2}  # the first listings of each kind meet a deleted step
+  init, reload = ocp.CheckpointManager.__init__, ocp.CheckpointManager.reload
+
+  def flaky(name, real):
+    def call(self, *args, **kwargs):
+      if vanishing[name]:
+        vanishing[name] -= 1
+        raise FileNotFoundError(2, "No such file or directory", "checkpoints/best/20")
+      return real(self, *args, **kwargs)
+    return call
+
+  monkeypatch.setattr(ocp.CheckpointManager, "__init__", flaky("init", init))
+  monkeypatch.setattr(ocp.CheckpointManager, "reload", flaky("reload", reload))
+  model = digitjax.load(str(wd))
+  assert vanishing == {"init": 0, "reload": 0} and model.predict(
+      __import__("numpy").zeros((1, 28, 28, 1), "uint8")).shape == (1, 10)
+  vanishing["init"] = 1
+  with pytest.raises(FileNotFoundError):
+    checkpoints.Checkpoints(str(wd))  # a training: a missing file is a real fault

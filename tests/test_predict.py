@@ -121,3 +121,73 @@ def test_cli_predict_and_eval_split(run, tmp_path, monkeypatch):
   after = {f: os.path.getmtime(os.path.join(d, f)) for d, _, fs in os.walk(tmp / "w")
            for f in fs}
   assert before == after
+
+
+# --- the input contract and what predict cannot read (one line, exit 2, nothing written) --
+
+def _bomb_png(path, side=30000):
+  """A PNG whose header claims side x side pixels: Pillow refuses it at open."""
+  import struct
+  import zlib
+  chunk = lambda t, d: (struct.pack(">I", len(d)) + t + d
+                        + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff))
+  path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                   + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                   + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+
+
+def test_images_outside_the_input_contract_are_refused_naming_what_was_found(run):
+  _, tmp, images, _ = run
+  model = digitjax.load(str(tmp / "w"))
+  with pytest.raises(UserError, match=r"0-1; these span 0 to 2\d\d. They look like 0-255"):
+    model.predict(images.astype(np.float32))
+  with_nan = images.astype(np.float32) / 255
+  with_nan[0, 3, 3, 0] = np.nan
+  with pytest.raises(UserError, match="1 NaN or infinite"):
+    model.predict(with_nan)
+  with pytest.raises(UserError, match="int64"):
+    model.predict(images.astype(np.int64))
+
+
+def test_a_16_bit_png_is_read_at_its_own_depth_not_clipped(run, tmp_path):
+  _, tmp, images, _ = run
+  deep = images[0, :, :, 0].astype(np.uint16) * 257  # the same picture, 16 bits a pixel
+  Image.fromarray(deep).save(tmp_path / "deep.png")
+  read = main._read_image(str(tmp_path / "deep.png"), channels=1)
+  np.testing.assert_allclose(read, images[0, :, :, 0] / 255, atol=1e-6)
+  model = digitjax.load(str(tmp / "w"))
+  np.testing.assert_allclose(model.predict(read), model.predict(images[:1]), atol=1e-5)
+
+
+def test_an_image_pillow_cannot_decode_in_any_way_is_one_line(run, tmp_path, monkeypatch):
+  _, tmp, _, _ = run
+  _bomb_png(tmp_path / "bomb.png")
+  r = _cli("--mode=predict", f"--workdir={tmp / 'w'}", f"--images={tmp_path / 'bomb.png'}")
+  assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+  assert "bomb.png" in r.stderr and "DecompressionBombError" in r.stderr
+  (tmp_path / "chunks.png").write_bytes(b"")
+
+  def broken(*_):
+    raise SyntaxError("broken PNG file")  # what Pillow raises for some damaged chunks
+  monkeypatch.setattr(main, "_read_image", broken)
+  with pytest.raises(UserError, match="chunks.png.*SyntaxError: broken PNG file"):
+    main._read_images(str(tmp_path / "chunks.png"), 1)
+
+
+def test_export_onto_a_folder_and_edited_configs_are_refused(run, tmp_path):
+  import json
+  _, tmp, _, _ = run
+  (tmp_path / "out").mkdir()
+  with pytest.raises(UserError, match="is a folder"):
+    inference.export(str(tmp / "w"), str(tmp_path / "out"))
+  assert os.listdir(tmp_path) == ["out"] and os.listdir(tmp_path / "out") == []
+  from flax import serialization
+  blob = serialization.msgpack_restore(
+      open(inference.export(str(tmp / "w"), str(tmp_path / "m.msgpack")), "rb").read())
+  for name, message in (("cnn_bn", "weights do not fit"), ("no_such_family", "not a valid")):
+    config = json.loads(blob["config"])
+    config["model"]["name"] = name
+    edited = tmp_path / f"{name}.msgpack"
+    edited.write_bytes(serialization.msgpack_serialize(dict(blob, config=json.dumps(config))))
+    with pytest.raises(UserError, match=message):
+      digitjax.load(str(edited))
