@@ -244,3 +244,49 @@ def test_no_room_to_write_reaches_the_runners_as_a_user_error(tmp_path, monkeypa
   monkeypatch.setattr(train, "train_and_evaluate", missing)
   with pytest.raises(FileNotFoundError):
     main.run(tiny_config(), str(tmp_path))
+
+
+# --- the command line's own mistakes: one line on stderr, exit 2, nothing written -------
+
+_EXITS = "import sys\nsys.exit(0)\n"
+_PARTIAL = ("import ml_collections\n"
+            "def get_config():\n  return ml_collections.ConfigDict({'seed': 1})\n")
+_COUNTS = ("import os\nfrom digitjax import config as base\n"
+           "open(os.environ['RUNS_FILE'], 'a').write('x')\n"
+           "def get_config():\n  c = base.get_config()\n  c.num_epochs = 0\n  return c\n")
+
+
+@pytest.mark.parametrize("args,files,message", [
+    (["--config={ROOT}/configs/cnn_bn.py", "stray"], {}, "unexpected argument(s) stray"),
+    (["--config={ROOT}/configs/cnn_bn.py", "--workdir="], {}, "--workdir is empty"),
+    (["--config={ROOT}/configs/cnn_bn.py", "--eval_split=test[:5%]"], {},
+     "go with --mode=eval"),
+    (["--mode=predict", "--images=", "--workdir=w"], {}, "--mode=predict needs --images"),
+    (["--config=c.py"], {"c.py": _EXITS}, "c.py called sys.exit(0) while it was read"),
+    (["--config=c.py"], {"c.py": _PARTIAL}, "without 5"),
+    (["--config=c.py", "--config.seed=3"], {"c.py": _COUNTS}, "num_epochs=0 is out of range"),
+])
+def test_command_line_mistakes_are_one_line_and_exit_2(args, files, message, tmp_path):
+  for name, text in files.items():
+    (tmp_path / name).write_text(text)
+  env = dict(os.environ, RUNS_FILE=str(tmp_path / "runs_of_the_file"))
+  args = [a.replace("{ROOT}", str(ROOT)) for a in args]
+  r = subprocess.run([sys.executable, "-m", "digitjax.main", *args], cwd=tmp_path, env=env,
+                     capture_output=True, text=True, timeout=120)
+  assert r.returncode == 2 and r.stderr.count("error:") == 1, r.stderr  # (a config's
+  assert r.stderr.startswith("error: ") and message in r.stderr, r.stderr  # errors: 1 a line)
+  assert r.stdout == "" and "Traceback" not in r.stderr
+  counted = files.get("c.py") == _COUNTS
+  if counted:
+    assert (tmp_path / "runs_of_the_file").read_text() == "x"  # the file ran once
+  assert sorted(os.listdir(tmp_path)) == sorted(  # nothing written
+      [*files, *(["runs_of_the_file"] if counted else [])])
+
+
+def test_a_tilde_workdir_is_the_home_folders(tmp_path):
+  env = dict(os.environ, HOME=str(tmp_path))
+  r = subprocess.run([sys.executable, "-m", "digitjax.main", "--config=tests/tiny_config.py",
+                      "--workdir=~/my_run", "--mode=eval"], cwd=ROOT, env=env,
+                     capture_output=True, text=True, timeout=120)
+  assert r.returncode == 2 and f"nothing to evaluate in {tmp_path}/my_run" in r.stderr
+  assert not (ROOT / "~").exists()
