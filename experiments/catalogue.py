@@ -353,8 +353,11 @@ def rows(report: str = "all", ids: str | None = None) -> list[Row]:
   if report != "ALL" and report not in REPORTS:
     raise UserError(f"unknown report {report!r}; choose one of {', '.join(REPORTS)} or all.")
   chosen = [r for r in ROWS if report == "ALL" or r.report == report]
-  if ids:
+  if ids is not None:
     wanted = [i.strip() for i in ids.split(",") if i.strip()]
+    if not wanted:
+      raise UserError(f"--rows {ids!r} names no row; give ids such as "
+                      f"{', '.join(r.id for r in chosen[:3])}, or leave --rows out for all.")
     known = {r.id for r in chosen}
     unknown = [i for i in wanted if i not in known]
     if unknown:

@@ -210,6 +210,22 @@ def load_side(spec: str, metric: str, workroot: str):
   raise ValueError(f"{spec!r} is neither a folder nor a reproduce row id (e.g. B6)")
 
 
+def _check_metric(a: str, b: str, metric: str) -> None:
+  """A reproduce row gives the accuracy (%) its report published, whatever --metric says:
+  beside a folder's loss it would compare a loss with a percentage."""
+  from digitjax import reporting
+  from experiments import catalogue
+
+  if metric not in reporting.SEED_STATS:
+    raise ValueError(f"--metric {metric!r} is not a figure a run reports; known: "
+                     f"{', '.join(reporting.SEED_STATS)}")
+  rows = [x for x in (a, b) if not os.path.isdir(x) and x in {r.id for r in catalogue.ROWS}]
+  if rows and "accuracy" not in metric:
+    raise ValueError(f"row {rows[0]} gives the accuracy (%) its report published, not "
+                     f"{metric}: compare two folders of runs for {metric}, or leave "
+                     "--metric out")
+
+
 def _line(name: str, s: dict) -> str:
   ci = f"[{s['ci'][0]:.4f}, {s['ci'][1]:.4f}]" if s.get("ci") else "undefined (1 seed)"
   return (f"{name}: n {s['n']}, mean {s['mean']:.4f}, std {s['std']:.4f}, 95% CI {ci}")
@@ -220,6 +236,7 @@ def compare(a: str, b: str, metric: str = "test_accuracy",
   """The report `python -m experiments.compare A B` prints."""
   from digitjax import reporting
 
+  _check_metric(a, b, metric)
   (va, what_a), (vb, what_b) = (load_side(x, metric, workroot) for x in (a, b))
   unit = " (%)" if "accuracy" in metric else ""
   lines = [f"{metric}{unit}", f"A = {a}: {what_a}", f"B = {b}: {what_b}"]

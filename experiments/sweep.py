@@ -57,6 +57,7 @@ def load_sweep(path: str) -> dict:
   module = config_lib.load_module(path, "sweep_file")
   sweep = dict(vmap_seeds=None, metric="test_accuracy", seeds=3)
   sweep.update(config_lib.call_file(path, module, "get_sweep", (), dict, usage))
+  _check_keys(path, sweep, usage)
   missing = [k for k in ("name", "base", "axes") if k not in sweep]
   if missing:
     raise UserError(f"{path}: get_sweep() returned no {', '.join(missing)}; {usage}")
@@ -67,6 +68,9 @@ def load_sweep(path: str) -> dict:
   if not isinstance(axes, dict) or not axes:
     raise UserError(f"{path}: get_sweep()'s axes are {axes!r}: no grid to run; {usage}")
   for axis, values in axes.items():
+    if axis.removeprefix("config.") in SET_BY_THE_SWEEP:
+      raise UserError(f"{path}: axis {axis!r} is set by the sweep itself (each point trains "
+                      "seeds 0..n-1); give seeds=N in get_sweep() instead of an axis.")
     if not isinstance(values, (list, tuple)) or not values:
       raise UserError(f"{path}: axis {axis!r} has no values ({values!r}); give it a list, "
                       "e.g. {'model.dropout': [0.0, 0.5]}.")
@@ -80,6 +84,37 @@ def load_sweep(path: str) -> dict:
     import jax
     sweep["vmap_seeds"] = jax.default_backend() != "cpu"
   return sweep
+
+
+KEYS = ("name", "base", "axes", "seeds", "metric", "vmap_seeds")
+SET_BY_THE_SWEEP = ("seed", "num_seeds")  # runner.run_seeds sets them per seed
+
+
+def _check_keys(path: str, sweep: dict, usage: str) -> None:
+  """A misspelt key (`metirc=`) or one the sweep does not read (`seed=`) would otherwise
+  be ignored, and the sweep run on its defaults."""
+  import difflib
+
+  for key in sweep:
+    if key not in KEYS:
+      near = difflib.get_close_matches(str(key), KEYS, n=1, cutoff=0.5)
+      hint = f" (did you mean {near[0]!r}?)" if near else ""
+      raise UserError(f"{path}: get_sweep() returned the unknown key {key!r}{hint}; its "
+                      f"keys are {', '.join(KEYS)}. {usage}")
+
+
+def point_configs(sweep: dict, quick: bool = False) -> list[tuple[str, dict, object]]:
+  """(name, setting, config) of every grid point, each checked before any trains: a bad
+  value in the last point must not surface after the first has trained for an hour."""
+  checked = []
+  for name, setting in points(sweep):
+    config = point_config(sweep, setting)
+    errors = config_lib.validate(config)
+    if errors:
+      raise UserError(f"sweep point {name}: {errors[0]} Nothing has trained; fix the "
+                      "sweep file's axes or base.")
+    checked.append((name, setting, runner.quick(config) if quick else config))
+  return checked
 
 
 def _set(config, path: str, value):
@@ -264,14 +299,11 @@ def run_sweep(path: str, root: str = "runs/sweeps", quick: bool = False,
   if seeds:
     sweep["seeds"] = seeds
   folder = os.path.join(root, sweep["name"] + ("-quick" if quick else ""))
+  grid = point_configs(sweep, quick)
   os.makedirs(folder, exist_ok=True)
-  grid = list(points(sweep))
   rows = []
-  for i, (name, setting) in enumerate(grid, 1):
+  for i, (name, setting, config) in enumerate(grid, 1):
     print(f"[{i}/{len(grid)}] {sweep['name']}: {name}", flush=True)
-    config = point_config(sweep, setting)
-    if quick:
-      config = runner.quick(config)
     with runner.quick_data(config) if quick else contextlib.nullcontext():
       per_seed = run_point(sweep, config, os.path.join(folder, name))
     rows.append(dict(name=name, setting=setting, per_seed=per_seed))

@@ -290,3 +290,23 @@ def test_a_tilde_workdir_is_the_home_folders(tmp_path):
                      capture_output=True, text=True, timeout=120)
   assert r.returncode == 2 and f"nothing to evaluate in {tmp_path}/my_run" in r.stderr
   assert not (ROOT / "~").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["experiments.compare", "{tmp}", "B6", "--metric", "test_loss"],
+     "row B6 gives the accuracy (%) its report published, not test_loss"),
+    (["experiments.compare", "{tmp}", "{tmp}", "--metric", "test_acc"],
+     "--metric 'test_acc' is not a figure a run reports"),
+    (["experiments.reproduce", "--report", "B", "--rows", ",", "--out", "{tmp}/tables"],
+     "--rows ',' names no row"),
+])
+def test_experiment_tools_refuse_what_they_cannot_answer(args, message, tmp_path):
+  import json
+  (tmp_path / "results.json").write_text(json.dumps(
+      {"per_seed": [{"seed": 0, "test_loss": 0.03, "test_accuracy": 0.99}]}))
+  args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+  r = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
+                     text=True, timeout=120)
+  assert r.returncode == 2 and r.stderr.count("error:") == 1 and message in r.stderr, r.stderr
+  assert "Traceback" not in r.stderr and r.stdout == ""
+  assert os.listdir(tmp_path) == ["results.json"]

@@ -72,6 +72,25 @@ def test_sweep_with_unknown_axis_is_a_clear_error(tmp_path):
   assert r.returncode == 2 and "model.widht" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("extra,axes,message", [
+    ("metirc='val_loss', ", "{'model.dropout': [0.0, 0.5]}", "unknown key 'metirc' (did you mean 'metric'?)"),
+    ("seed=4, ", "{'model.dropout': [0.0, 0.5]}", "unknown key 'seed' (did you mean 'seeds'?)"),
+    ("", "{'seed': [0, 1]}", "axis 'seed' is set by the sweep itself"),
+    ("", "{'model.dropout': [0.0, 1.5]}", "point model.dropout=1.5: config.model.dropout=1.5"),
+])
+def test_a_sweep_file_is_checked_whole_before_any_point_trains(extra, axes, message, tmp_path):
+  path = tmp_path / "bad.py"
+  path.write_text("from digitjax import config as base\n"
+                  "def get_sweep():\n"
+                  f"  return dict(name='bad', base=base.get_config(), seeds=1, {extra}\n"
+                  f"              axes={axes})\n")
+  r = subprocess.run([os.sys.executable, "-m", "experiments.sweep", str(path), "--root",
+                      str(tmp_path / "runs")], cwd=ROOT, capture_output=True, text=True)
+  assert r.returncode == 2 and r.stderr.count("error:") == 1, r.stderr
+  assert message in r.stderr and "Traceback" not in r.stderr
+  assert r.stdout == "" and not (tmp_path / "runs").exists()  # nothing trained or written
+
+
 def test_slurm_script_is_written(tmp_path):
   out = tmp_path / "jobs" / "bn.sbatch"
   r = subprocess.run(["./launch.sh", "--slurm", "--nodes", "2", "--gpus-per-node", "4",
