@@ -205,10 +205,10 @@ def check_split(config, split: str, builder=None) -> None:
   except (ValueError, KeyError) as e:
     raise UserError(f"dataset {config.dataset.name!r} has no split {split!r}; it has "
                     f"{', '.join(builder.info.splits.keys())}.") from e
-  if not info.num_examples:  # e.g. 'test[90%:90%]': nothing to train on or test
+  if info.num_examples <= 0:  # 'test[90%:90%]', or 'test[80%:20%]' (TFDS counts -6000)
     raise UserError(f"split {split!r} of dataset {config.dataset.name!r} holds no "
-                    f"examples; its splits are {_sizes(builder)}. Choose a slice that "
-                    "holds some.")
+                    f"examples (a slice whose end is not after its start is empty); its "
+                    f"splits are {_sizes(builder)}. Choose a slice that holds some.")
   _check_files(builder, config, split)
 
 

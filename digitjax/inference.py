@@ -181,7 +181,7 @@ def _restore(workdir: str, config, which: str):
   try:
     restore = ckpts.restore_best if which == "best" else ckpts.restore_latest
     # a checkpoint of another config than config.json's is refused, as eval refuses it
-    restored = restore(trainer.abstract_state(), train.identity_check(config))
+    restored = restore(trainer.abstract_state(), train.identity_check(config, reading=True))
   finally:
     ckpts.close()
   if restored is None:
@@ -303,7 +303,8 @@ def evaluate(config, workdir: str, split: str | None = None,
   from digitjax import checkpoints, data, train, workdir as workdir_lib
 
   checkpoints.require_best(workdir)
-  workdir_lib.check_config(config, workdir)
+  workdir_lib.check_config(config, workdir, workdir_lib.EVAL_ADVICE,
+                           workdir_lib.EVAL_ONLY_FIELDS)
   other = config.copy_and_resolve_references()
   if dataset:
     mine, theirs = data.DATASETS[config.dataset.name], data.DATASETS.get(dataset)

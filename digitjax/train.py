@@ -572,12 +572,16 @@ class Saves:
     self.ckpts.save_latest(step, state, meta, **again)
 
 
-def identity_check(config):
+def identity_check(config, reading: bool = False):
   """check(meta, where) for Checkpoints' restores: refuses a checkpoint whose meta records
-  another config (checkpoints written before the fingerprint pass)."""
+  another config (checkpoints written before the fingerprint pass). A reader (eval,
+  predict, load) leaves out the fields that change no figure, and gives its own advice."""
+  advice, ignore = (workdir_lib.EVAL_ADVICE, workdir_lib.EVAL_ONLY_FIELDS) if reading \
+      else ("", ())
+
   def check(meta: dict, where: str) -> None:
     if "config_fingerprint" in meta:
-      workdir_lib.check_identity(meta["config_fingerprint"], config, where)
+      workdir_lib.check_identity(meta["config_fingerprint"], config, where, advice, ignore)
   return check
 
 
@@ -943,7 +947,8 @@ def evaluate_checkpoint(config, workdir: str, trainer: Trainer | None = None,
   """
   checkpoints.require_best(workdir)
   if trainer is None:
-    workdir_lib.check_config(config, workdir)
+    workdir_lib.check_config(config, workdir, workdir_lib.EVAL_ADVICE,
+                             workdir_lib.EVAL_ONLY_FIELDS)
     trainer = Trainer(config, steps_per_epoch=1)
   from_training = ckpts is not None
   ckpts = ckpts or checkpoints.Checkpoints(workdir, read_only=True)
@@ -979,7 +984,7 @@ def _restore_for_eval(trainer: Trainer, ckpts: checkpoints.Checkpoints, config,
                       workdir: str):
   """(state, loop, evaluated) of the best checkpoint, else of the latest (evaluated then
   says why, unless the latest holds the same best state)."""
-  check = identity_check(config)
+  check = identity_check(config, reading=ckpts.read_only)
   restored, evaluated = ckpts.restore_best(trainer.abstract_state(), check), None
   if restored is None:  # the best lost: the latest, which may hold the same state
     restored = ckpts.restore_latest(trainer.abstract_state(), check)

@@ -88,10 +88,21 @@ def identity(config) -> dict:
   return config_lib.fingerprint(config)
 
 
-def check_identity(theirs: dict | None, config, where: str, advice: str = "") -> None:
-  """UserError if `theirs` (a recorded identity; None: unreadable) is not config's;
-  `where` names what recorded it."""
+# Fields that change how a run is evaluated, never a figure (evaluation batches are
+# summed exactly): reading a run under another value of them is the same run.
+EVAL_ONLY_FIELDS = ("eval_batch_size",)
+EVAL_ADVICE = ("Evaluate it under the config it was trained with (its config.json records "
+               "it), or point --workdir at a run of this config.")
+
+
+def check_identity(theirs: dict | None, config, where: str, advice: str = "",
+                   ignore: tuple = ()) -> None:
+  """UserError if `theirs` (a recorded identity; None: unreadable) is not config's, the
+  fields in `ignore` left out; `where` names what recorded it."""
   mine = identity(config)
+  if theirs is not None and ignore:
+    theirs = {k: v for k, v in theirs.items() if k not in ignore}
+    mine = {k: v for k, v in mine.items() if k not in ignore}
   if theirs != mine:
     raise UserError(
         f"{where} holds a run of a different config "
@@ -100,9 +111,9 @@ def check_identity(theirs: dict | None, config, where: str, advice: str = "") ->
             "to set the old run aside (renamed, not deleted)."))
 
 
-def check_config(config, workdir: str, advice: str = "") -> None:
+def check_config(config, workdir: str, advice: str = "", ignore: tuple = ()) -> None:
   """UserError if workdir's config.json records a different config (none: fine); advice
-  replaces the message's advice for the command line."""
+  replaces the message's advice for the command line; `ignore`: fields left out."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     return
@@ -111,7 +122,7 @@ def check_config(config, workdir: str, advice: str = "") -> None:
       theirs = config_lib.fingerprint_from_json(f.read())
     except ValueError:
       theirs = None
-  check_identity(theirs, config, f"workdir {workdir}", advice)
+  check_identity(theirs, config, f"workdir {workdir}", advice, ignore)
 
 
 def check_schedule(config, workdir: str) -> None:

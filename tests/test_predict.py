@@ -191,3 +191,16 @@ def test_export_onto_a_folder_and_edited_configs_are_refused(run, tmp_path):
     edited.write_bytes(serialization.msgpack_serialize(dict(blob, config=json.dumps(config))))
     with pytest.raises(UserError, match=message):
       digitjax.load(str(edited))
+
+
+def test_eval_reads_a_run_under_another_eval_batch_size_and_advises_without_fresh(run):
+  c, tmp, _, _ = run
+  recorded = main.run(c, str(tmp / "w"), mode="eval")
+  other = tiny_config(eval_batch_size=7)  # changes how it is evaluated, not a figure
+  again = main.run(other, str(tmp / "w"), mode="eval")
+  assert again["test_accuracy"] == recorded["test_accuracy"]
+  assert again["test_loss"] == pytest.approx(recorded["test_loss"], rel=1e-5)
+  with pytest.raises(UserError) as e:
+    main.run(tiny_config(seed=5), str(tmp / "w"), mode="eval")
+  assert "a run of a different config (seed" in str(e.value)
+  assert "--fresh" not in str(e.value) and "config.json" in str(e.value)
