@@ -85,29 +85,39 @@ def _install_hook() -> None:
   sys.unraisablehook = hook
 
 
+# The stops a command answers: Ctrl-C, a scheduler's or `kill`'s SIGTERM, and the SIGHUP
+# of a closed terminal. The name of the last one received, for the message.
+STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+last_signal: str | None = None
+
+
 @contextlib.contextmanager
 def guard():
-  """For the block: Ctrl-C raises KeyboardInterrupt where it can propagate, and a
-  swallowed one is raised again; if the block still completes after a Ctrl-C, raises
-  KeyboardInterrupt then. Training's own handler (_Signals) takes over while it runs.
-  Does nothing off the main thread, where Python delivers no signals, or where SIGINT is
-  ignored (a job the shell started in the background)."""
-  if (threading.current_thread() is not threading.main_thread()
-      or signal.getsignal(signal.SIGINT) == signal.SIG_IGN):  # a background job's: keep it
+  """For the block: Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt where it can
+  propagate (`last_signal` names which), and a swallowed one is raised again; if the
+  block still completes after one, raises KeyboardInterrupt then. Training's own
+  handler (_Signals, which checkpoints instead) takes over while it runs. Does nothing
+  off the main thread, where Python delivers no signals; a signal that is ignored (a
+  background job's SIGINT, nohup's SIGHUP) stays ignored."""
+  if threading.current_thread() is not threading.main_thread():
     yield
     return
   received = []
 
   def handler(signum, frame):
+    global last_signal
+    last_signal = signal.Signals(signum).name
     received.append(signum)
     interrupt(frame)
 
   _install_hook()
-  old = signal.signal(signal.SIGINT, handler)
+  old = {sig: signal.signal(sig, handler) for sig in STOPS
+         if signal.getsignal(sig) != signal.SIG_IGN}
   try:
     yield
   finally:
-    signal.signal(signal.SIGINT, old)
+    for sig, previous in old.items():
+      signal.signal(sig, previous)
     if sys.gettrace() is _no_new_frames:  # armed, but its frame ended first: disarm
       sys.settrace(None)
   if received:  # interrupted, but something caught the KeyboardInterrupt

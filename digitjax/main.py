@@ -345,11 +345,13 @@ def main(argv):
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  except KeyboardInterrupt:  # Ctrl-C while starting up (training answers it by saving a
-    # checkpoint), or a second Ctrl-C: checkpoints are written whole or not at all
-    print(f"Stopped by Ctrl-C. What {workdir} already held is intact; rerun the same "
-          "command to resume.", file=sys.stderr)
-    _exit_now(130)
+  except KeyboardInterrupt:  # a stop while starting up or in the final test (training
+    # answers one by saving a checkpoint), or a second Ctrl-C: checkpoints are written
+    # whole or not at all. Ctrl-C exits 130; SIGTERM and SIGHUP ask for a clean stop: 0
+    name = ctrl_c.last_signal or "SIGINT"
+    print(f"Stopped by {'Ctrl-C' if name == 'SIGINT' else name}. What {workdir} already "
+          "held is intact; rerun the same command to resume.", file=sys.stderr)
+    _exit_now(130 if name == "SIGINT" else 0)
   if result.get("interrupted"):
     sys.exit(0)
 

@@ -211,6 +211,31 @@ def test_ctrl_c_during_start_up_and_eval_always_exits_130(tmp_path, straight):
   assert sent >= 2
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_sigterm_and_sighup_outside_the_training_loop_stop_with_a_message_and_exit_0(
+    tmp_path, straight, sig):
+  """Between the model summary and the first step (compiling), and in --mode=eval, a
+  SIGTERM or SIGHUP killed the run silently (rc -15/-1): it is now the same clean stop
+  as in training, a message and exit 0, nothing lost."""
+  proc = _start(tmp_path / "new", *ONE_BLOCK)
+  for line in proc.stdout:
+    if line.startswith("Non-trainable params"):  # the summary's end: compiling next
+      proc.send_signal(sig)
+      break
+  out, err = proc.communicate(timeout=120)
+  assert proc.returncode == 0, err
+  assert (f"Stopped by {sig.name}. What {tmp_path / 'new'} already held is intact" in err
+          or f"Received {sig.name}: saved a checkpoint" in err), err  # (training had begun)
+  assert "Traceback" not in err
+  proc = _start(straight, "--mode=eval", *ONE_BLOCK)
+  time.sleep(4)  # imports done, evaluating (a tiny eval takes 8-15 s here)
+  proc.send_signal(sig)
+  out, err = proc.communicate(timeout=120)
+  if "Test (" not in out:  # not already finished
+    assert proc.returncode == 0 and f"Stopped by {sig.name}." in err, err
+  assert "Traceback" not in err
+
+
 # (4) --fresh with --mode=eval set the trained run aside, then found nothing to evaluate;
 # an empty config.name trained into runs/ itself (and --fresh moved all of runs/ aside);
 # odd --workdir forms ended in tracebacks from os.rename or orbax.
