@@ -3,6 +3,7 @@
 # again whenever pyproject.toml or requirements.lock changes), points TFDS at
 # ../shared/tensorflow_datasets when that folder exists and TFDS_DATA_DIR is unset, then:
 #   ./launch.sh CONFIG [--workdir=DIR] [--mode=eval] [--config.FIELD=VALUE ...]   one run
+#   ./launch.sh --mode=eval|predict --workdir=DIR [...]   a trained run, under its own config
 #   ./launch.sh test [PYTEST ARGS]                    the test suite (what CI runs)
 #   ./launch.sh sweep SWEEP_FILE [OPTIONS]            a sweep (experiments/sweep.py --help)
 #   ./launch.sh reproduce [OPTIONS]                   re-run report rows (experiments/reproduce.py --help)
@@ -115,5 +116,6 @@ case "${1:-}" in
   runs) shift; exec "$PY" -m experiments.runs "$@" ;;
   --processes) shift; processes "$@" ;;
   --slurm) shift; slurm "$@" ;;
+  --*) exec "$PY" -m digitjax.main "$@" ;;  # flags alone: --mode=eval --workdir=DIR
   *) config=$1; shift; exec "$PY" -m digitjax.main --config="$config" "$@" ;;
 esac

@@ -45,7 +45,8 @@ def config_from_json(text: str):
   return ml_collections.ConfigDict(_tuples(record))
 
 
-def _read_config(workdir: str):
+def recorded_config(workdir: str):
+  """The config a workdir's training recorded (its config.json), provenance left out."""
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
     what = "does not exist" if not os.path.exists(workdir) else "holds no config.json"
@@ -243,7 +244,7 @@ def load(path: str, which: str = "best", seed: int | None = None) -> Model:
   if which not in WHICH:
     raise UserError(f"which={which!r}: choose 'best' (the best validation checkpoint) or "
                     "'latest' (the newest saved state).")
-  config = _read_config(path)
+  config = recorded_config(path)
   k = _seed_index(config, seed)
   _, state = _restore(path, config, which)
   variables = jax.tree.map(lambda a: np.asarray(jax.device_get(a))[k],

@@ -256,14 +256,13 @@ def check_args(argv):
   it is wrong. launch.sh calls it before it queues a SLURM job or starts N processes, so
   a mistake shows here and once, not on every process or after the queue."""
   parse_flags(argv)
-  if _CONFIG.value is None:
-    print("error: --config is required, e.g. --config=configs/cnn_bn.py", file=sys.stderr)
-    sys.exit(2)
+  _check_mode_flags(_CONFIG.value, _MODE.value)
+  if _CONFIG.value is None:  # eval or predict of a workdir: its own config.json
+    return
   try:
     _validate(_CONFIG.value)
   except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    _usage_error(str(e))
 
 
 def _exit_now(status: int) -> None:
@@ -314,37 +313,24 @@ def main(argv):
                  "e.g. --config=configs/cnn_bn.py --config.seed=1.")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS are chatty at INFO
-  config = _CONFIG.value
-  if _FRESH.value and _MODE.value != "train":  # run() says so too; predict does not call it
-    print(f"error: --fresh goes with --mode=train only: --mode={_MODE.value} never moves a "
-          "run aside. Drop --fresh.", file=sys.stderr)
-    sys.exit(2)
-  if _MODE.value == "predict":
-    if not _IMAGES.value or not (_WORKDIR.value or config):
-      _usage_error("--mode=predict needs --images=PATH[,PATH...] (PNG/JPEG files, folders "
-                   "of them, .npy arrays) and --workdir (or --config, for runs/<config "
-                   "name>).")
-    try:
-      predict(_workdir(config), _IMAGES.value)
-    except UserError as e:
-      _usage_error(str(e))
-    return
-  if config is None:
-    _usage_error("--config is required, e.g. --config=configs/cnn_bn.py")
-  if (_EVAL_SPLIT.present or _EVAL_DATASET.present) and _MODE.value != "eval":
-    _usage_error("--eval_split and --eval_dataset go with --mode=eval; add --mode=eval to "
-                 "test a trained run on another split or dataset.")
+  config, mode = _CONFIG.value, _MODE.value
+  _check_mode_flags(config, mode)
   workdir = _WORKDIR.value or "runs"  # for the Ctrl-C message, until it is known
   try:
     workdir = _workdir(config)
-    with ctrl_c.guard():  # from here on, a Ctrl-C is never swallowed
+    with ctrl_c.guard():  # from here on, a stop is never swallowed
+      if mode == "predict":
+        predict(workdir, _IMAGES.value)
+        return
+      if config is None:  # eval of a workdir alone: the config its training recorded
+        from digitjax import inference
+        config = inference.recorded_config(workdir)
       from digitjax import distributed
       distributed.initialize_from_env()  # several processes (launch.sh --processes, --slurm)
-      result = run(config, workdir, _MODE.value, _FRESH.value, _EVAL_SPLIT.value,
+      result = run(config, workdir, mode, _FRESH.value, _EVAL_SPLIT.value,
                    _EVAL_DATASET.value)
   except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    _usage_error(str(e))
   except KeyboardInterrupt:  # a stop while starting up or in the final test (training
     # answers one by saving a checkpoint), or a second Ctrl-C: checkpoints are written
     # whole or not at all. Ctrl-C exits 130; SIGTERM and SIGHUP ask for a clean stop: 0
@@ -354,6 +340,22 @@ def main(argv):
     _exit_now(130 if name == "SIGINT" else 0)
   if result.get("interrupted"):
     sys.exit(0)
+
+
+def _check_mode_flags(config, mode: str) -> None:
+  """The flags each mode needs and takes, before anything is read: exit 2 otherwise."""
+  if _FRESH.value and mode != "train":  # run() says so too; predict does not call it
+    _usage_error(f"--fresh goes with --mode=train only: --mode={mode} never moves a run "
+                 "aside. Drop --fresh.")
+  if mode == "predict" and not _IMAGES.value:
+    _usage_error("--mode=predict needs --images=PATH[,PATH...] (PNG/JPEG files, folders "
+                 "of them, .npy arrays) and --workdir (or --config, for runs/<config name>).")
+  if config is None and not (mode != "train" and _WORKDIR.value):
+    _usage_error("--config is required, e.g. --config=configs/cnn_bn.py (--mode=eval and "
+                 "--mode=predict take --workdir alone: the config its training recorded).")
+  if (_EVAL_SPLIT.present or _EVAL_DATASET.present) and mode != "eval":
+    _usage_error("--eval_split and --eval_dataset go with --mode=eval; add --mode=eval to "
+                 "test a trained run on another split or dataset.")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ def as_main_argv(words) -> list[str] | None:
   """digitjax.main's argv for `./launch.sh CONFIG ...` or `python -m digitjax.main ...`."""
   if words[0] == "./launch.sh" and words[1].endswith(".py") or ".py:" in words[1]:
     return ["digitjax.main", f"--config={words[1]}", *words[2:]]
+  if words[0] == "./launch.sh" and words[1].startswith("--mode="):
+    return ["digitjax.main", *words[1:]]
   if words[:3] == ["python", "-m", "digitjax.main"]:
     return ["digitjax.main", *words[3:]]
   return None
@@ -84,6 +86,8 @@ def workdir_of(argv) -> str:
   from digitjax import config as config_lib
 
   given = [a.split("=", 1)[1] for a in argv if a.startswith("--workdir=")]
+  if not any(a.startswith("--config=") for a in argv):
+    return given[-1]
   if given:
     return given[-1]
   spec = argv[1].split("=", 1)[1]

@@ -204,3 +204,15 @@ def test_eval_reads_a_run_under_another_eval_batch_size_and_advises_without_fres
     main.run(tiny_config(seed=5), str(tmp / "w"), mode="eval")
   assert "a run of a different config (seed" in str(e.value)
   assert "--fresh" not in str(e.value) and "config.json" in str(e.value)
+
+
+def test_eval_of_a_workdir_alone_takes_the_config_its_training_recorded(run, tmp_path):
+  from conftest import mock_cli
+  from digitjax import reporting
+  c, tmp, _, _ = run
+  recorded = main.run(c, str(tmp / "w"), mode="eval", eval_split=None)
+  r = mock_cli(tmp_path, "--mode=eval", f"--workdir={tmp / 'w'}")
+  assert r.returncode == 0, r.stderr
+  assert f"accuracy {reporting.percent(recorded['test_accuracy'])}" in r.stdout
+  r = mock_cli(tmp_path, "--mode=eval", f"--workdir={tmp_path / 'nothing'}")
+  assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not a trained run" in r.stderr
