@@ -78,7 +78,7 @@ def test_misspelt_field_in_a_sweep_base_is_refused(tmp_path):
 
 
     def get_sweep():
-      return dict(name="typo", base=get_config(), seeds=1, axes={"seed": [0]})
+      return dict(name="typo", base=get_config(), seeds=1, axes={"num_epochs": [1]})
   """)
   r = _run("-m", "experiments.sweep", str(path), f"--root={tmp_path / 'sweeps'}")
   assert r.returncode == 2, r.stderr
