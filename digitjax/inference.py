@@ -60,7 +60,7 @@ def recorded_config(workdir: str):
     raise UserError(f"{path} is unreadable ({e}).") from e
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class Model:
   """A trained model: predict(images) -> class probabilities (N, classes) as numpy."""
   config: Any
@@ -69,6 +69,14 @@ class Model:
   class_names: tuple[str, ...]
   seed: int
   source: str  # the workdir's checkpoint or the exported file it came from
+
+  def __repr__(self) -> str:
+    """One line: what it is and where it came from (not its config and every weight)."""
+    import jax
+    params = sum(int(np.size(x)) for x in jax.tree.leaves(self.variables.get("params", {})))
+    return (f"Model({self.config.name!r}, {self.config.model.name}, seed {self.seed}, "
+            f"input {'x'.join(map(str, self.input_shape))}, {len(self.class_names)} "
+            f"classes, {params:,} parameters, from {self.source})")
 
   @property
   def input_shape(self) -> tuple[int, int, int]:

@@ -171,7 +171,18 @@ def welch(a, b, confidence: float = 0.95) -> dict:
     test = stats.ttest_ind(b, a, equal_var=False)
   half = float(stats.t.ppf(0.5 + confidence / 2, dof)) * se
   return dict(a=sa, b=sb, diff=diff, diff_ci=(diff - half, diff + half),
-              t=float(test.statistic), dof=float(dof), p=float(test.pvalue))
+              t=float(test.statistic), dof=float(dof), p=float(test.pvalue),
+              hedges_g=hedges_g(sa, sb))
+
+
+def hedges_g(sa: dict, sb: dict) -> float:
+  """The difference of means in pooled standard deviations, corrected for small samples
+  (Hedges' g): how large a difference is, where p only says how sure. nan without spread."""
+  na, nb = sa["n"], sb["n"]
+  pooled = np.sqrt(((na - 1) * sa["std"] ** 2 + (nb - 1) * sb["std"] ** 2) / (na + nb - 2))
+  if pooled == 0:
+    return float("nan")
+  return float((sb["mean"] - sa["mean"]) / pooled * (1 - 3 / (4 * (na + nb) - 9)))
 
 
 def test_summary(results: dict) -> str:

@@ -245,9 +245,10 @@ def compare(a: str, b: str, metric: str = "test_accuracy",
   except ValueError as e:
     raise ValueError(f"{e}: run more seeds") from None
   lines += [_line("A", w["a"]), _line("B", w["b"]),
-            f"B - A: {w['diff']:+.4f}, 95% CI [{w['diff_ci'][0]:+.4f}, {w['diff_ci'][1]:+.4f}]",
+            f"B - A: {w['diff']:+.4f}, 95% CI [{w['diff_ci'][0]:+.4f}, {w['diff_ci'][1]:+.4f}]"
+            f", Hedges' g {w['hedges_g']:+.2f}",
             f"Welch's t-test: t {w['t']:.3f}, dof {w['dof']:.2f}, p {w['p']:.4f} "
-            f"({'a difference' if w['p'] < 0.05 else 'no difference'} at the 5% level)"]
+            f"({'significant' if w['p'] < 0.05 else 'not significant'} at the 5% level)"]
   return "\n".join(lines)
 
 

@@ -66,6 +66,9 @@ def test_predict_matches_eval_and_export(run, tmp_path):
   np.testing.assert_array_equal(exported.predict(images), p)
   assert exported.class_names == model.class_names
   assert digitjax.load(str(tmp / "w"), which="latest").predict(images).shape == (50, 10)
+  text = repr(model)
+  assert text.startswith("Model('tiny', mlp, seed 0, input 28x28x1, 10 classes, ")
+  assert " parameters, from " in text and "\n" not in text and len(text) < 300
 
 
 def test_user_errors(run, tmp_path):

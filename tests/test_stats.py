@@ -64,7 +64,8 @@ def test_compare_two_folders_of_seeds(tmp_path):
   assert "A: n 3, mean 99.1000, std 0.1000, 95% CI [98.8516, 99.3484]" in out
   assert "B: n 3, mean 98.1000" in out and "B - A: -1.0000, 95% CI [" in out
   assert f"t {ref.statistic:.3f}, dof {ref.df:.2f}, p {ref.pvalue:.4f}" in out
-  assert "a difference at the 5% level" in out
+  assert "(significant at the 5% level)" in out
+  assert "Hedges' g -8.00" in out  # -1.0 / pooled std 0.1, times 1 - 3 / (4 * 6 - 9)
 
 
 def test_compare_reproduce_rows_and_refuse_what_it_cannot_read(tmp_path):
