@@ -157,11 +157,11 @@ def _check_values(x: np.ndarray) -> None:
   if bad:
     raise UserError(f"images hold {bad} NaN or infinite value(s); every pixel must be a "
                     "number in 0-1 (float) or 0-255 (uint8).")
-  if x.size and (x.min() < 0 or x.max() > 1):
+  lo, hi = (x.min(), x.max()) if x.size else (0, 0)
+  if lo < 0 or hi > 1:
     hint = (" They look like 0-255 values: divide by 255, or pass them as uint8."
-            if x.max() <= 255 and x.min() >= 0 else "")
-    raise UserError(f"float images must lie in 0-1; these span {x.min():g} to "
-                    f"{x.max():g}.{hint}")
+            if lo >= 0 and hi <= 255 else "")
+    raise UserError(f"float images must lie in 0-1; these span {lo:g} to {hi:g}.{hint}")
 
 
 def _native_shape(config):

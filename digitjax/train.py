@@ -486,7 +486,7 @@ class _Signals:
     self._old = {}
 
   def __enter__(self):
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in ctrl_c.STOPS:
       if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
         continue  # nohup
       try:

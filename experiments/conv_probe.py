@@ -214,7 +214,8 @@ def _train_inputs(model: str, batch: int, steps: int):
   rng = np.random.default_rng(0)
   n = config.batch_size * steps
   images = rng.integers(0, 256, (n, *data.image_shape(config)), dtype=np.uint8)
-  return (lambda: catalogue.load_config(model)), images, rng.integers(0, 5, n, np.int32)
+  classes = data.DATASETS[config.dataset.name].num_classes
+  return (lambda: catalogue.load_config(model)), images, rng.integers(0, classes, n, np.int32)
 
 
 def train_ab(model: str, batch: int, steps: int, runs: int, forms=("matmul", "mixed")):
