@@ -30,6 +30,10 @@ RUNS = {  # name: list of invocations (each a list of flags) on one workdir
                             "--config.checkpoint_every_steps=40", *SHORT]],
     "cnn_bn_resumed": [["--config=configs/cnn_bn.py", "--config.num_epochs=1", *SHORT],
                        ["--config=configs/cnn_bn.py", "--config.num_epochs=2", *SHORT]],
+    # report E's GoogLeNet (auxiliary heads, SGD): one epoch on a few hundred flowers
+    "e5_googlenet_small": [["--config=configs/report_e.py:e5_googlenet_sgd",
+                            "--config.num_epochs=1", "--config.dataset.max_train_examples=256",
+                            "--config.dataset.max_test_examples=128"]],
 }
 WALL_TIME_FIELDS = ("time",)
 
