@@ -28,7 +28,7 @@ def _report_a(name):
 def a1_perceptron():
   """A1: 784 -> Dense 10 sigmoid, SGD, cross-entropy, 20 epochs. Published train 93.54%,
   test 92.78%. Keras's categorical_crossentropy on sigmoid outputs normalises them to
-  sum to one (digitjax.train.compute_loss does the same)."""
+  sum to one (digitjax.steps.compute_loss does the same)."""
   c = _report_a("a1_perceptron")
   c.model.name = "perceptron"
   c.model.output_activation = "sigmoid"

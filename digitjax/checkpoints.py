@@ -7,8 +7,8 @@ Two CheckpointManagers, one folder each, so neither retention rule can evict the
   mode and the final test figures use.
 
 A checkpoint holds the TrainState pytree and a JSON `meta` dict (epoch, history, early
-stopping counters, and `config_fingerprint`: workdir.identity() of the config that wrote
-it): everything the loop needs to continue exactly. A restore reads the meta first, so a
+stopping counters, and `config_fingerprint`: digitjax.fingerprint of the config that
+wrote it): everything the loop needs to continue exactly. A restore reads the meta first, so a
 checkpoint of another config is refused in one message and left in place; only one that
 cannot be read (truncated file, bad JSON) is moved to checkpoints/unreadable/.
 Saves are synchronous (the states are small) and orbax writes into a temporary folder
@@ -174,8 +174,8 @@ class Checkpoints:
 
     Its meta is read first and given to check(meta, where), which raises UserError for a
     checkpoint of another config (nothing is moved). A checkpoint whose arrays have other
-    shapes than `abstract_state` (one saved before checkpoints recorded their config) is
-    also one UserError, nothing moved. A checkpoint that fails to restore otherwise
+    shapes than `abstract_state` (of the same config: a model whose layout changed since)
+    is also one UserError, nothing moved. A checkpoint that fails to restore otherwise
     (truncated or deleted file, bad JSON, half-written step) is reported in one line,
     moved to checkpoints/unreadable/ (kept for inspection, and out of the way of the step
     that will be saved again) and the next older one is tried.
@@ -197,10 +197,10 @@ class Checkpoints:
       # Before restoring: a failed restore of other shapes leaves orbax's reads to print.
       if _other_shapes(os.path.join(manager.directory, str(step), "state"), abstract_state):
         raise UserError(
-            f"{where} does not fit this config (its arrays have other shapes: another "
-            "model or optimizer?), and it predates checkpoints that record their config. "
-            "Nothing was moved: use the config it was made with, or another --workdir, "
-            "or --fresh to set the old run aside.")
+            f"{where} does not fit this config (its arrays have other shapes: the "
+            "model's layout changed since it was saved?). Nothing was moved: use the "
+            "digitjax it was made with, or another --workdir, or --fresh to set the old "
+            "run aside.")
       try:
         restored = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))

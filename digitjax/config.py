@@ -3,8 +3,9 @@
 Every experiment file in configs/ starts from `get_config()` here and changes a few
 fields, so every field a run can have is listed (and documented) in one place, and
 `--config.a.b=value` overrides always hit a known, typed field. A model family's own
-fields (flowers_cnn's filters, ...) are declared with the family (digitjax.models.FIELDS)
-and join config.model through `choose_model()`; any other family refuses them.
+fields (flowers_cnn's filters, ...) are declared with the family (digitjax.models.FAMILIES)
+and join config.model through `choose_model()`; any other family refuses them. What a
+family's own fields may hold, the family checks itself (its Family.check).
 
 `validate()` runs before any data is read or anything is compiled: a typo or an
 out-of-range value costs the user one clear message, not a traceback ten minutes in.
@@ -20,17 +21,8 @@ import os
 import ml_collections
 from ml_collections import config_dict
 
-# Fields that only steer how long / how often a run does things. Changing them does not
-# make a workdir belong to "another config": extending num_epochs and rerunning resumes
-# (except under a schedule that spans num_epochs, cosine: workdir.check_schedule).
-RUN_CONTROL_FIELDS = ("name", "num_epochs", "checkpoint_every_steps",
-                      "checkpoint_every_epochs", "log_every_steps", "steps_per_dispatch",
-                      "dataset.data_dir", "dataset.download", "dataset.placement")
-
 MONITORS = ("val_loss", "val_accuracy")
 PLACEMENTS = ("auto", "device", "host")
-HEADS = ("flatten", "gap")
-PADDINGS = ("valid", "same")  # Keras layers' padding argument
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 ON_NONFINITE = ("stop", "skip")
@@ -66,7 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_epochs = 1
   c.log_every_steps = 100  # how often the host checks metrics (and non-finite loss)
   # Training steps per jitted call (one lax.scan), bit-exact for any value: 0 = auto, the
-  # fastest on the backend (digitjax.train.AUTO_STEPS_PER_DISPATCH: 100 on CPU and GPU,
+  # fastest on CPU and GPU alike (digitjax.trainer.DEFAULT_STEPS_PER_DISPATCH: 100,
   # experiments/BENCH.md). SIGTERM is answered between blocks: set 1 for seconds-long steps.
   c.steps_per_dispatch = 0
   c.on_nonfinite = "stop"  # stop | skip (skip leaves the state as it was for that step)
@@ -102,7 +94,7 @@ def _dataset() -> ml_collections.ConfigDict:
 def _model() -> ml_collections.ConfigDict:
   """config.model: the fields every model family shares."""
   g = ml_collections.ConfigDict()
-  g.name = "cnn_bn"  # see digitjax.models.MODELS
+  g.name = "cnn_bn"  # see digitjax.models.FAMILIES
   g.hidden_units = (512,)  # dense layer widths for the MLP families
   g.hidden_activation = "relu"  # relu | sigmoid
   g.output_activation = "softmax"  # how the loss reads the logits: softmax | sigmoid
@@ -110,7 +102,7 @@ def _model() -> ml_collections.ConfigDict:
   g.l2 = 0.0  # kernel L2 factor: l2 * sum(w^2) added to the loss, as Keras does
   g.conv_impl = "matmul"  # matmul (k*k shifted slices + one matmul) | xla (lax.conv) | mixed
   # A family's own fields (flowers_cnn's filters, cnn3_v1's paddings, GoogLeNet's
-  # aux_weight, ...) are declared with it, in digitjax.models.FIELDS: choose_model()
+  # aux_weight, ...) are declared with it, in digitjax.models.FAMILIES: choose_model()
   # adds them, and validate() refuses them on any other family.
   return g
 
@@ -170,7 +162,7 @@ def _augment() -> ml_collections.ConfigDict:
 
 def choose_model(c: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
   """Sets config.model.name and adds that family's own fields at their defaults
-  (digitjax.models.FIELDS), so a config file or --config.model.FIELD can set them."""
+  (digitjax.models.FAMILIES), so a config file or --config.model.FIELD can set them."""
   from digitjax import models
 
   c.model.name = name
@@ -183,50 +175,30 @@ def choose_model(c: ml_collections.ConfigDict, name: str) -> ml_collections.Conf
 PROVENANCE = "provenance"
 
 
-def fingerprint(config: ml_collections.ConfigDict) -> dict:
-  """The part of a config that identifies a run (what a workdir must agree with)."""
-  return fingerprint_from_json(config.to_json_best_effort())
-
-
-def fingerprint_from_json(text: str) -> dict:
-  """The run-identifying fields of a config.json, less those at their default value.
-
-  Leaving defaults out means a field added to the schema later (at a default that keeps
-  the old behaviour) does not make every existing workdir "another config", and a
-  family's own fields at their defaults (every config.json written before families
-  declared them holds all of them) leave it the same config.
-  """
-  d = json.loads(text)
-  d.pop(PROVENANCE, None)  # what the run ran on, not what it is
-  d = _flatten(d)
-  defaults = _defaults()
-  return {k: v for k, v in d.items()
-          if k not in RUN_CONTROL_FIELDS and (k not in defaults or defaults[k] != v)}
-
-
 def _schema() -> dict:
   """The shared fields and their defaults, flattened: {'model.name': 'cnn_bn', ...}."""
-  return _flatten(json.loads(get_config().to_json_best_effort()))
+  return flatten(json.loads(get_config().to_json_best_effort()))
 
 
-def _defaults() -> dict:
-  """_schema() and every family's own fields at their defaults."""
+def defaults() -> dict:
+  """_schema() and every family's own fields at their defaults, flattened."""
   from digitjax import models
 
-  own = {f"model.{k}": v for fields in models.FIELDS.values() for k, v in fields.items()}
-  return {**_flatten(json.loads(json.dumps(own))), **_schema()}
+  own = {f"model.{k}": v for family in models.FAMILIES.values()
+         for k, v in family.fields.items()}
+  return {**flatten(json.loads(json.dumps(own))), **_schema()}
 
 
 def flat(config: ml_collections.ConfigDict) -> dict:
   """Every field of config by its dotted name: {'model.name': 'cnn_bn', ...} (JSON values)."""
-  return _flatten(json.loads(config.to_json_best_effort()))
+  return flatten(json.loads(config.to_json_best_effort()))
 
 
-def _flatten(d, prefix=""):
+def flatten(d, prefix=""):
   out = {}
   for k, v in (d or {}).items():
     if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}."))
+      out.update(flatten(v, f"{prefix}{k}."))
     else:
       out[prefix + k] = v
   return out
@@ -242,7 +214,7 @@ def unknown_fields(config: ml_collections.ConfigDict) -> list[str]:
   own = {f"model.{k}" for k in models.own_fields(config.model.get("name"))}
   schema = [*_schema(), *sorted(own)]
   groups = {k.rsplit(".", 1)[0] for k in schema if "." in k}
-  others = {f"model.{k}" for fields in models.FIELDS.values() for k in fields} - own
+  others = {f"model.{k}" for family in models.FAMILIES.values() for k in family.fields} - own
   errors = []
   for key, value in flat(config).items():
     if key in schema or key.split(".")[0] in TOOL_GROUPS:
@@ -268,17 +240,6 @@ def _nearest(key: str, schema: list, groups: set) -> list[str]:
   if group in groups:  # top-level ones
     return [k for k in schema if k.rsplit(".", 1)[0] == group]
   return [k for k in schema if "." not in k]
-
-
-def describe_difference(theirs: dict | None, mine: dict) -> str:
-  """'model.name: cnn_bn -> mlp, seed: 0 -> 1' (at most a few fields)."""
-  if theirs is None:
-    return "its config.json is unreadable"
-  defaults = _defaults()
-  a, b = {**defaults, **_flatten(theirs)}, {**defaults, **_flatten(mine)}
-  diffs = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-           if a.get(k) != b.get(k)]
-  return ", ".join(diffs[:4]) + (f" and {len(diffs) - 4} more" if len(diffs) > 4 else "")
 
 
 class _Checks:
@@ -313,6 +274,12 @@ class _Checks:
       self.errors.append(f"config.{path}={value!r} is out of range; it must lie in "
                          f"{lb}{lo}, {hi}{rb}.")
 
+  def positive_ints(self, path, value, example):
+    if not isinstance(value, (tuple, list)) or not all(
+        isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in value):
+      self.errors.append(f"config.{path}={value!r} must be a tuple of positive ints, e.g. "
+                         f"--config.{path}='{example}'.")
+
   def boolean(self, path, value):
     if not isinstance(value, bool):
       self.errors.append(f"config.{path}={value!r} must be True or False.")
@@ -341,7 +308,7 @@ def _check_names(check: _Checks, config) -> None:
   from digitjax import data, models, optim  # the registries; imported late to stay light
 
   check.one_of("dataset.name", config.dataset.name, data.DATASETS)
-  check.one_of("model.name", config.model.name, models.MODELS)
+  check.one_of("model.name", config.model.name, models.FAMILIES)
   check.one_of("model.output_activation", config.model.output_activation, OUTPUT_ACTIVATIONS)
   check.one_of("model.hidden_activation", config.model.hidden_activation, models.ACTIVATIONS)
   check.one_of("model.conv_impl", config.model.conv_impl, models.CONV_IMPLS)
@@ -416,59 +383,16 @@ def _check_optimizer(check: _Checks, opt) -> None:
 
 def _check_model(check: _Checks, config) -> None:
   """The shared hidden_units, and the chosen family's own fields (at their defaults
-  where the config leaves them out)."""
+  where the config leaves them out), by the family's own check."""
   from digitjax import models
 
-  if config.model.name not in models.MODELS:
+  family = models.FAMILIES.get(config.model.name)
+  if family is None:
     return
   m = models.settings(config.model)
-  tuples = {"hidden_units": "(256,128)", "filters": "(32,64,128)", "kernel_sizes": "(3,3,5)",
-            "first_pool": "(3,2)"}
-  for path, example in tuples.items():
-    value = m.get(path)
-    if value is not None and (not isinstance(value, (tuple, list)) or not all(
-        isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in value)):
-      check.errors.append(f"config.model.{path}={value!r} must be a tuple of positive "
-                          f"ints, e.g. --config.model.{path}='{example}'.")
-  if "input_scale" in m:
-    check.in_range("model.input_scale", m.input_scale, 0, float("inf"), lo_open=True)
-    check.in_range("model.input_offset", m.input_offset, -float("inf"), float("inf"))
-  if "aux_weight" in m:
-    check.in_range("model.aux_weight", m.aux_weight, 0, float("inf"))
-  if "filters" in m:
-    _check_flowers(check, m)
-  if "conv_paddings" in m:
-    _check_paddings(check, m)
-
-
-def _check_flowers(check: _Checks, m) -> None:
-  check.one_of("model.head", m.head, HEADS)
-  check.boolean("model.batch_norm", m.batch_norm)
-  check.one_of("model.padding", m.padding, PADDINGS)
-  rates = m.block_dropout
-  if not isinstance(rates, (tuple, list)) or not all(
-      isinstance(r, (int, float)) and 0 <= r < 1 for r in rates) or (
-      rates and len(rates) != len(m.filters)):
-    check.errors.append(f"config.model.block_dropout={rates!r} must be () or one rate in "
-                        f"[0, 1) per conv block of config.model.filters={tuple(m.filters)!r}"
-                        ", e.g. --config.model.block_dropout='(0.5,0.5,0.2)'.")
-  if len(m.kernel_sizes) != len(m.filters):
-    check.errors.append(f"config.model.kernel_sizes={tuple(m.kernel_sizes)!r} needs one "
-                        f"kernel size per conv block of config.model.filters="
-                        f"{tuple(m.filters)!r}.")
-  if len(m.first_pool) != 2:
-    check.errors.append(f"config.model.first_pool={tuple(m.first_pool)!r} must be "
-                        "(pool size, stride), e.g. (3,2).")
-
-
-def _check_paddings(check: _Checks, m) -> None:
-  check.one_of("model.pool_padding", m.pool_padding, PADDINGS)
-  paddings = m.conv_paddings
-  if (not isinstance(paddings, (tuple, list)) or len(paddings) != 3
-      or not all(p in PADDINGS for p in paddings)):
-    check.errors.append(f"config.model.conv_paddings={paddings!r} must be three of "
-                        f"{', '.join(PADDINGS)}, one per conv of cnn3_v1, e.g. "
-                        "--config.model.conv_paddings=\"('same','valid','valid')\".")
+  check.positive_ints("model.hidden_units", m.hidden_units, "(256,128)")
+  if family.check:
+    family.check(check, m)
 
 
 def variant(variants: dict, name: str, where: str) -> ml_collections.ConfigDict:

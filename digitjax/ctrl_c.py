@@ -122,3 +122,37 @@ def guard():
       sys.settrace(None)
   if received:  # interrupted, but something caught the KeyboardInterrupt
     raise KeyboardInterrupt
+
+
+class StopSignals:
+  """Training's handler: SIGTERM / SIGINT / SIGHUP set a flag; the loop checkpoints at
+  the next block of steps and exits.
+
+  SIGHUP is what a closed terminal (or a dropped ssh session) sends: it would otherwise
+  kill the run with no checkpoint. A run started under nohup has it ignored, and keeps it
+  so: closing that terminal is meant to leave the run going.
+  """
+
+  def __init__(self):
+    self.received = None
+    self._old = {}
+
+  def __enter__(self):
+    for sig in STOPS:
+      if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+        continue  # nohup
+      try:
+        self._old[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not the main thread (e.g. inside some test runners)
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    if self.received is not None and signum == signal.SIGINT:
+      interrupt(frame)  # a second Ctrl-C means now (and never in a gc callback)
+      return
+    self.received = signal.Signals(signum).name
+
+  def __exit__(self, *exc):
+    for sig, old in self._old.items():
+      signal.signal(sig, old)

@@ -8,3 +8,7 @@ the user (config, data, workdir); let genuine bugs keep their tracebacks.
 
 class UserError(Exception):
   """A problem the user can fix; the message says what was wrong and what to do."""
+
+
+class NonFiniteLoss(UserError):
+  """Training met a NaN or infinite loss or gradient (config.on_nonfinite says what then)."""

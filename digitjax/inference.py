@@ -19,11 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from digitjax import reporting
 from digitjax.errors import UserError
 
 EXPORT_FORMAT = "digitjax-params-1"
-WHICH = ("best", "latest")
 
 
 def _tuples(x):
@@ -86,15 +84,11 @@ class Model:
   @functools.cached_property
   def _apply(self):
     import jax
-
-    softmax = self.config.model.output_activation == "softmax"
+    from digitjax import steps
 
     def probs(variables, x):
       logits = self.module.apply(variables, x, train=False)
-      if softmax:
-        return jax.nn.softmax(logits)
-      p = jax.nn.sigmoid(logits)  # as the loss reads sigmoid outputs: normalised
-      return p / p.sum(-1, keepdims=True)
+      return steps.probabilities(logits, self.config.model.output_activation)
     return jax.jit(probs)
 
   def prepare(self, images) -> np.ndarray:
@@ -171,33 +165,6 @@ def _native_shape(config):
   return (size, size, c) if size and h is None else (h, w, c)
 
 
-def _has_steps(folder: str) -> bool:
-  return os.path.isdir(folder) and any(n.isdigit() for n in os.listdir(folder))
-
-
-def _restore(workdir: str, config, which: str):
-  """The restored TrainState (leading seed axis) and the Trainer that describes it."""
-  from digitjax import checkpoints, train
-
-  if which not in WHICH:
-    raise UserError(f"which={which!r}: choose 'best' (the best validation checkpoint) or "
-                    "'latest' (the newest saved state).")
-  if not _has_steps(os.path.join(workdir, "checkpoints", which)):
-    raise UserError(f"{workdir} holds no {which} checkpoint. Train first (--mode=train) "
-                    "or point at a trained run.")
-  trainer = train.Trainer(config, steps_per_epoch=1)
-  ckpts = checkpoints.Checkpoints(workdir, read_only=True)  # loading never moves a file
-  try:
-    restore = ckpts.restore_best if which == "best" else ckpts.restore_latest
-    # a checkpoint of another config than config.json's is refused, as eval refuses it
-    restored = restore(trainer.abstract_state(), train.identity_check(config, reading=True))
-  finally:
-    ckpts.close()
-  if restored is None:
-    raise UserError(f"every {which} checkpoint in {workdir} is unreadable; retrain.")
-  return trainer, restored[0]
-
-
 def _seed_index(config, seed: int | None) -> int:
   seeds = [config.seed + k for k in range(config.num_seeds)]
   if seed is None:
@@ -245,16 +212,17 @@ def load(path: str, which: str = "best", seed: int | None = None) -> Model:
   'latest'; `seed` picks one seed of a multi-seed run, default the first) or from a file
   that export() wrote. UserError if there is nothing to load."""
   import jax
+  from digitjax import evaluate
 
   path = os.fspath(path)
   if os.path.isfile(path):
     return _load_export(path, seed)
-  if which not in WHICH:
+  if which not in evaluate.WHICH:
     raise UserError(f"which={which!r}: choose 'best' (the best validation checkpoint) or "
                     "'latest' (the newest saved state).")
   config = recorded_config(path)
   k = _seed_index(config, seed)
-  _, state = _restore(path, config, which)
+  _, state = evaluate.restore(path, config, which)
   variables = jax.tree.map(lambda a: np.asarray(jax.device_get(a))[k],
                            {"params": state.params, "batch_stats": state.batch_stats})
   return _build(config, variables, config.seed + k, f"{path} ({which} checkpoint)")
@@ -302,43 +270,3 @@ def _load_export(path: str, seed: int | None) -> Model:
   variables = {"params": blob["variables"].get("params", {}),
                "batch_stats": blob["variables"].get("batch_stats", {})}
   return _build(config, variables, int(blob["seed"]), path)
-
-
-def evaluate(config, workdir: str, split: str | None = None,
-             dataset: str | None = None) -> dict:
-  """The best checkpoint's test loss and accuracy (per seed) on another split and/or
-  another dataset of the same image shape and number of classes; prints one line and
-  writes nothing in the workdir."""
-  from digitjax import checkpoints, data, train, workdir as workdir_lib
-
-  checkpoints.require_best(workdir)
-  workdir_lib.check_config(config, workdir, workdir_lib.EVAL_ADVICE,
-                           workdir_lib.EVAL_ONLY_FIELDS)
-  other = config.copy_and_resolve_references()
-  if dataset:
-    mine, theirs = data.DATASETS[config.dataset.name], data.DATASETS.get(dataset)
-    if theirs is None:
-      raise UserError(f"--eval_dataset={dataset}: unknown dataset; known: "
-                      f"{', '.join(data.DATASETS)}.")
-    if (theirs.num_classes, theirs.image_shape[2]) != (mine.num_classes, mine.image_shape[2]) \
-        or (not config.dataset.image_size and theirs.image_shape != mine.image_shape):
-      raise UserError(f"--eval_dataset={dataset}: its images {theirs.image_shape} and "
-                      f"{theirs.num_classes} classes do not fit this run's model "
-                      f"({mine.image_shape}, {mine.num_classes} classes).")
-    other.dataset.name = dataset
-  if split:
-    other.dataset.test_split = split
-    other.dataset.max_test_examples = 0
-  trainer, state = _restore(workdir, config, "best")
-  test = data.load_test(other)
-  metrics, _ = trainer.evaluate(trainer.replicate(state), test)
-  out = dict(dataset=other.dataset.name, split=other.dataset.test_split,
-             test_examples=len(test), seeds=trainer.seeds,
-             test_loss=[float(v) for v in metrics["loss"]],
-             test_accuracy=[float(v) for v in metrics["accuracy"]])
-  acc = ", ".join(reporting.percent(a) for a in out["test_accuracy"])
-  loss = ", ".join(f"{v:.4f}" for v in out["test_loss"])
-  print(f"Eval on {out['dataset']} {out['split']!r} ({len(test)} images, best checkpoint): "
-        f"loss {loss}, accuracy {acc}" + (f" (seeds {', '.join(map(str, trainer.seeds))})"
-                                          if len(trainer.seeds) > 1 else ""))
-  return out

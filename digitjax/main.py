@@ -66,13 +66,12 @@ def _run(config, workdir, mode, fresh, eval_split, eval_dataset) -> dict:
   workdir_lib.check_path(workdir)
   info = data.DATASETS[config.dataset.name]
   models.check_input(config, data.image_shape(config), info.num_classes)
-  from digitjax import train
+  from digitjax import evaluate, train
   try:
     if mode == "eval" and (eval_split or eval_dataset):
-      from digitjax import inference
-      return inference.evaluate(config, workdir, eval_split, eval_dataset)
+      return evaluate.evaluate_on(config, workdir, eval_split, eval_dataset)
     if mode == "eval":
-      return train.evaluate_checkpoint(config, workdir)
+      return evaluate.evaluate_checkpoint(config, workdir)
     return train.train_and_evaluate(config, workdir, fresh=fresh)
   except OSError as e:  # here, so the reproduce and sweep runners report it too
     if e.errno not in _NO_ROOM:

@@ -21,6 +21,7 @@ import re
 
 import numpy as np
 
+from digitjax.datasets import DATASETS, Split
 from digitjax.errors import UserError
 
 ENV = "DIGITJAX_NPZ_DIR"
@@ -33,9 +34,7 @@ def npz_dir() -> str | None:
 
 def encoded(name: str) -> bool:
   """Photos of varying size (tf_flowers) are exported encoded."""
-  from digitjax import data
-
-  return data.DATASETS[name].image_shape[0] is None
+  return DATASETS[name].image_shape[0] is None
 
 
 def split_path(folder: str, name: str, split: str) -> str:
@@ -57,10 +56,8 @@ def _advice(name: str, again: str = "") -> str:
 
 
 def read(folder: str, config, split: str, limit: int = 0):
-  """The split as data.Split, from folder's export; a missing or damaged file, or a
+  """The split as a Split, from folder's export; a missing or damaged file, or a
   resize of a fixed-size dataset (exports hold native sizes only), is a UserError."""
-  from digitjax import data
-
   name = config.dataset.name
   if config.dataset.image_size and not encoded(name):
     raise UserError(f"${ENV} serves {name} at its native size only; this config resizes "
@@ -82,7 +79,7 @@ def read(folder: str, config, split: str, limit: int = 0):
                     f"{_advice(name, ' again')}.") from None
   if limit:
     images, labels = images[:limit], labels[:limit]
-  return data.Split(images, labels)
+  return Split(images, labels)
 
 
 def _decode(arrays: dict, size: int, split: str):

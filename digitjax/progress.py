@@ -4,7 +4,7 @@ On a terminal (main process), a rich progress bar shows the epoch's steps done, 
 running training loss, steps/s and the ETA of the epoch and of the whole run. It moves
 only when step metrics already reach the host (every config.log_every_steps, at
 checkpoints): it adds no device sync. It is transient, so the epoch's Keras-style line
-(train.print_epoch) takes its place when the epoch ends. Anywhere else (a log file, a
+(digitjax.train.print_epoch) takes its place when the epoch ends. Anywhere else (a log file, a
 batch job, captured output) it shows nothing at all: those logs keep exactly one line
 per epoch, free of control characters.
 """

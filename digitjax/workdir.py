@@ -18,7 +18,7 @@ import sys
 import time
 
 from digitjax import config as config_lib
-from digitjax import distributed
+from digitjax import distributed, fingerprint
 from digitjax.errors import UserError
 
 LOCK = ".lock"
@@ -82,47 +82,18 @@ def record_config(config, workdir: str) -> None:
     os.replace(path + ".tmp", path)
 
 
-def identity(config) -> dict:
-  """The fields that make a run this run (config.fingerprint): what config.json and each
-  checkpoint's meta (`config_fingerprint`) record and are checked against."""
-  return config_lib.fingerprint(config)
-
-
-# Fields that change how a run is evaluated, never a figure (evaluation batches are
-# summed exactly): reading a run under another value of them is the same run.
-EVAL_ONLY_FIELDS = ("eval_batch_size",)
-EVAL_ADVICE = ("Evaluate it under the config it was trained with (its config.json records "
-               "it), or point --workdir at a run of this config.")
-
-
-def check_identity(theirs: dict | None, config, where: str, advice: str = "",
-                   ignore: tuple = ()) -> None:
-  """UserError if `theirs` (a recorded identity; None: unreadable) is not config's, the
-  fields in `ignore` left out; `where` names what recorded it."""
-  mine = identity(config)
-  if theirs is not None and ignore:
-    theirs = {k: v for k, v in theirs.items() if k not in ignore}
-    mine = {k: v for k, v in mine.items() if k not in ignore}
-  if theirs != mine:
-    raise UserError(
-        f"{where} holds a run of a different config "
-        f"({config_lib.describe_difference(theirs, mine)}). " + (
-            advice or "Use another --workdir or the config it was made with, or --fresh "
-            "to set the old run aside (renamed, not deleted)."))
-
-
-def check_config(config, workdir: str, advice: str = "", ignore: tuple = ()) -> None:
-  """UserError if workdir's config.json records a different config (none: fine); advice
-  replaces the message's advice for the command line; `ignore`: fields left out."""
+def check_config(config, workdir: str, reading: bool = False, advice: str = "") -> None:
+  """UserError if workdir's config.json records a different config (none: fine), judged
+  by fingerprint.require_same (`reading`: by eval, predict or load)."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     return
   with open(path) as f:
     try:
-      theirs = config_lib.fingerprint_from_json(f.read())
+      recorded = fingerprint.from_json(f.read())
     except ValueError:
-      theirs = None
-  check_identity(theirs, config, f"workdir {workdir}", advice, ignore)
+      recorded = None
+  fingerprint.require_same(recorded, config, f"workdir {workdir}", reading, advice)
 
 
 def check_schedule(config, workdir: str) -> None:

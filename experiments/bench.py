@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from digitjax import config as base
-from digitjax import train
+from digitjax import trainer as trainer_lib
 from digitjax import reporting
 from digitjax.models import fast_ops
 from digitjax.models import layers as L
@@ -148,7 +148,7 @@ def bench_flax(name, config, images, labels, steps, repeats, dispatch=1):
   bs = config.batch_size
   full = len(labels) // bs
   k = min(steps or full, full)
-  trainer = train.Trainer(config, full)
+  trainer = trainer_lib.Trainer(config, full)
   state = trainer.init_state()
   images, labels = jax.device_put(images), jax.device_put(labels)
   keys, active = trainer.step_keys, trainer.replicate(np.array([True]))
@@ -162,7 +162,7 @@ def bench_flax(name, config, images, labels, steps, repeats, dispatch=1):
   xla_flops = float(cost.get("flops", 0.0)) / bs
   flops = counted_flops(trainer)
 
-  n = max(1, min(dispatch or train.steps_per_dispatch(config), k))  # 0: the trainer's auto
+  n = max(1, min(dispatch or trainer_lib.steps_per_dispatch(config), k))  # 0: the trainer's auto
 
   def epoch(state, e):
     order = trainer.epoch_order(e, len(labels), bs)

@@ -6,13 +6,15 @@ have, and a row's seeds can take several sessions (report D's CIFAR-10 rows: one
 CPU session). So each reproduce records here the seeds it finds under its workroot, and
 builds its tables from these lines and those runs together: seeds add up across
 machines and sessions. A line counts for a row only while its `identity` (the digest of
-the config it ran, runner.identity) is the row's config's today; a config changed since
+the config it ran, digitjax.fingerprint.digest) is the row's config's today; a config changed since
 leaves its old lines in the file and out of the tables.
 """
 from __future__ import annotations
 
 import csv
 import os
+
+from digitjax import fingerprint
 
 NAME = "seeds.csv"
 FIELDS = ("row", "seed", "accuracy", "best_checkpoint", "epochs_run", "wall_seconds",
@@ -51,10 +53,8 @@ def merge(row_id: str, config, found: list[dict],
           ledger: dict[tuple[str, int], dict]) -> list[dict]:
   """The row's entries: its ledger lines still of config (the row's config today),
   under the entries just found in runs/; in seed order."""
-  from experiments import runner
-
   merged = {seed: e for (row, seed), e in ledger.items()
-            if row == row_id and runner.identity(config, seed) == e["identity"]}
+            if row == row_id and fingerprint.digest(config, seed) == e["identity"]}
   merged.update((e["seed"], e) for e in found)
   return [merged[s] for s in sorted(merged)]
 

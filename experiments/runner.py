@@ -22,6 +22,7 @@ import re
 import sys
 from unittest import mock
 
+from digitjax import fingerprint
 from digitjax.errors import UserError
 
 # quick: the smallest input each large family accepts (the aux heads of GoogLeNet need
@@ -75,21 +76,8 @@ class SeedRun:
   wall_seconds: float  # the program's: seeds trained together share it
   device: str
   together: int  # how many seeds that program trained
-  identity: str = ""  # identity(config, seed) of the config it ran
+  identity: str = ""  # fingerprint.digest(config, seed) of the config it ran
   provenance: dict = dataclasses.field(default_factory=dict)  # results.json's
-
-
-def identity(config, seed: int) -> str:
-  """A short digest of what makes seed `seed` of config this run (config.fingerprint,
-  the seed alone): equal digests, the same experiment, whichever program trained it."""
-  import hashlib
-  import json
-  from digitjax import config as config_lib
-
-  c = copy.deepcopy(config)
-  c.seed, c.num_seeds = seed, 1
-  text = json.dumps(config_lib.fingerprint(c), sort_keys=True, default=str)
-  return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def dirname(block: list[int]) -> str:
@@ -127,7 +115,7 @@ def seed_runs(results: dict, workdir: str, config) -> dict[int, SeedRun]:
   entries = per_seed(results)
   return {p["seed"]: SeedRun(p["seed"], p, workdir, results["wall_seconds"],
                              results.get("device_kind", "cpu"), len(entries),
-                             identity(config, p["seed"]), results.get("provenance", {}))
+                             fingerprint.digest(config, p["seed"]), results.get("provenance", {}))
           for p in entries}
 
 
@@ -141,7 +129,7 @@ def finished(workdir: str, config, advice: str = "") -> dict | None:
 
   if not os.path.exists(os.path.join(workdir, "results.json")):
     return None
-  workdir_lib.check_config(config, workdir, advice)
+  workdir_lib.check_config(config, workdir, advice=advice)
   if not os.path.exists(os.path.join(workdir, "config.json")):
     raise UserError(f"{workdir} holds results.json but no config.json: whose run it is "
                     "cannot be told. Move it aside to run it again.")

@@ -12,13 +12,13 @@ import dataclasses
 import jax
 import numpy as np
 
-from digitjax import train
+from digitjax import trainer as trainer_lib
 
 
 @dataclasses.dataclass
 class SeedRuns:
-  together: train.Trainer  # num_seeds = K
-  alone: list[train.Trainer]  # one per seed, num_seeds = 1
+  together: trainer_lib.Trainer  # num_seeds = K
+  alone: list[trainer_lib.Trainer]  # one per seed, num_seeds = 1
 
 
 def seed_trainers(config, k: int, steps_per_epoch: int) -> SeedRuns:
@@ -28,14 +28,14 @@ def seed_trainers(config, k: int, steps_per_epoch: int) -> SeedRuns:
   for i in range(k):
     c = config.copy_and_resolve_references()
     c.seed, c.num_seeds = config.seed + i, 1
-    alone.append(train.Trainer(c, steps_per_epoch))
-  return SeedRuns(train.Trainer(together, steps_per_epoch), alone)
+    alone.append(trainer_lib.Trainer(c, steps_per_epoch))
+  return SeedRuns(trainer_lib.Trainer(together, steps_per_epoch), alone)
 
 
 def _steps(trainer, state, images, labels, epoch, steps):
   order = trainer.epoch_order(epoch, len(labels), trainer.config.batch_size)
   active = trainer.replicate(np.ones(trainer.num_replicas, bool))
-  state, _ = trainer.steps(state, images, labels, order, 0, steps, active)
+  state, _ = trainer.train_steps(state, images, labels, order, 0, steps, active)
   return state
 
 

@@ -112,7 +112,7 @@ def make_parts(config, n_train: int):
   import jax.numpy as jnp
   import optax
 
-  from digitjax import models, train
+  from digitjax import models, steps
 
   s = config.speedrun
   model = models.build(config, 10)
@@ -126,7 +126,7 @@ def make_parts(config, n_train: int):
 
   def loss_fn(params, images, labels):
     logits = forward(params, images)
-    return train.compute_loss(logits, labels, "cross_entropy", "softmax").mean()
+    return steps.compute_loss(logits, labels, "cross_entropy", "softmax").mean()
 
   def init(seed):
     key = jax.random.key(seed)

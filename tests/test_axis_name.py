@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     from jax.sharding import Mesh, PartitionSpec as P
     sys_path = __import__("sys").path.insert(0, "tests")
     from conftest import tiny_config
-    from digitjax import config as config_lib, models, optim, train
+    from digitjax import config as config_lib, models, optim, steps
 
     assert jax.device_count() == 2, jax.devices()
     c = config_lib.choose_model(tiny_config(), "flowers_cnn")  # Conv -> BN -> MaxPool
@@ -26,18 +26,18 @@ SCRIPT = textwrap.dedent("""
     assert config_lib.validate(c) == []
     tx, plateau = optim.make(c, 1), optim.plateau(c)
     one = models.build(c, 10)
-    state = train.create_train_state(one, tx, plateau, (28, 28, 1), jax.random.key(0))
+    state = steps.create_train_state(one, tx, plateau, (28, 28, 1), jax.random.key(0))
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (8, 28, 28, 1), dtype=np.uint8)
     labels = rng.integers(0, 10, 8).astype(np.int32)
     key = jax.random.key(1)
-    ref, ref_m = jax.jit(functools.partial(train.train_step, model=one, tx=tx, config=c))(
+    ref, ref_m = jax.jit(functools.partial(steps.train_step, model=one, tx=tx, config=c))(
         state, images, labels, key)
 
     mesh = Mesh(np.array(jax.devices()), ("batch",))
     def sharded(axis):
         model = models.build(c, 10, bn_axis_name=axis)
-        step = functools.partial(train.train_step, model=model, tx=tx, config=c,
+        step = functools.partial(steps.train_step, model=model, tx=tx, config=c,
                                  axis_name=axis)
         return jax.jit(jax.shard_map(step, mesh=mesh, in_specs=(P(), P("batch"), P("batch"), P()),
                                      out_specs=(P(), P()), check_vma=False))
@@ -53,7 +53,7 @@ SCRIPT = textwrap.dedent("""
 
     # Without the axis name, each device keeps its own half's numbers: not the same.
     def alone():
-        step = functools.partial(train.train_step, model=one, tx=tx, config=c)
+        step = functools.partial(steps.train_step, model=one, tx=tx, config=c)
         return jax.jit(jax.shard_map(step, mesh=mesh, in_specs=(P(), P("batch"), P("batch"), P()),
                                      out_specs=(P(), P()), check_vma=False))
     apart, _ = alone()(state, images, labels, key)

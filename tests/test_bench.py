@@ -28,8 +28,8 @@ def test_vmapped_seeds_equal_sequential_runs(name, hidden, dropout):
 
 
 def test_counted_flops_match_the_published_counts():
-  from digitjax import train
-  flops = {n: bench.counted_flops(train.Trainer(bench.model_config(n, 128), 1))
+  from digitjax import trainer as trainer_lib
+  flops = {n: bench.counted_flops(trainer_lib.Trainer(bench.model_config(n, 128), 1))
            for n in ("keras_mlp", "keras_cnn")}
   assert flops["keras_mlp"] == pytest.approx(4.01e6, rel=1e-3)   # ../shared/BENCHMARKS.md
   assert flops["keras_cnn"] == pytest.approx(71.95e6, rel=1e-3)

@@ -24,7 +24,7 @@ import pytest
 
 from conftest import ROOT
 from digitjax import config as config_lib
-from digitjax import data, main, train
+from digitjax import data, main, trainer as trainer_lib
 from experiments import catalogue, reproduce, runner
 
 
@@ -49,7 +49,7 @@ SHARED_FIELDS = {"_alexnet_": ("optimizer.name",), "_vgg16_": ("optimizer.name",
 
 def _step_key(spec):
   """The quick config's fields that shape its train step, as a comparable dict."""
-  d = config_lib._flatten(runner.quick(catalogue.load_config(spec)).to_dict())
+  d = config_lib.flatten(runner.quick(catalogue.load_config(spec)).to_dict())
   ignored = LOOP_FIELDS + next((v for k, v in SHARED_FIELDS.items() if k in spec), ())
   d = {k: v for k, v in d.items() if not any(k == f or k.startswith(f + ".") for f in ignored)}
   if d["model.name"] == "vgg16_app":
@@ -92,18 +92,18 @@ def test_config_trains_one_step(spec):
   c = runner.quick(catalogue.load_config(spec))
   assert config_lib.validate(c) == []
   shape = data.image_shape(c)
-  trainer = train.Trainer(c, steps_per_epoch=4)
+  trainer = trainer_lib.Trainer(c, steps_per_epoch=4)
   # Parameters do not depend on the conv implementation; lax.conv initialises eagerly
   # in a fraction of a second, the matmul form's slices take seconds op by op.
   init = c.copy_and_resolve_references()
   init.model.conv_impl = "xla"
-  state = train.Trainer(init, steps_per_epoch=4).init_state()
+  state = trainer_lib.Trainer(init, steps_per_epoch=4).init_state()
   before = [np.asarray(p).copy() for p in jax.tree.leaves(state.params)]
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (c.batch_size, *shape), dtype=np.uint8)
   labels = rng.integers(0, trainer.info.num_classes, c.batch_size).astype(np.int32)
   order = jnp.arange(c.batch_size)[None, None]  # (replicas, steps, batch)
-  state, m = trainer.steps(state, images, labels, order, 0, 1,
+  state, m = trainer.train_steps(state, images, labels, order, 0, 1,
                            trainer.replicate(np.array([True])))
   assert bool(m["finite"][0][0]) and np.isfinite(float(m["loss"][0][0]))  # (steps, seeds)
   assert int(state.step[0]) == 1

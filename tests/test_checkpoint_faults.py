@@ -82,8 +82,8 @@ def test_lost_best_not_in_latest_evaluates_latest_and_records_it(run, capsys):
   wd, recorded = run
   shutil.rmtree(wd / "checkpoints" / "best")
   # The latest checkpoints say the best epoch was 1: their state is not the best one.
-  from digitjax import checkpoints, train
-  trainer = train.Trainer(tiny_config(), steps_per_epoch=1)
+  from digitjax import checkpoints, trainer as trainer_lib
+  trainer = trainer_lib.Trainer(tiny_config(), steps_per_epoch=1)
   ckpts = checkpoints.Checkpoints(str(wd))
   state, meta = ckpts.restore_latest(trainer.abstract_state())
   ckpts.close()
@@ -118,25 +118,30 @@ def test_another_seed_is_refused_without_config_json(run):
   assert not (wd / "checkpoints" / "unreadable").exists()
 
 
-def test_old_checkpoint_of_another_width_is_one_message_and_stays(run):
-  """A checkpoint written before they recorded their config: shapes tell it apart."""
+def test_checkpoint_without_its_config_or_of_other_shapes_is_one_message_and_stays(run):
+  """A checkpoint whose meta records no config is refused; one that records this config
+  but holds arrays of other shapes (a model whose layout changed) too. Neither moves."""
   wd, _ = run
   (wd / "config.json").unlink()
-  from digitjax import checkpoints, train
-  trainer = train.Trainer(tiny_config(), steps_per_epoch=1)
+  from digitjax import checkpoints, fingerprint, trainer as trainer_lib
+  trainer = trainer_lib.Trainer(tiny_config(), steps_per_epoch=1)
   ckpts = checkpoints.Checkpoints(str(wd))
   state, meta = ckpts.restore_best(trainer.abstract_state())
   ckpts.close()
   (step,) = _best_steps(wd)
-  shutil.rmtree(wd / "checkpoints" / "best")
-  ckpts = checkpoints.Checkpoints(str(wd))
-  meta.pop("config_fingerprint")
-  ckpts.save_best(int(step), state, meta)
-  ckpts.close()
-  with pytest.raises(UserError, match=r"best checkpoint .*does not fit this config"):
-    main.run(tiny_config(**{"model.hidden_units": (64,)}), str(wd), mode="eval")
-  assert _best_steps(wd) == [step]
-  assert not (wd / "checkpoints" / "unreadable").exists()
+  wider = tiny_config(**{"model.hidden_units": (64,)})
+  for key, value in ((fingerprint.META_KEY, None),
+                     (fingerprint.META_KEY, fingerprint.fingerprint(wider))):
+    shutil.rmtree(wd / "checkpoints" / "best")
+    ckpts = checkpoints.Checkpoints(str(wd))
+    ckpts.save_best(int(step), state, {**meta, key: value} if value else
+                    {k: v for k, v in meta.items() if k != key})
+    ckpts.close()
+    message = "does not fit this config" if value else "records no config"
+    with pytest.raises(UserError, match=rf"best checkpoint .*{message}"):
+      main.run(wider, str(wd), mode="eval")
+    assert _best_steps(wd) == [step]
+    assert not (wd / "checkpoints" / "unreadable").exists()
 
 
 def test_a_reader_passes_steps_a_training_deletes_while_it_lists_them(run, monkeypatch):

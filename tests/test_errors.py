@@ -195,11 +195,12 @@ def test_config_json_written_before_a_field_existed_is_the_same_config():
   old["model"].update(filters=[16, 32, 64], kernel_sizes=[3, 3, 3], batch_norm=False,
                       first_pool=[2, 2], head="flatten", input_scale=1.0, aux_weight=0.3,
                       conv_paddings=["valid", "valid", "valid"], pool_padding="valid")
-  assert config_lib.fingerprint_from_json(json.dumps(old)) == config_lib.fingerprint(c)
+  from digitjax import fingerprint
+  assert fingerprint.from_json(json.dumps(old)) == fingerprint.fingerprint(c)
   c.augment.rotation_range = 10.0
-  assert config_lib.fingerprint_from_json(json.dumps(old)) != config_lib.fingerprint(c)
-  assert "augment.rotation_range: 0.0 -> 10.0" in config_lib.describe_difference(
-      config_lib.fingerprint_from_json(json.dumps(old)), config_lib.fingerprint(c))
+  assert fingerprint.from_json(json.dumps(old)) != fingerprint.fingerprint(c)
+  assert "augment.rotation_range: 0.0 -> 10.0" in fingerprint.describe_difference(
+      fingerprint.from_json(json.dumps(old)), fingerprint.fingerprint(c))
 
 
 def test_ctrl_c_while_starting_up_is_one_line_not_a_traceback(tmp_path):

@@ -11,7 +11,7 @@ or a one), copied into digitjax's parameter and batch_stats trees, and then:
    evaluation; they are compared in 2 and 3);
 2. training mode, dropout off (rate 0 in Keras, identity in digitjax): the logits, both
    auxiliary heads' logits, and BatchNorm's updated moving statistics agree;
-3. one SGD step of digitjax's own train.train_step (the row's SGD config and rate,
+3. one SGD step of digitjax's own steps.train_step (the row's SGD config and rate,
    softmax cross-entropy, GoogLeNet's aux losses weighted by config.model.aux_weight)
    equals jax.grad of Keras's stateless_call (softmax then Keras's categorical
    cross-entropy, the compiled Keras loss) followed by keras.optimizers.SGD: same loss,
@@ -41,7 +41,7 @@ if keras.backend.backend() != "jax":
               allow_module_level=True)
 
 from experiments import keras_reference  # noqa: E402
-from digitjax import models, optim, train  # noqa: E402
+from digitjax import models, optim, steps  # noqa: E402
 from digitjax.models import layers as dj_layers  # noqa: E402
 from experiments import catalogue  # noqa: E402
 
@@ -116,7 +116,8 @@ def _weight_paths(name, kmodel):
         out.append((v, ("params", (*layer.name.split("__"), v.name))))
     return out
   c = catalogue.load_config(CASES[name][0])
-  specs = models.MODELS[c.model.name](models.settings(c.model), CLASSES, c.model.conv_impl)
+  specs = models.FAMILIES[c.model.name].build(models.settings(c.model), CLASSES,
+                                              c.model.conv_impl)
   specs = [(i, kind, kw) for i, (kind, kw) in enumerate(specs) if kind != "Rescaling"]
   klayers = [l for l in kmodel.layers  # Rescaling: no weights, the input scale apart
              if not isinstance(l, (keras.layers.InputLayer, keras.layers.Rescaling))]
@@ -242,7 +243,7 @@ NAMES = list(CASES)
 @pytest.mark.parametrize("name", NAMES)
 def test_inference_logits_equal_keras(name):
   c, model, variables, kmodel, _, images, _ = _case(name)
-  x = train.to_float(jnp.asarray(images))
+  x = steps.to_float(jnp.asarray(images))
   logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
   trainable, non_trainable = _keras_values(kmodel)
   kout, _ = _keras_call(name, False)(trainable, non_trainable, _keras_input(name, x))
@@ -254,7 +255,7 @@ def test_inference_logits_equal_keras(name):
 def test_training_mode_outputs_and_bn_statistics_equal_keras(name, no_dropout):
   c, model, variables, kmodel, paths, images, _ = _case(name)
   _keras_no_dropout(kmodel)
-  x = train.to_float(jnp.asarray(images))
+  x = steps.to_float(jnp.asarray(images))
 
   @jax.jit
   def forward(v, x):
@@ -296,16 +297,16 @@ def test_one_sgd_step_equals_keras(name, no_dropout):
   # digitjax: its own train step on uint8 images.
   tx = optim.make(c, 1)
   params, batch_stats = variables["params"], variables.get("batch_stats", {})
-  state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+  state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=params,
                            batch_stats=batch_stats, opt_state=tx.init(params),
                            plateau=optim.plateau(c).init(params))
-  step = jax.jit(functools.partial(train.train_step, model=model, tx=tx, config=c))
+  step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, config=c))
   new_state, metrics = step(state, jnp.asarray(images), jnp.asarray(labels),
                             jax.random.key(2))
   assert bool(metrics["finite"])
 
   # Keras: softmax outputs, categorical cross-entropy (aux outputs weighted), SGD.
-  x = train.to_float(jnp.asarray(images))
+  x = steps.to_float(jnp.asarray(images))
   onehot = jax.nn.one_hot(labels, CLASSES)
   trainable, non_trainable = _keras_values(kmodel)
 

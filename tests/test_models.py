@@ -91,13 +91,16 @@ def test_googlenet_sows_aux_logits_in_training_only():
 
 
 def test_aux_logits_join_the_training_loss_with_aux_weight_and_not_eval():
-  """train_step's loss = main + aux_weight * sum(aux losses); eval_step: main only."""
+  """train_step's loss = main + the model's aux_weight * sum(aux losses); eval_step: main
+  only."""
   import flax.linen as nn
   import numpy as np
   from conftest import tiny_config
-  from digitjax import optim, train
+  from digitjax import optim, steps
 
   class TwoHeads(nn.Module):
+    aux_weight: float = 0.0
+
     @nn.compact
     def __call__(self, x, train=False):
       x = x.reshape(x.shape[0], -1)
@@ -107,22 +110,23 @@ def test_aux_logits_join_the_training_loss_with_aux_weight_and_not_eval():
       return nn.Dense(3, name="main")(x)
 
   model = TwoHeads()
+  c = tiny_config()
   x = jax.random.uniform(jax.random.key(0), (4, 2, 2, 1))
   images = (x * 255).astype(jnp.uint8)
   labels = jnp.array([0, 1, 2, 1])
   params = model.init(jax.random.key(1), x)["params"]
-  ce = lambda logits: train.compute_loss(logits, labels, "cross_entropy", "softmax").mean()
+  ce = lambda logits: steps.compute_loss(logits, labels, "cross_entropy", "softmax").mean()
   scaled = images.astype(jnp.float32) / 255.0
   main_loss = ce(model.apply({"params": params}, scaled))
   aux_loss = ce(nn.Dense(3).apply({"params": params["aux"]}, scaled.reshape(4, -1)))
   for weight in (0.0, 0.3):
-    c = tiny_config(**{"model.aux_weight": weight})
+    model = TwoHeads(aux_weight=weight)
     tx = optim.make(c, 1)
-    state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats={},
+    state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats={},
                              opt_state=tx.init(params),
                              plateau=optim.plateau(c).init(params))
-    _, m = train.train_step(state, images, labels, jax.random.key(2), model=model, tx=tx,
+    _, m = steps.train_step(state, images, labels, jax.random.key(2), model=model, tx=tx,
                             config=c)
     np.testing.assert_allclose(m["loss"], main_loss + weight * aux_loss, rtol=1e-5)
-  out, _ = train.eval_step(params, {}, images, labels, jnp.ones(4), model=model, config=c)
+  out, _ = steps.eval_step(params, {}, images, labels, jnp.ones(4), model=model, config=c)
   np.testing.assert_allclose(out["loss"], 4 * main_loss, rtol=1e-5)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from digitjax import main, optim, train
+from digitjax import main, optim, callbacks, steps
 
 
 @pytest.mark.parametrize("name,lr", [("sgd", 0.01), ("rmsprop", 1e-3), ("adam", 1e-3),
@@ -60,9 +60,9 @@ def test_sigmoid_cross_entropy_is_keras_normalised_sigmoid():
   logits = jnp.array([[2.0, -1.0, 0.5]])
   s = jax.nn.sigmoid(logits)
   expected = -jnp.log(s[0, 2] / s.sum())
-  got = train.compute_loss(logits, jnp.array([2]), "cross_entropy", "sigmoid")
+  got = steps.compute_loss(logits, jnp.array([2]), "cross_entropy", "sigmoid")
   np.testing.assert_allclose(got[0], expected, rtol=1e-6)
-  mse = train.compute_loss(logits, jnp.array([2]), "mse", "softmax")
+  mse = steps.compute_loss(logits, jnp.array([2]), "mse", "softmax")
   p = jax.nn.softmax(logits)[0]
   np.testing.assert_allclose(mse[0], jnp.mean((jnp.array([0, 0, 1.0]) - p) ** 2), rtol=1e-6)
 
@@ -71,19 +71,19 @@ def test_loss_clip_is_keras_22_clipped_cross_entropy():
   """Clipped like Keras 2.2: the same loss inside [clip, 1 - clip], no gradient outside."""
   logits = jnp.array([[2.0, -1.0, 0.5], [30.0, 0.0, 0.0]])
   labels = jnp.array([2, 1])  # the second example's true class has probability ~1e-13
-  exact = train.compute_loss(logits, labels, "cross_entropy", "softmax")
-  clipped = train.compute_loss(logits, labels, "cross_entropy", "softmax", clip=1e-7)
+  exact = steps.compute_loss(logits, labels, "cross_entropy", "softmax")
+  clipped = steps.compute_loss(logits, labels, "cross_entropy", "softmax", clip=1e-7)
   np.testing.assert_allclose(clipped[0], exact[0], rtol=1e-6)
   np.testing.assert_allclose(clipped[1], -np.log(np.float32(1e-7)), rtol=1e-6)
   assert exact[1] > 29
-  grad = jax.grad(lambda l: train.compute_loss(l, labels, "cross_entropy", "softmax",
+  grad = jax.grad(lambda l: steps.compute_loss(l, labels, "cross_entropy", "softmax",
                                                clip=1e-7).sum())(logits)
   np.testing.assert_allclose(grad[1], 0.0)
   np.testing.assert_allclose(grad[0], jax.nn.softmax(logits[0]) - jnp.array([0, 0, 1.0]),
                              rtol=1e-5)
-  sig = train.compute_loss(logits[:1], labels[:1], "cross_entropy", "sigmoid", clip=1e-7)
+  sig = steps.compute_loss(logits[:1], labels[:1], "cross_entropy", "sigmoid", clip=1e-7)
   np.testing.assert_allclose(
-      sig, train.compute_loss(logits[:1], labels[:1], "cross_entropy", "sigmoid"), rtol=1e-6)
+      sig, steps.compute_loss(logits[:1], labels[:1], "cross_entropy", "sigmoid"), rtol=1e-6)
 
 
 def test_early_stopping_stops_and_tests_the_best_epoch(tmp_path, mock_mnist):
@@ -100,8 +100,8 @@ def test_early_stopping_stops_and_tests_the_best_epoch(tmp_path, mock_mnist):
 
 def _track(values, **es):
   config = tiny_config(**{f"early_stopping.{k}": v for k, v in es.items()})
-  meta = train.LoopState.fresh(1)
-  out = [train.track_best(meta, 0, epoch, v, "val_loss", config.early_stopping)
+  meta = callbacks.LoopState.fresh(1)
+  out = [callbacks.track_best(meta, 0, epoch, v, "val_loss", config.early_stopping)
          for epoch, v in enumerate(values, 1)]
   return meta, out
 

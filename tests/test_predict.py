@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import ROOT, mock_data, tiny_config
 import digitjax
-from digitjax import checkpoints, data, inference, main, train
+from digitjax import checkpoints, data, inference, main, steps, trainer as trainer_lib
 from digitjax.errors import UserError
 
 
@@ -36,11 +36,11 @@ def run(tmp_path_factory):
 
 def _trainer_logits(c, workdir, images):
   """The model's logits the way eval does it: Trainer, best checkpoint, to_float."""
-  trainer = train.Trainer(c, steps_per_epoch=1)
+  trainer = trainer_lib.Trainer(c, steps_per_epoch=1)
   state, _ = checkpoints.Checkpoints(workdir).restore_best(trainer.abstract_state())
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   variables = {k: __import__("jax").tree.map(lambda x: x[0], v) for k, v in variables.items()}
-  return np.asarray(trainer.model.apply(variables, train.to_float(images), train=False))
+  return np.asarray(trainer.model.apply(variables, steps.to_float(images), train=False))
 
 
 def test_predict_matches_eval_and_export(run, tmp_path):

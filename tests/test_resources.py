@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from conftest import MOCK_TINY, mock_cli, mock_data, tiny_config
-from digitjax import checkpoints, main, train
+from digitjax import checkpoints, main, fingerprint, trainer as trainer_lib
 
 
 def _one_error_line(r, *words):
@@ -83,8 +83,8 @@ def test_eval_passes_over_a_checkpoint_a_training_deletes_under_it(trained, tmp_
     return real_restore(step, *args, **kwargs)
 
   ckpts.latest.restore = restore_after_retention
-  trainer = train.Trainer(c, steps_per_epoch=1)
-  state, meta = ckpts.restore_latest(trainer.abstract_state(), train.identity_check(c))
+  trainer = trainer_lib.Trainer(c, steps_per_epoch=1)
+  state, meta = ckpts.restore_latest(trainer.abstract_state(), fingerprint.checkpoint_check(c))
   assert int(state.step.max()) == steps[0]
   err = capsys.readouterr().err
   assert "removed while being read" in err and "Traceback" not in err

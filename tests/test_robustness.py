@@ -244,10 +244,10 @@ def test_nan_loss_exits_nonzero_with_step_and_keeps_checkpoint(tmp_path):
   assert "non-finite loss or gradient at step 2 (epoch 1, batch 2)" in err
   assert "Traceback" not in err
   assert [p.name for p in (tmp_path / "checkpoints" / "latest").iterdir()] == ["1"]
-  from digitjax import checkpoints, train
+  from digitjax import checkpoints, trainer as trainer_lib
   c = tiny_config(**{"optimizer.name": "sgd", "optimizer.learning_rate": 1e30})
   ckpts = checkpoints.Checkpoints(str(tmp_path))
-  state, meta = ckpts.restore_latest(train.Trainer(c, 5).abstract_state())
+  state, meta = ckpts.restore_latest(trainer_lib.Trainer(c, 5).abstract_state())
   assert int(state.step[0]) == 1 and meta["step_in_epoch"] == 1
   ckpts.close()
 

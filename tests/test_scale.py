@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import MOCK_MAIN, ROOT, mock_data, tiny_config
-from digitjax import checkpoints, main, train
+from digitjax import checkpoints, main, trainer as trainer_lib
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -100,7 +100,7 @@ def test_same_seed_same_checkpoint_contents(tmp_path):
   c = tiny_config(**{"model.dropout": 0.2})
   for name in ("a", "b"):
     main.run(c, str(tmp_path / name))
-  abstract = train.Trainer(c, 5).abstract_state()
+  abstract = trainer_lib.Trainer(c, 5).abstract_state()
   states = []
   for name in ("a", "b"):
     ckpts = checkpoints.Checkpoints(str(tmp_path / name))

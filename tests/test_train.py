@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import needs_mnist, tiny_config
-from digitjax import checkpoints, data, main, train
+from digitjax import checkpoints, data, main, callbacks, trainer as trainer_lib
 from digitjax.errors import UserError
 
 
@@ -76,14 +76,14 @@ def test_resume_equals_uninterrupted_run(mock_mnist, tmp_path):
 
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):
   c = tiny_config()
-  trainer = train.Trainer(c, steps_per_epoch=10)
+  trainer = trainer_lib.Trainer(c, steps_per_epoch=10)
   state = trainer.init_state()
   images = np.random.default_rng(0).integers(0, 255, (500, 28, 28, 1), np.uint8)
   labels = np.random.default_rng(1).integers(0, 10, 500).astype(np.int32)
   order = trainer.epoch_order(1, 500, 100)
   active = trainer.replicate(np.array([True]))
   # a trained state, with non-trivial optimizer moments
-  state, _ = trainer.steps(state, images, labels, order, 0, 3, active)
+  state, _ = trainer.train_steps(state, images, labels, order, 0, 3, active)
   ckpts = checkpoints.Checkpoints(str(tmp_path))
   meta = dict(epoch=1, history=[{"loss": 0.5}])
   ckpts.save_latest(int(state.step[0]), state, meta)
@@ -93,19 +93,18 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
   ckpts.close()
 
 
-def test_loop_state_is_the_checkpoint_meta_written_before_it():
-  """The loop's state goes to checkpoints as the same JSON dict as before LoopState, so a
-  checkpoint written then (mid-epoch, with partial sums) resumes, and one written now
-  reads back as the same dict."""
+def test_loop_state_round_trips_through_a_checkpoints_json_meta():
+  """The loop's state goes to checkpoints as a JSON dict: one saved mid-epoch (with
+  partial sums, a seed stopped early) reads back as the same state and the same dict."""
   old = dict(epoch=3, step_in_epoch=40, partial=dict(loss=[1.5, 2.0], accuracy=[0.5, 0.25],
                                                      steps=[40, 40], skipped=[0, 1],
                                                      seconds=2.0),
              history=[{"epoch": 1, "seed": 0}], train_seconds=9.0, best=[0.1, None],
              best_epoch=[2, 0], wait=[1, 0], active=[True, False], epochs_run=[3, 2])
-  loop = train.LoopState.from_meta(json.loads(json.dumps(old)))
+  loop = callbacks.LoopState.from_meta(json.loads(json.dumps(old)))
   assert loop.partial.means(1) == (2.0 / 40, 0.25 / 40) and loop.active == [True, False]
   assert loop.meta() == old
-  assert train.LoopState.fresh(2).meta().keys() == old.keys()
+  assert callbacks.LoopState.fresh(2).meta().keys() == old.keys()
 
 
 def test_nonfinite_loss_stops_with_message_and_keeps_checkpoint(mock_mnist, tmp_path):
@@ -133,7 +132,7 @@ def test_eval_on_empty_workdir_says_nothing_to_evaluate(mock_mnist, tmp_path):
 @pytest.mark.parametrize("num_seeds", [1, 3])
 def test_epoch_order_is_jax_random_permutation_bit_for_bit(num_seeds):
   """The host-sorted epoch order equals jax.random.permutation of each seed's data key."""
-  trainer = train.Trainer(tiny_config(num_seeds=num_seeds), steps_per_epoch=10)
+  trainer = trainer_lib.Trainer(tiny_config(num_seeds=num_seeds), steps_per_epoch=10)
   for epoch, n, batch in ((2, 60000, 128), (5, 1000, 100), (0, 1, 1)):
     order = np.asarray(trainer.epoch_order(epoch, n, batch))
     steps = n // batch
@@ -164,13 +163,13 @@ def test_host_placement_trains_exactly_as_device_placement(tmp_path, mock_mnist)
 
 def test_auto_placement_keeps_a_split_on_the_device_unless_it_is_too_big(monkeypatch):
   c = tiny_config()
-  assert train.data_placement(c, 10**12) == "device"  # CPU: no device memory limit
+  assert trainer_lib.data_placement(c, 10**12) == "device"  # CPU: no device memory limit
   fake = type("Dev", (), {"memory_stats": lambda self: {"bytes_limit": 1000}})()
   monkeypatch.setattr(jax, "local_devices", lambda: [fake])
-  assert train.data_placement(c, 400) == "device"
-  assert train.data_placement(c, 600) == "host"
+  assert trainer_lib.data_placement(c, 400) == "device"
+  assert trainer_lib.data_placement(c, 600) == "host"
   c.dataset.placement = "device"
-  assert train.data_placement(c, 600) == "device"
+  assert trainer_lib.data_placement(c, 600) == "device"
 
 
 @pytest.mark.parametrize("per_dispatch, spans", [(1, [(3, 1), (4, 1)]), (2, [(3, 2)]),
@@ -180,11 +179,11 @@ def test_host_blocks_start_mid_epoch_and_follow_the_order(per_dispatch, spans):
   picks them out of it (replica by replica, step by step)."""
   c = tiny_config(num_seeds=2, batch_size=10, steps_per_dispatch=per_dispatch,
                   **{"dataset.placement": "host"})
-  trainer = train.Trainer(c, steps_per_epoch=5)
+  trainer = trainer_lib.Trainer(c, steps_per_epoch=5)
   images = np.arange(50 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(50, 28, 28, 1)
   images[:, 0, 0, 0] = np.arange(50)  # each image identifiable
   labels = np.arange(50, dtype=np.int32) % 10
-  train_data = train.TrainData(trainer, data.Split(images, labels))
+  train_data = trainer_lib.TrainData(trainer, data.Split(images, labels))
   assert train_data.on_host
   order = trainer.epoch_order(1, 50, 10)  # (2, 5, 10)
   got = list(train_data.blocks(1, start=3))
@@ -197,9 +196,9 @@ def test_host_blocks_start_mid_epoch_and_follow_the_order(per_dispatch, spans):
 
 
 def test_blocks_end_at_the_epoch_and_at_checkpoint_steps():
-  assert list(train.block_spans(0, 10, 0, 4, 0)) == [(0, 4), (4, 4), (8, 2)]
-  assert list(train.block_spans(0, 10, 0, 4, 5)) == [(0, 4), (4, 1), (5, 4), (9, 1)]
-  assert list(train.block_spans(2, 10, 10, 100, 7)) == [(2, 2), (4, 6)]
+  assert list(trainer_lib.block_spans(0, 10, 0, 4, 0)) == [(0, 4), (4, 4), (8, 2)]
+  assert list(trainer_lib.block_spans(0, 10, 0, 4, 5)) == [(0, 4), (4, 1), (5, 4), (9, 1)]
+  assert list(trainer_lib.block_spans(2, 10, 10, 100, 7)) == [(2, 2), (4, 6)]
 
 
 def test_checkpoint_every_epochs_saves_less_and_resumes_exactly(mock_mnist, tmp_path, monkeypatch):
@@ -241,7 +240,7 @@ def test_checkpoints_are_named_after_the_furthest_seed():
 
   import numpy as np
 
-  from digitjax import train as train_lib
+  from digitjax import saves
 
-  assert train_lib._step_of(types.SimpleNamespace(step=np.array([840, 1260, 1050]))) == 1260
-  assert train_lib._step_of(types.SimpleNamespace(step=np.array([42]))) == 42
+  assert saves.step_of(types.SimpleNamespace(step=np.array([840, 1260, 1050]))) == 1260
+  assert saves.step_of(types.SimpleNamespace(step=np.array([42]))) == 42

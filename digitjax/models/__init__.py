@@ -1,13 +1,17 @@
-"""Model families of the reports, chosen by `config.model.name`.
+"""Model families of the reports, chosen by `config.model.name`: the registry FAMILIES.
 
-Each family is a function (model config, num_classes, conv impl) -> layer specs for
-`Sequential`, written to read like the report's Keras code; a family that branches
-(GoogLeNet) returns its Flax module instead. The final Dense layer emits logits;
-`config.model.output_activation` tells the loss whether they stand for a softmax or
-per-class sigmoids. Reports A-D's families are here; report E's in flowers.py and
-imagenet.py.
+A family brings everything the rest of digitjax knows about it (`Family`): its build
+function (model settings, num_classes, conv impl) -> layer specs for `Sequential`,
+written to read like the report's Keras code (a family that branches, GoogLeNet, returns
+its Flax module instead); its own config.model fields at their defaults; and the checks
+of those fields. The final Dense layer emits logits; `config.model.output_activation`
+tells the loss whether they stand for a softmax or per-class sigmoids. Reports A-D's
+families are here; report E's in flowers.py and imagenet.py.
 """
 from __future__ import annotations
+
+import dataclasses
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -18,7 +22,8 @@ import numpy as np
 from digitjax.models import flowers, imagenet
 from digitjax.models.flowers import flowers_cnn
 from digitjax.models.imagenet import alexnet, googlenet, vgg16, vgg16_app
-from digitjax.models.layers import ACTIVATIONS, CONV_IMPLS, Sequential
+from digitjax.models.layers import (ACTIVATIONS, CONV_IMPLS, PADDINGS, Sequential,
+                                    check_input_fields)
 
 
 def _mlp_head(m, num_classes):
@@ -82,6 +87,17 @@ def cnn_single(m, num_classes, impl):
 # cnn3_v1's own config.model fields: Keras `padding` of its three convs and of its
 # max-poolings, Keras's defaults.
 CNN3_V1_FIELDS = dict(conv_paddings=("valid", "valid", "valid"), pool_padding="valid")
+
+
+def check_cnn3_v1(check, m) -> None:
+  """config.validate's checks of cnn3_v1's own fields (check: its collector)."""
+  check.one_of("model.pool_padding", m.pool_padding, PADDINGS)
+  paddings = m.conv_paddings
+  if (not isinstance(paddings, (tuple, list)) or len(paddings) != 3
+      or not all(p in PADDINGS for p in paddings)):
+    check.errors.append(f"config.model.conv_paddings={paddings!r} must be three of "
+                        f"{', '.join(PADDINGS)}, one per conv of cnn3_v1, e.g. "
+                        "--config.model.conv_paddings=\"('same','valid','valid')\".")
 
 
 def cnn3_v1(m, num_classes, impl):
@@ -149,21 +165,30 @@ def speedrun_cnn(m, num_classes, impl):
           ("Flatten", {}), _dense(256), _dense(num_classes, None)]
 
 
-MODELS = {f.__name__: f for f in (perceptron, mlp, keras_cnn, net1, net2, cnn_single,
-                                   cnn3_v1, cnn3_v2, cnn_bn, c_v2, c_v3, flowers_cnn,
-                                   alexnet, vgg16, vgg16_app, googlenet, speedrun_cnn)}
+@dataclasses.dataclass(frozen=True)
+class Family:
+  """A model family: its build function, its own config.model fields (with their
+  defaults; every family also reads the shared ones, digitjax.config's model group) and
+  check(checks, m), the checks of those fields for config.validate."""
+  build: Callable
+  fields: dict = dataclasses.field(default_factory=dict)
+  check: Callable | None = None
 
 
-# The config.model fields of one family alone, with their defaults; every family also
-# reads the shared ones (digitjax.config's model group). config.choose_model adds a
-# family's own fields; config.validate refuses them on any other family.
-FIELDS = {"flowers_cnn": flowers.FIELDS, "cnn3_v1": CNN3_V1_FIELDS,
-          "googlenet": imagenet.GOOGLENET_FIELDS, "alexnet": imagenet.ALEXNET_FIELDS,
-          "vgg16": imagenet.VGG16_FIELDS}
+FAMILIES = {f.build.__name__: f for f in (
+    Family(perceptron), Family(mlp), Family(keras_cnn), Family(net1), Family(net2),
+    Family(cnn_single), Family(cnn3_v1, CNN3_V1_FIELDS, check_cnn3_v1), Family(cnn3_v2),
+    Family(cnn_bn), Family(c_v2), Family(c_v3), Family(speedrun_cnn),
+    Family(flowers_cnn, flowers.FIELDS, flowers.check),
+    Family(alexnet, imagenet.ALEXNET_FIELDS, check_input_fields),
+    Family(vgg16, imagenet.VGG16_FIELDS, check_input_fields), Family(vgg16_app),
+    Family(googlenet, imagenet.GOOGLENET_FIELDS, imagenet.check_googlenet))}
 
 
 def own_fields(name: str) -> dict:
-  return FIELDS.get(name, {})
+  """A family's own config.model fields at their defaults ({} for an unknown name)."""
+  family = FAMILIES.get(name)
+  return dict(family.fields) if family else {}
 
 
 def settings(m) -> ml_collections.ConfigDict:
@@ -175,7 +200,7 @@ def settings(m) -> ml_collections.ConfigDict:
 def build(config, num_classes: int, bn_axis_name: str | None = None) -> nn.Module:
   """The Flax module for config.model; bn_axis_name syncs BatchNorm across devices."""
   m = settings(config.model)
-  layers = MODELS[m.name](m, num_classes, m.conv_impl)
+  layers = FAMILIES[m.name].build(m, num_classes, m.conv_impl)
   if isinstance(layers, nn.Module):  # a branching family (GoogLeNet: no BatchNorm)
     return layers
   if bn_axis_name:

@@ -7,7 +7,9 @@ configs live in configs/report_e.py.
 """
 from __future__ import annotations
 
-from digitjax.models.layers import INPUT_FIELDS, input_rescaling
+from digitjax.models.layers import INPUT_FIELDS, PADDINGS, check_input_fields, input_rescaling
+
+HEADS = ("flatten", "gap")
 
 # flowers_cnn's own config.model fields and their defaults (the TF flowers tutorial's).
 FIELDS = dict(
@@ -56,3 +58,28 @@ def flowers_cnn(m, num_classes, impl):
     layers.append(("Dropout", dict(rate=m.dropout)))
   layers.append(("Dense", dict(features=num_classes, activation=None)))
   return layers
+
+
+def check(check, m) -> None:
+  """config.validate's checks of flowers_cnn's own fields (check: its collector)."""
+  for path, example in (("filters", "(32,64,128)"), ("kernel_sizes", "(3,3,5)"),
+                        ("first_pool", "(3,2)")):
+    check.positive_ints(f"model.{path}", m[path], example)
+  check_input_fields(check, m)
+  check.one_of("model.head", m.head, HEADS)
+  check.boolean("model.batch_norm", m.batch_norm)
+  check.one_of("model.padding", m.padding, PADDINGS)
+  rates = m.block_dropout
+  if not isinstance(rates, (tuple, list)) or not all(
+      isinstance(r, (int, float)) and 0 <= r < 1 for r in rates) or (
+      rates and len(rates) != len(m.filters)):
+    check.errors.append(f"config.model.block_dropout={rates!r} must be () or one rate in "
+                        f"[0, 1) per conv block of config.model.filters={tuple(m.filters)!r}"
+                        ", e.g. --config.model.block_dropout='(0.5,0.5,0.2)'.")
+  if len(m.kernel_sizes) != len(m.filters):
+    check.errors.append(f"config.model.kernel_sizes={tuple(m.kernel_sizes)!r} needs one "
+                        f"kernel size per conv block of config.model.filters="
+                        f"{tuple(m.filters)!r}.")
+  if len(m.first_pool) != 2:
+    check.errors.append(f"config.model.first_pool={tuple(m.first_pool)!r} must be "
+                        "(pool size, stride), e.g. (3,2).")

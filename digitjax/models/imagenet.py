@@ -137,9 +137,9 @@ class GoogLeNet(nn.Module):
   150x150 but other maps: 4a 10x10 there, 8x8 here.)
 
   The auxiliary heads' logits are sown into the 'aux' collection in training only; the
-  train step adds their loss with weight config.model.aux_weight (0.3, the paper's
-  loss weight; the notebook does not compile the model) and evaluation uses the main
-  head alone. Their parameters exist (and count) always, as in the Keras model, which
+  train step adds their loss with weight `aux_weight` (config.model.aux_weight: 0.3, the
+  paper's loss weight; the notebook does not compile the model) and evaluation uses the
+  main head alone. Their parameters exist (and count) always, as in the Keras model, which
   has three outputs.
 
   At report E's 150x150 the maps run 72 -> 35 -> 17 -> 8 (4a: 8x8x512, each auxiliary
@@ -148,6 +148,7 @@ class GoogLeNet(nn.Module):
   """
   num_classes: int
   impl: str = "matmul"
+  aux_weight: float = 0.3  # the weight of the auxiliary heads' losses (the train step's)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -193,4 +194,9 @@ GOOGLENET_FIELDS = dict(aux_weight=0.3)
 
 def googlenet(m, num_classes, impl):
   """E5: see GoogLeNet. A module rather than layer specs: it branches."""
-  return GoogLeNet(num_classes=num_classes, impl=impl)
+  return GoogLeNet(num_classes=num_classes, impl=impl, aux_weight=m.aux_weight)
+
+
+def check_googlenet(check, m) -> None:
+  """config.validate's check of GoogLeNet's own field."""
+  check.in_range("model.aux_weight", m.aux_weight, 0, float("inf"))

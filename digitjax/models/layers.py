@@ -32,6 +32,8 @@ from jax import lax
 
 from digitjax.models import fast_ops
 
+PADDINGS = ("valid", "same")  # Keras layers' padding argument
+
 ACTIVATIONS: dict[str, Callable | None] = {
     "relu": nn.relu,
     "sigmoid": nn.sigmoid,
@@ -288,6 +290,12 @@ class Rescaling(nn.Module):
 # A family's own fields for a Keras Rescaling layer at the model's input (flowers_cnn,
 # alexnet, vgg16): the defaults add no layer.
 INPUT_FIELDS = dict(input_scale=1.0, input_offset=0.0)
+
+
+def check_input_fields(check, m) -> None:
+  """config.validate's checks of INPUT_FIELDS (check: its collector of sentences)."""
+  check.in_range("model.input_scale", m.input_scale, 0, float("inf"), lo_open=True)
+  check.in_range("model.input_offset", m.input_offset, -float("inf"), float("inf"))
 
 
 def input_rescaling(m) -> list:
