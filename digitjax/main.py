@@ -4,7 +4,8 @@ Intentionally short, as in Flax's examples: flags in, one call into digitjax.tra
 Any config field can be overridden, e.g. `--config.optimizer.learning_rate=3e-4`.
 Rerunning on the same workdir resumes; `--mode=eval` tests the best checkpoint
 (`--eval_split='test[:50%]'`, `--eval_dataset=...`: another split or dataset, printed only);
-`--mode=predict --workdir=DIR --images=a.png,folder/,x.npy` prints each image's class.
+`--mode=predict --workdir=DIR --images=a.png,folder/,x.npy` prints each image's class
+(`--top`, `--format`, `--resize`, `--invert`: digitjax.predict).
 Problems the user can fix print one line on stderr and exit with status 2.
 """
 from __future__ import annotations
@@ -23,12 +24,21 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/cnn_bn.py.", lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Where checkpoints, metrics and plots go. Default: runs/<config name>.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"],
-                          "train (resumes if the workdir has a checkpoint), eval "
-                          "(tests the best checkpoint) or predict (classifies --images).")
+_MODE = flags.DEFINE_enum(
+    "mode", "train", ["train", "eval", "predict"],
+    "train (resumes if the workdir has a checkpoint), eval (tests the best checkpoint) "
+    "or predict (classifies --images).")
 _IMAGES = flags.DEFINE_string(
     "images", None, "--mode=predict: comma-separated PNG/JPEG files, folders of them, or "
     ".npy arrays of images (uint8 0-255 or float 0-1).")
+_RESIZE = flags.DEFINE_bool("resize", False, "--mode=predict: stretch images of another "
+                            "size to the model's input height and width.")
+_INVERT = flags.DEFINE_bool("invert", False, "--mode=predict: invert the images first "
+                            "(dark ink on light paper -> MNIST's light on black).")
+_TOP = flags.DEFINE_integer("top", 1, "--mode=predict: print each image's K most "
+                            "probable classes with their probabilities.")
+_FORMAT = flags.DEFINE_enum("format", "text", ["text", "json", "csv"],
+                            "--mode=predict: output as tab-separated text, JSON or CSV.")
 _EVAL_SPLIT = flags.DEFINE_string(
     "eval_split", None, "--mode=eval on this split instead of the config's test split, "
     "e.g. 'test[:50%]'; prints only, writes nothing in the workdir.")
@@ -79,75 +89,6 @@ def _run(config, workdir, mode, fresh, eval_split, eval_dataset) -> dict:
       raise
     raise UserError(f"could not write in {workdir} ({e.strerror}). What it held before is "
                     "intact: free disk space and rerun the same command to resume.") from e
-
-
-_IMAGE_FILES = (".png", ".jpg", ".jpeg")
-
-
-def _read_images(spec: str, channels: int):
-  """(path, images, is_array) from --images: PNG/JPEG files, folders of them, .npy arrays."""
-  import numpy as np
-
-  groups = []
-  for path in [p for p in spec.split(",") if p]:
-    if os.path.isdir(path):
-      files = sorted(os.path.join(path, f) for f in os.listdir(path)
-                     if f.lower().endswith(_IMAGE_FILES))
-      if not files:
-        raise UserError(f"--images: folder {path} holds no .png/.jpg/.jpeg file.")
-    elif os.path.isfile(path):
-      files = [path]
-    else:
-      raise UserError(f"--images: {path} does not exist.")
-    for f in files:
-      try:
-        if f.lower().endswith(".npy"):
-          a = np.load(f, allow_pickle=False)
-          groups.append((f, a, True))
-          continue
-        groups.append((f, _read_image(f, channels), False))
-      except UserError:
-        raise
-      except Exception as e:  # noqa: BLE001 - Pillow and numpy raise OSError, ValueError,
-        # SyntaxError (damaged PNG chunks), DecompressionBombError, MemoryError, ...
-        raise UserError(f"--images: cannot read {f} as an image or .npy array "
-                        f"({type(e).__name__}: {str(e).splitlines()[0][:150]}).") from None
-  if not groups:
-    raise UserError("--images is empty: give PNG/JPEG files, folders or .npy arrays.")
-  return groups
-
-
-def _read_image(path: str, channels: int):
-  """One PNG/JPEG as uint8, or as float 0-1 when it has more than 8 bits a pixel (16-bit
-  grayscale PNGs: Pillow's convert("L") would clip them to 255)."""
-  import numpy as np
-  from PIL import Image
-
-  with Image.open(path) as im:
-    if im.mode in ("I;16", "I;16B", "I;16L", "I") and channels == 1:
-      top = 65535.0 if im.mode.startswith("I;16") or np.asarray(im).max() <= 65535 \
-          else float(2**31 - 1)
-      return np.asarray(im, dtype=np.float64).astype(np.float32) / np.float32(top)
-    return np.asarray(im.convert("L" if channels == 1 else "RGB"))
-
-
-def predict(workdir: str, images: str) -> list[tuple[str, str, float]]:
-  """--mode=predict: (name, class, probability) per image, each printed as one line."""
-  from digitjax import inference
-
-  model = inference.load(workdir)
-  rows = []
-  for path, arr, is_array in _read_images(images, model.input_shape[2]):
-    try:
-      p = model.predict(arr)
-    except UserError as e:
-      raise UserError(f"--images: {path}: {e}") from None
-    names = [f"{path}[{i}]" for i in range(len(p))] if is_array else [path]
-    for name, row in zip(names, p):
-      k = int(row.argmax())
-      rows.append((name, model.class_names[k], float(row[k])))
-      print(f"{name}\t{model.class_names[k]}\t{row[k]:.4f}")
-  return rows
 
 
 def parse_flags(argv):
@@ -320,7 +261,9 @@ def main(argv):
     workdir = _workdir(config)
     with ctrl_c.guard():  # from here on, a stop is never swallowed
       if mode == "predict":
-        predict(workdir, _IMAGES.value)
+        from digitjax import predict
+        predict.predict(workdir, _IMAGES.value, _TOP.value, _FORMAT.value, _RESIZE.value,
+                        _INVERT.value)
         return
       if config is None:  # eval of a workdir alone: the config its training recorded
         from digitjax import inference
@@ -356,6 +299,14 @@ def _check_mode_flags(config, mode: str) -> None:
   if (_EVAL_SPLIT.present or _EVAL_DATASET.present) and mode != "eval":
     _usage_error("--eval_split and --eval_dataset go with --mode=eval; add --mode=eval to "
                  "test a trained run on another split or dataset.")
+  for mine, names in (("predict", ("resize", "invert", "top", "format")),):
+    given = [f"--{n}" for n in names if flags.FLAGS[n].present]
+    if given and mode != mine:
+      _usage_error(f"{' and '.join(given)} go{'es' if len(given) == 1 else ''} with "
+                   f"--mode={mine}, not --mode={mode}.")
+  if _TOP.value < 1:
+    _usage_error(f"--top={_TOP.value}: give how many classes to print, 1 or more.")
+
 
 
 if __name__ == "__main__":
