@@ -5,7 +5,8 @@ Any config field can be overridden, e.g. `--config.optimizer.learning_rate=3e-4`
 Rerunning on the same workdir resumes; `--mode=eval` tests the best checkpoint
 (`--eval_split='test[:50%]'`, `--eval_dataset=...`: another split or dataset, printed only);
 `--mode=predict --workdir=DIR --images=a.png,folder/,x.npy` prints each image's class
-(`--top`, `--format`, `--resize`, `--invert`: digitjax.predict).
+(`--top`, `--format`, `--resize`, `--invert`: digitjax.predict); `--mode=export
+--export_to=PATH` writes a model that runs without digitjax (digitjax.export).
 Problems the user can fix print one line on stderr and exit with status 2.
 """
 from __future__ import annotations
@@ -25,9 +26,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Where checkpoints, metrics and plots go. Default: runs/<config name>.")
 _MODE = flags.DEFINE_enum(
-    "mode", "train", ["train", "eval", "predict"],
-    "train (resumes if the workdir has a checkpoint), eval (tests the best checkpoint) "
-    "or predict (classifies --images).")
+    "mode", "train", ["train", "eval", "predict", "export"],
+    "train (resumes if the workdir has a checkpoint), eval (tests the best checkpoint), "
+    "predict (classifies --images) or export (writes --export_to).")
 _IMAGES = flags.DEFINE_string(
     "images", None, "--mode=predict: comma-separated PNG/JPEG files, folders of them, or "
     ".npy arrays of images (uint8 0-255 or float 0-1).")
@@ -39,6 +40,13 @@ _TOP = flags.DEFINE_integer("top", 1, "--mode=predict: print each image's K most
                             "probable classes with their probabilities.")
 _FORMAT = flags.DEFINE_enum("format", "text", ["text", "json", "csv"],
                             "--mode=predict: output as tab-separated text, JSON or CSV.")
+_EXPORT_TO = flags.DEFINE_string(
+    "export_to", None, "--mode=export: the file (jax, msgpack) or new folder (savedmodel) "
+    "to write.")
+_EXPORT_FORMAT = flags.DEFINE_enum(
+    "export_format", "jax", ["jax", "savedmodel", "msgpack"],
+    "--mode=export: jax (a jax.export program and its weights, one .npz: runs with jax "
+    "alone), savedmodel (TensorFlow, via jax2tf) or msgpack (params for digitjax.load).")
 _EVAL_SPLIT = flags.DEFINE_string(
     "eval_split", None, "--mode=eval on this split instead of the config's test split, "
     "e.g. 'test[:50%]'; prints only, writes nothing in the workdir.")
@@ -260,10 +268,8 @@ def main(argv):
   try:
     workdir = _workdir(config)
     with ctrl_c.guard():  # from here on, a stop is never swallowed
-      if mode == "predict":
-        from digitjax import predict
-        predict.predict(workdir, _IMAGES.value, _TOP.value, _FORMAT.value, _RESIZE.value,
-                        _INVERT.value)
+      if mode in ("predict", "export"):
+        _use_trained(workdir, mode)
         return
       if config is None:  # eval of a workdir alone: the config its training recorded
         from digitjax import inference
@@ -294,18 +300,35 @@ def _check_mode_flags(config, mode: str) -> None:
     _usage_error("--mode=predict needs --images=PATH[,PATH...] (PNG/JPEG files, folders "
                  "of them, .npy arrays) and --workdir (or --config, for runs/<config name>).")
   if config is None and not (mode != "train" and _WORKDIR.value):
-    _usage_error("--config is required, e.g. --config=configs/cnn_bn.py (--mode=eval and "
-                 "--mode=predict take --workdir alone: the config its training recorded).")
+    _usage_error("--config is required, e.g. --config=configs/cnn_bn.py (--mode=eval, "
+                 "predict and export take --workdir alone: the config its training "
+                 "recorded).")
   if (_EVAL_SPLIT.present or _EVAL_DATASET.present) and mode != "eval":
     _usage_error("--eval_split and --eval_dataset go with --mode=eval; add --mode=eval to "
                  "test a trained run on another split or dataset.")
-  for mine, names in (("predict", ("resize", "invert", "top", "format")),):
+  if mode == "export" and not (_EXPORT_TO.value or "").strip():
+    _usage_error("--mode=export needs --export_to=PATH (e.g. model.npz; a new folder for "
+                 "--export_format=savedmodel) and --workdir (or --config).")
+  for mine, names in (("predict", ("resize", "invert", "top", "format")),
+                      ("export", ("export_to", "export_format"))):
     given = [f"--{n}" for n in names if flags.FLAGS[n].present]
     if given and mode != mine:
       _usage_error(f"{' and '.join(given)} go{'es' if len(given) == 1 else ''} with "
                    f"--mode={mine}, not --mode={mode}.")
   if _TOP.value < 1:
     _usage_error(f"--top={_TOP.value}: give how many classes to print, 1 or more.")
+
+
+def _use_trained(workdir: str, mode: str) -> None:
+  """--mode=predict or --mode=export: a trained run (a workdir or an exported .msgpack)."""
+  if mode == "predict":
+    from digitjax import predict
+    predict.predict(workdir, _IMAGES.value, _TOP.value, _FORMAT.value, _RESIZE.value,
+                    _INVERT.value)
+    return
+  from digitjax import export
+  path = export.export(workdir, os.path.expanduser(_EXPORT_TO.value), _EXPORT_FORMAT.value)
+  print(f"Wrote {path} ({_EXPORT_FORMAT.value} export of {workdir}).")
 
 
 
