@@ -6,7 +6,8 @@ Rerunning on the same workdir resumes; `--mode=eval` tests the best checkpoint
 (`--eval_split='test[:50%]'`, `--eval_dataset=...`: another split or dataset, printed only);
 `--mode=predict --workdir=DIR --images=a.png,folder/,x.npy` prints each image's class
 (`--top`, `--format`, `--resize`, `--invert`: digitjax.predict); `--mode=export
---export_to=PATH` writes a model that runs without digitjax (digitjax.export).
+--export_to=PATH` writes a model that runs without digitjax (digitjax.export);
+`--mode=summary` prints what a command would train, and trains and writes nothing.
 Problems the user can fix print one line on stderr and exit with status 2.
 """
 from __future__ import annotations
@@ -22,13 +23,17 @@ from digitjax import ctrl_c
 from digitjax.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file, e.g. configs/cnn_bn.py.", lock_config=True)
+    "config", None, "Experiment config file, e.g. configs/cnn_bn.py, or FILE:VARIANT for "
+    "the files that hold several (configs/report_a.py:a2_mlp1); --mode=summary lists a "
+    "file's variants.", lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Where checkpoints, metrics and plots go. Default: runs/<config name>.")
 _MODE = flags.DEFINE_enum(
-    "mode", "train", ["train", "eval", "predict", "export"],
+    "mode", "train", ["train", "eval", "predict", "export", "summary"],
     "train (resumes if the workdir has a checkpoint), eval (tests the best checkpoint), "
-    "predict (classifies --images) or export (writes --export_to).")
+    "predict (classifies --images), export (writes --export_to) or summary (prints the "
+    "config file's variants, the resolved config, the model and the workdir; writes "
+    "nothing).")
 _IMAGES = flags.DEFINE_string(
     "images", None, "--mode=predict: comma-separated PNG/JPEG files, folders of them, or "
     ".npy arrays of images (uint8 0-255 or float 0-1).")
@@ -274,6 +279,9 @@ def main(argv):
       if config is None:  # eval of a workdir alone: the config its training recorded
         from digitjax import inference
         config = inference.recorded_config(workdir)
+      if mode == "summary":
+        _summary(config, workdir)
+        return
       from digitjax import distributed
       distributed.initialize_from_env()  # several processes (launch.sh --processes, --slurm)
       result = run(config, workdir, mode, _FRESH.value, _EVAL_SPLIT.value,
@@ -301,8 +309,8 @@ def _check_mode_flags(config, mode: str) -> None:
                  "of them, .npy arrays) and --workdir (or --config, for runs/<config name>).")
   if config is None and not (mode != "train" and _WORKDIR.value):
     _usage_error("--config is required, e.g. --config=configs/cnn_bn.py (--mode=eval, "
-                 "predict and export take --workdir alone: the config its training "
-                 "recorded).")
+                 "predict, export and summary take --workdir alone: the config its "
+                 "training recorded).")
   if (_EVAL_SPLIT.present or _EVAL_DATASET.present) and mode != "eval":
     _usage_error("--eval_split and --eval_dataset go with --mode=eval; add --mode=eval to "
                  "test a trained run on another split or dataset.")
@@ -330,6 +338,15 @@ def _use_trained(workdir: str, mode: str) -> None:
   path = export.export(workdir, os.path.expanduser(_EXPORT_TO.value), _EXPORT_FORMAT.value)
   print(f"Wrote {path} ({_EXPORT_FORMAT.value} export of {workdir}).")
 
+
+def _summary(config, workdir: str) -> None:
+  """--mode=summary: the config file's variants, resolved config, model and workdir;
+  validated as training would validate them, nothing written (digitjax.overview)."""
+  from digitjax import overview
+
+  _validate(config)
+  spec = flags.FLAGS["config"].config_filename if _CONFIG.value is not None else None
+  overview.show(config, workdir, spec)
 
 
 if __name__ == "__main__":
