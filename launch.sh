@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The thin shell front of digitjax. Creates .venv on first use from requirements.lock (and
-# again whenever pyproject.toml or requirements.lock changes), points TFDS at
+# again whenever pyproject.toml or a lock it installed changes), points TFDS at
 # ../shared/tensorflow_datasets when that folder exists and TFDS_DATA_DIR is unset, then:
 #   ./launch.sh CONFIG [--workdir=DIR] [--mode=eval] [--config.FIELD=VALUE ...]   one run
-#   ./launch.sh --mode=eval|predict --workdir=DIR [...]   a trained run, under its own config
+#   ./launch.sh --mode=eval|predict|export|summary --workdir=DIR [...]   a trained run
 #   ./launch.sh test [PYTEST ARGS]                    the test suite (what CI runs)
+#   ./launch.sh extras EXTRA [EXTRA ...]              install extras (tensorboard, bench) from
+#                                                     their locks, requirements-EXTRA.lock
 #   ./launch.sh sweep SWEEP_FILE [OPTIONS]            a sweep (experiments/sweep.py --help)
 #   ./launch.sh reproduce [OPTIONS]                   re-run report rows (experiments/reproduce.py --help)
 #   ./launch.sh runs [DIR]                            list the runs under DIR (default runs/)
@@ -19,16 +21,41 @@ usage() {  # the comment block at the top of this file, without its leading '# '
 }
 case "${1:-}" in ""|-h|--help) usage; exit 0 ;; esac  # before any set-up
 
+known_extras() { ls requirements-*.lock | sed 's/requirements-\(.*\)\.lock/\1/' | paste -sd, - | sed 's/,/, /g'; }
+
+check_extras() {  # NAME...: each has its lock, requirements-NAME.lock (before any set-up)
+  [ $# -ge 1 ] || { echo "error: extras needs a name: $(known_extras)" >&2; exit 2; }
+  for extra in "$@"; do
+    if [[ ! "$extra" =~ ^[A-Za-z0-9_-]+$ ]] || [ ! -f "requirements-$extra.lock" ]; then
+      echo "error: no extra '$extra' (no requirements-$extra.lock); the extras are: $(known_extras)" >&2
+      exit 2
+    fi
+  done
+}
+if [ "${1:-}" = extras ]; then check_extras "${@:2}"; fi
+
 VENV=${DIGITJAX_VENV:-.venv}
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 stamp="$VENV/.installed"
+extras_file="$VENV/.extras"  # the extras `./launch.sh extras` installed, one a line
+installed_extras() { [ -f "$extras_file" ] && cat "$extras_file" || true; }
+
+install_extra() {  # NAME: requirements-NAME.lock, the whole install (base, test) plus NAME
+  "$VENV/bin/python" -m pip install -q --require-hashes -r "requirements-$1.lock" >&2
+}
+
+stale=0
+for lock in requirements.lock $(installed_extras | sed 's/.*/requirements-&.lock/'); do
+  if [ "$lock" -nt "$stamp" ]; then stale=1; fi
+done
 if [ ! -x "$VENV/bin/python" ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
-   || [ requirements.lock -nt "$stamp" ]; then
+   || [ "$stale" = 1 ]; then
   echo "Setting up $VENV (first run: a few minutes)..." >&2
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >&2
   # the exact versions and hashes of requirements.lock, then this project alone
   "$VENV/bin/python" -m pip install -q --require-hashes -r requirements.lock >&2
+  for extra in $(installed_extras); do install_extra "$extra"; done  # kept on a rebuild
   "$VENV/bin/python" -m pip install -q --no-deps -e . >&2
   touch "$stamp"
 fi
@@ -109,8 +136,19 @@ SBATCH
   if [ "$submit" = 1 ]; then sbatch "$script"; fi
 }
 
+extras() {  # EXTRA...: each from its lock (requirements.lock's pins, plus its own),
+  # remembered in $extras_file so that a rebuild of the venv installs it again
+  for extra in "$@"; do
+    echo "Installing $extra from requirements-$extra.lock..." >&2
+    install_extra "$extra"
+    installed_extras | grep -qx "$extra" || echo "$extra" >> "$extras_file"
+  done
+  touch "$stamp"
+}
+
 case "${1:-}" in
   test) shift; exec "$PY" -m pytest "$@" ;;
+  extras) shift; extras "$@" ;;
   sweep) shift; exec "$PY" -m experiments.sweep "$@" ;;
   reproduce) shift; exec "$PY" -m experiments.reproduce "$@" ;;
   runs) shift; exec "$PY" -m experiments.runs "$@" ;;

@@ -4,7 +4,10 @@ Intentionally short, as in Flax's examples: flags in, one call into digitjax.tra
 Any config field can be overridden, e.g. `--config.optimizer.learning_rate=3e-4`.
 Rerunning on the same workdir resumes; `--mode=eval` tests the best checkpoint
 (`--eval_split='test[:50%]'`, `--eval_dataset=...`: another split or dataset, printed only);
-`--mode=predict --workdir=DIR --images=a.png,folder/,x.npy` prints each image's class.
+`--mode=predict --workdir=DIR --images=a.png,folder/,x.npy` prints each image's class
+(`--top`, `--format`, `--resize`, `--invert`: digitjax.predict); `--mode=export
+--export_to=PATH` writes a model that runs without digitjax (digitjax.export);
+`--mode=summary` prints what a command would train, and trains and writes nothing.
 Problems the user can fix print one line on stderr and exit with status 2.
 """
 from __future__ import annotations
@@ -20,15 +23,35 @@ from digitjax import ctrl_c
 from digitjax.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file, e.g. configs/cnn_bn.py.", lock_config=True)
+    "config", None, "Experiment config file, e.g. configs/cnn_bn.py, or FILE:VARIANT for "
+    "the files that hold several (configs/report_a.py:a2_mlp1); --mode=summary lists a "
+    "file's variants.", lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Where checkpoints, metrics and plots go. Default: runs/<config name>.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"],
-                          "train (resumes if the workdir has a checkpoint), eval "
-                          "(tests the best checkpoint) or predict (classifies --images).")
+_MODE = flags.DEFINE_enum(
+    "mode", "train", ["train", "eval", "predict", "export", "summary"],
+    "train (resumes if the workdir has a checkpoint), eval (tests the best checkpoint), "
+    "predict (classifies --images), export (writes --export_to) or summary (prints the "
+    "config file's variants, the resolved config, the model and the workdir; writes "
+    "nothing).")
 _IMAGES = flags.DEFINE_string(
     "images", None, "--mode=predict: comma-separated PNG/JPEG files, folders of them, or "
     ".npy arrays of images (uint8 0-255 or float 0-1).")
+_RESIZE = flags.DEFINE_bool("resize", False, "--mode=predict: stretch images of another "
+                            "size to the model's input height and width.")
+_INVERT = flags.DEFINE_bool("invert", False, "--mode=predict: invert the images first "
+                            "(dark ink on light paper -> MNIST's light on black).")
+_TOP = flags.DEFINE_integer("top", 1, "--mode=predict: print each image's K most "
+                            "probable classes with their probabilities.")
+_FORMAT = flags.DEFINE_enum("format", "text", ["text", "json", "csv"],
+                            "--mode=predict: output as tab-separated text, JSON or CSV.")
+_EXPORT_TO = flags.DEFINE_string(
+    "export_to", None, "--mode=export: the file (jax, msgpack) or new folder (savedmodel) "
+    "to write.")
+_EXPORT_FORMAT = flags.DEFINE_enum(
+    "export_format", "jax", ["jax", "savedmodel", "msgpack"],
+    "--mode=export: jax (a jax.export program and its weights, one .npz: runs with jax "
+    "alone), savedmodel (TensorFlow, via jax2tf) or msgpack (params for digitjax.load).")
 _EVAL_SPLIT = flags.DEFINE_string(
     "eval_split", None, "--mode=eval on this split instead of the config's test split, "
     "e.g. 'test[:50%]'; prints only, writes nothing in the workdir.")
@@ -78,75 +101,6 @@ def _run(config, workdir, mode, fresh, eval_split, eval_dataset) -> dict:
       raise
     raise UserError(f"could not write in {workdir} ({e.strerror}). What it held before is "
                     "intact: free disk space and rerun the same command to resume.") from e
-
-
-_IMAGE_FILES = (".png", ".jpg", ".jpeg")
-
-
-def _read_images(spec: str, channels: int):
-  """(path, images, is_array) from --images: PNG/JPEG files, folders of them, .npy arrays."""
-  import numpy as np
-
-  groups = []
-  for path in [p for p in spec.split(",") if p]:
-    if os.path.isdir(path):
-      files = sorted(os.path.join(path, f) for f in os.listdir(path)
-                     if f.lower().endswith(_IMAGE_FILES))
-      if not files:
-        raise UserError(f"--images: folder {path} holds no .png/.jpg/.jpeg file.")
-    elif os.path.isfile(path):
-      files = [path]
-    else:
-      raise UserError(f"--images: {path} does not exist.")
-    for f in files:
-      try:
-        if f.lower().endswith(".npy"):
-          a = np.load(f, allow_pickle=False)
-          groups.append((f, a, True))
-          continue
-        groups.append((f, _read_image(f, channels), False))
-      except UserError:
-        raise
-      except Exception as e:  # noqa: BLE001 - Pillow and numpy raise OSError, ValueError,
-        # SyntaxError (damaged PNG chunks), DecompressionBombError, MemoryError, ...
-        raise UserError(f"--images: cannot read {f} as an image or .npy array "
-                        f"({type(e).__name__}: {str(e).splitlines()[0][:150]}).") from None
-  if not groups:
-    raise UserError("--images is empty: give PNG/JPEG files, folders or .npy arrays.")
-  return groups
-
-
-def _read_image(path: str, channels: int):
-  """One PNG/JPEG as uint8, or as float 0-1 when it has more than 8 bits a pixel (16-bit
-  grayscale PNGs: Pillow's convert("L") would clip them to 255)."""
-  import numpy as np
-  from PIL import Image
-
-  with Image.open(path) as im:
-    if im.mode in ("I;16", "I;16B", "I;16L", "I") and channels == 1:
-      top = 65535.0 if im.mode.startswith("I;16") or np.asarray(im).max() <= 65535 \
-          else float(2**31 - 1)
-      return np.asarray(im, dtype=np.float64).astype(np.float32) / np.float32(top)
-    return np.asarray(im.convert("L" if channels == 1 else "RGB"))
-
-
-def predict(workdir: str, images: str) -> list[tuple[str, str, float]]:
-  """--mode=predict: (name, class, probability) per image, each printed as one line."""
-  from digitjax import inference
-
-  model = inference.load(workdir)
-  rows = []
-  for path, arr, is_array in _read_images(images, model.input_shape[2]):
-    try:
-      p = model.predict(arr)
-    except UserError as e:
-      raise UserError(f"--images: {path}: {e}") from None
-    names = [f"{path}[{i}]" for i in range(len(p))] if is_array else [path]
-    for name, row in zip(names, p):
-      k = int(row.argmax())
-      rows.append((name, model.class_names[k], float(row[k])))
-      print(f"{name}\t{model.class_names[k]}\t{row[k]:.4f}")
-  return rows
 
 
 def parse_flags(argv):
@@ -318,12 +272,15 @@ def main(argv):
   try:
     workdir = _workdir(config)
     with ctrl_c.guard():  # from here on, a stop is never swallowed
-      if mode == "predict":
-        predict(workdir, _IMAGES.value)
+      if mode in ("predict", "export"):
+        _use_trained(workdir, mode)
         return
       if config is None:  # eval of a workdir alone: the config its training recorded
         from digitjax import inference
         config = inference.recorded_config(workdir)
+      if mode == "summary":
+        _summary(config, workdir)
+        return
       from digitjax import distributed
       distributed.initialize_from_env()  # several processes (launch.sh --processes, --slurm)
       result = run(config, workdir, mode, _FRESH.value, _EVAL_SPLIT.value,
@@ -350,11 +307,45 @@ def _check_mode_flags(config, mode: str) -> None:
     _usage_error("--mode=predict needs --images=PATH[,PATH...] (PNG/JPEG files, folders "
                  "of them, .npy arrays) and --workdir (or --config, for runs/<config name>).")
   if config is None and not (mode != "train" and _WORKDIR.value):
-    _usage_error("--config is required, e.g. --config=configs/cnn_bn.py (--mode=eval and "
-                 "--mode=predict take --workdir alone: the config its training recorded).")
+    _usage_error("--config is required, e.g. --config=configs/cnn_bn.py (--mode=eval, "
+                 "predict, export and summary take --workdir alone: the config its "
+                 "training recorded).")
   if (_EVAL_SPLIT.present or _EVAL_DATASET.present) and mode != "eval":
     _usage_error("--eval_split and --eval_dataset go with --mode=eval; add --mode=eval to "
                  "test a trained run on another split or dataset.")
+  if mode == "export" and not (_EXPORT_TO.value or "").strip():
+    _usage_error("--mode=export needs --export_to=PATH (e.g. model.npz; a new folder for "
+                 "--export_format=savedmodel) and --workdir (or --config).")
+  for mine, names in (("predict", ("resize", "invert", "top", "format")),
+                      ("export", ("export_to", "export_format"))):
+    given = [f"--{n}" for n in names if flags.FLAGS[n].present]
+    if given and mode != mine:
+      _usage_error(f"{' and '.join(given)} go{'es' if len(given) == 1 else ''} with "
+                   f"--mode={mine}, not --mode={mode}.")
+  if _TOP.value < 1:
+    _usage_error(f"--top={_TOP.value}: give how many classes to print, 1 or more.")
+
+
+def _use_trained(workdir: str, mode: str) -> None:
+  """--mode=predict or --mode=export: a trained run (a workdir or an exported .msgpack)."""
+  if mode == "predict":
+    from digitjax import predict
+    predict.predict(workdir, _IMAGES.value, _TOP.value, _FORMAT.value, _RESIZE.value,
+                    _INVERT.value)
+    return
+  from digitjax import export
+  path = export.export(workdir, os.path.expanduser(_EXPORT_TO.value), _EXPORT_FORMAT.value)
+  print(f"Wrote {path} ({_EXPORT_FORMAT.value} export of {workdir}).")
+
+
+def _summary(config, workdir: str) -> None:
+  """--mode=summary: the config file's variants, resolved config, model and workdir;
+  validated as training would validate them, nothing written (digitjax.overview)."""
+  from digitjax import overview
+
+  _validate(config)
+  spec = flags.FLAGS["config"].config_filename if _CONFIG.value is not None else None
+  overview.show(config, workdir, spec)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from PIL import Image
 
 from conftest import ROOT, mock_data, tiny_config
 import digitjax
-from digitjax import checkpoints, data, inference, main, steps, trainer as trainer_lib
+from digitjax import checkpoints, data, inference, main, predict, steps
+from digitjax import trainer as trainer_lib
 from digitjax.errors import UserError
 
 
@@ -156,7 +157,7 @@ def test_a_16_bit_png_is_read_at_its_own_depth_not_clipped(run, tmp_path):
   _, tmp, images, _ = run
   deep = images[0, :, :, 0].astype(np.uint16) * 257  # the same picture, 16 bits a pixel
   Image.fromarray(deep).save(tmp_path / "deep.png")
-  read = main._read_image(str(tmp_path / "deep.png"), channels=1)
+  read = predict.read_image(str(tmp_path / "deep.png"), channels=1)
   np.testing.assert_allclose(read, images[0, :, :, 0] / 255, atol=1e-6)
   model = digitjax.load(str(tmp / "w"))
   np.testing.assert_allclose(model.predict(read), model.predict(images[:1]), atol=1e-5)
@@ -172,9 +173,9 @@ def test_an_image_pillow_cannot_decode_in_any_way_is_one_line(run, tmp_path, mon
 
   def broken(*_):
     raise SyntaxError("broken PNG file")  # what Pillow raises for some damaged chunks
-  monkeypatch.setattr(main, "_read_image", broken)
+  monkeypatch.setattr(predict, "read_image", broken)
   with pytest.raises(UserError, match="chunks.png.*SyntaxError: broken PNG file"):
-    main._read_images(str(tmp_path / "chunks.png"), 1)
+    predict.read_images(str(tmp_path / "chunks.png"), 1)
 
 
 def test_export_onto_a_folder_and_edited_configs_are_refused(run, tmp_path):
