@@ -21,11 +21,11 @@ stays faithful. Same model (234,026 parameters), batch 64, 30 epochs, plateau sc
 docs/report_b.md has the measured runs (3 seeds: 99.55% from the best checkpoint,
 99.51% after the last epoch) and the Keras 2.2 rule's figures.
 """
-from digitjax import config as base
+from digitjax import config_files
 
 
 def get_config():
-  c = base.from_file("cnn_bn.py", beside=__file__)
+  c = config_files.from_file("cnn_bn.py", beside=__file__)
   c.name = "cnn_bn_plus"
   c.optimizer.eps_in_sqrt = True
   c.augment.rotation_range = 10.0

@@ -10,6 +10,7 @@ student setting each; change the ablated knob with --config.model.hidden_units='
 --config.model.hidden_activation=sigmoid, --config.optimizer.name=adam, ...
 """
 from digitjax import config as base
+from digitjax import config_files
 
 
 def _report_a(name):
@@ -71,4 +72,4 @@ VARIANTS = {f.__name__: f for f in (a1_perceptron, a2_mlp1, a3_mlp2, a4_mlp_drop
 
 
 def get_config(variant: str = "a1_perceptron"):
-  return base.variant(VARIANTS, variant, "configs/report_a.py")
+  return config_files.variant(VARIANTS, variant, "configs/report_a.py")

@@ -12,12 +12,13 @@ epsilon outside the square root, w -= lr g / (sqrt(v) + eps) (B1, B4, B5, B6;
 report ran moves B5 by 0.7 pts (experiments/results/B.md, notes).
 """
 from digitjax import config as base
+from digitjax import config_files
 
 
 def _report_b(name, model, optimizer, batch_size, epochs):
   c = base.get_config()
   c.name = f"report_b/{name}"
-  base.choose_model(c, model)  # with its own fields (digitjax.models.FIELDS)
+  base.choose_model(c, model)  # with its own fields (digitjax.models.FAMILIES)
   c.optimizer.name = optimizer
   c.batch_size = batch_size
   c.num_epochs = epochs
@@ -92,7 +93,7 @@ def b5_cnn3_v2():
 
 
 def _flagship():
-  return base.from_file("cnn_bn.py", beside=__file__)
+  return config_files.from_file("cnn_bn.py", beside=__file__)
 
 
 def b6_cnn_bn():
@@ -133,4 +134,4 @@ VARIANTS = {f.__name__: f for f in (b1_keras_mlp, b2_keras_cnn, b2a_keras_cnn_au
 
 
 def get_config(variant: str = "b6_cnn_bn"):
-  return base.variant(VARIANTS, variant, "configs/report_b.py")
+  return config_files.variant(VARIANTS, variant, "configs/report_b.py")

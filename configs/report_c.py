@@ -7,12 +7,13 @@ training images are carved out, as everywhere in digitjax. Where it gives no bat
 (C1, C2), Keras's fit() default of 32 applies.
 """
 from digitjax import config as base
+from digitjax import config_files
 
 
 def _report_c(name, model, batch_size, epochs):
   c = base.get_config()
   c.name = f"report_c/{name}"
-  base.choose_model(c, model)  # with its own fields (digitjax.models.FIELDS)
+  base.choose_model(c, model)  # with its own fields (digitjax.models.FAMILIES)
   c.optimizer.name = "adam"
   c.batch_size = batch_size
   c.num_epochs = epochs
@@ -42,4 +43,4 @@ VARIANTS = {f.__name__: f for f in (c1_v1, c2_v2, c3_v3)}
 
 
 def get_config(variant: str = "c3_v3"):
-  return base.variant(VARIANTS, variant, "configs/report_c.py")
+  return config_files.variant(VARIANTS, variant, "configs/report_c.py")

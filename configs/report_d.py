@@ -10,12 +10,13 @@ figures, the budget a 2-core CPU can afford. Batch 128, validation_split 0.1 (MN
 0.2 (CIFAR-10).
 """
 from digitjax import config as base
+from digitjax import config_files
 
 
 def _report_d(name, model, dataset, optimizer, epochs):
   c = base.get_config()
   c.name = f"report_d/{name}"
-  base.choose_model(c, model)  # with its own fields (digitjax.models.FIELDS)
+  base.choose_model(c, model)  # with its own fields (digitjax.models.FAMILIES)
   c.dataset.name = dataset
   c.dataset.validation_fraction = 0.1 if dataset == "mnist" else 0.2
   c.optimizer.name = optimizer
@@ -67,4 +68,4 @@ VARIANTS = {f.__name__: f for f in (d1_net1, d1_net1_30ep, d2_net2, d2_net2_30ep
 
 
 def get_config(variant: str = "d1_net1_30ep"):
-  return base.variant(VARIANTS, variant, "configs/report_d.py")
+  return config_files.variant(VARIANTS, variant, "configs/report_d.py")

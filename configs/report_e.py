@@ -15,6 +15,7 @@ otherwise, they are followed and say so below: the E6 ladder (V7_STEPS), E2 and 
 (NOTEBOOKS); docs/report_e.md note 5 quotes them.
 """
 from digitjax import config as base
+from digitjax import config_files
 
 OPTIMIZERS = ("adam", "adadelta", "adagrad", "sgd")
 
@@ -27,7 +28,7 @@ def _report_e(name, model, image_size=150, optimizer="adam"):
   c.dataset.train_split = "train[:80%]"
   c.dataset.validation_split = "train[80%:]"
   c.dataset.test_split = "train[80%:]"
-  base.choose_model(c, model)  # with its own fields (digitjax.models.FIELDS)
+  base.choose_model(c, model)  # with its own fields (digitjax.models.FAMILIES)
   c.optimizer.name = optimizer
   c.monitor = "val_accuracy"
   c.early_stopping.enabled = True
@@ -175,4 +176,4 @@ VARIANTS = {
 
 
 def get_config(variant: str = "e6_v7_step5"):
-  return base.variant(VARIANTS, variant, "configs/report_e.py")
+  return config_files.variant(VARIANTS, variant, "configs/report_e.py")

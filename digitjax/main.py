@@ -139,7 +139,7 @@ def _exit_if_config_file_bad(argv):
   an OSError traceback, and lets whatever the file raises (a syntax error, a missing
   module, an exception in get_config) escape as a traceback; load it first, through
   digitjax.config.from_file, and say what is wrong in one line, naming the file."""
-  from digitjax import config as config_lib
+  from digitjax import config_files
 
   specs = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")]
   specs += [b for a, b in zip(argv[1:], argv[2:]) if a == "--config"]
@@ -150,7 +150,7 @@ def _exit_if_config_file_bad(argv):
             "are in configs/, e.g. --config=configs/cnn_bn.py.", file=sys.stderr)
       sys.exit(2)
     try:
-      config = config_lib.from_file(path, *variant)
+      config = config_files.from_file(path, *variant)
     except UserError as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)

@@ -20,12 +20,12 @@ def variants(spec: str | None) -> tuple[list[str], str | None] | None:
   """(variant names, the default one) of the config file `spec` (`path[:variant]`) names,
   from its VARIANTS dict as configs/report_*.py define it; None for a file without
   variants. Reads the file once more (config files only define configs)."""
-  from digitjax import config as config_lib
+  from digitjax import config_files
 
   if not spec:
     return None
   path = spec.split(":", 1)[0]
-  module = config_lib.load_module(path, "digitjax_variants_" + os.path.basename(path)[:-3])
+  module = config_files.load_module(path, "digitjax_variants_" + os.path.basename(path)[:-3])
   names = getattr(module, "VARIANTS", None)
   if not isinstance(names, dict) or not names:
     return None

@@ -39,6 +39,7 @@ import sys
 import numpy as np
 
 from digitjax import config as config_lib
+from digitjax import config_files
 from digitjax import reporting
 from digitjax.errors import UserError
 from experiments import runner, whole
@@ -54,9 +55,9 @@ def load_sweep(path: str) -> dict:
     raise UserError(f"sweep file {path!r} does not exist; see experiments/sweeps/.")
   usage = ("a sweep file defines get_sweep() returning dict(name=..., base=<a config>, "
            "axes={'config.path': [values, ...]}), as experiments/sweeps/*.py do.")
-  module = config_lib.load_module(path, "sweep_file")
+  module = config_files.load_module(path, "sweep_file")
   sweep = dict(vmap_seeds=None, metric="test_accuracy", seeds=3)
-  sweep.update(config_lib.call_file(path, module, "get_sweep", (), dict, usage))
+  sweep.update(config_files.call_file(path, module, "get_sweep", (), dict, usage))
   _check_keys(path, sweep, usage)
   missing = [k for k in ("name", "base", "axes") if k not in sweep]
   if missing:

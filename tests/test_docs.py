@@ -82,7 +82,7 @@ def check_main(argv, monkeypatch):
 
 
 def workdir_of(argv) -> str:
-  from digitjax import config as config_lib
+  from digitjax import config_files
 
   given = [a.split("=", 1)[1] for a in argv if a.startswith("--workdir=")]
   if not any(a.startswith("--config=") for a in argv):
@@ -91,7 +91,7 @@ def workdir_of(argv) -> str:
     return given[-1]
   spec = argv[1].split("=", 1)[1]
   path, _, variant = spec.partition(":")
-  return "runs/" + config_lib.from_file(str(ROOT / path), variant or None).name
+  return "runs/" + config_files.from_file(str(ROOT / path), variant or None).name
 
 
 def test_the_readmes_commands_parse_in_the_order_a_newcomer_meets_them(monkeypatch,

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import ROOT, tiny_config
 from digitjax import config as config_lib
+from digitjax import config_files
 from digitjax import main
 
 
@@ -67,7 +68,7 @@ def test_misspelt_field_in_a_config_file_is_refused_naming_the_nearest(tmp_path)
       "optimizer.learning_rate, optimizer.eps_in_sqrt, optimizer.name.\n")
   assert not workdir.exists()  # nothing computed or written
   # the runners' route (experiments.catalogue.load_config -> config.from_file)
-  errors = config_lib.validate(config_lib.from_file(str(path)))
+  errors = config_lib.validate(config_files.from_file(str(path)))
   assert len(errors) == 2 and "config.model.hiden_units is not a field" in errors[0]
 
 
@@ -140,7 +141,7 @@ def test_config_file_that_does_not_load_is_one_line_naming_it(tmp_path, fault):
   # the experiment runners' route (catalogue.load_config): the same message
   from digitjax.errors import UserError
   with pytest.raises(UserError) as e:
-    config_lib.from_file(str(path), variant[1:] or None)
+    config_files.from_file(str(path), variant[1:] or None)
   assert f"error: {e.value}" == lines[0]
 
 
@@ -205,7 +206,7 @@ def test_nonfinite_field_in_a_config_file_is_refused(tmp_path):
       c.model.hidden_units = (32,)
       return c
   """)
-  assert config_lib.validate(config_lib.from_file(str(path))) == [
+  assert config_lib.validate(config_files.from_file(str(path))) == [
       "config.model.dropout=nan must be a finite number, not NaN or infinity."]
 
 
