@@ -52,6 +52,25 @@ def write_history(workdir: str, history: list[dict]) -> None:
   os.replace(tmp, os.path.join(workdir, "metrics.jsonl"))
 
 
+def _summary_writer():
+  """tensorboardX's SummaryWriter, imported without PyTorch. tensorboardX imports torch
+  whenever it is installed (the bench extra installs it), which cost every training run
+  3.7-4.0 s of start-up for nothing: digitjax hands it numpy values. While tensorboardX
+  loads, `import torch` fails (a None entry in sys.modules), and tensorboardX goes on
+  without it; anything that imports torch later gets the real one."""
+  import sys
+
+  if "torch" in sys.modules or "tensorboardX" in sys.modules:
+    from tensorboardX import SummaryWriter
+    return SummaryWriter
+  sys.modules["torch"] = None
+  try:
+    from tensorboardX import SummaryWriter
+  finally:
+    del sys.modules["torch"]
+  return SummaryWriter
+
+
 class TensorBoard:
   """TensorBoard events under <workdir>/tb, written with tensorboardX (no TensorFlow).
 
@@ -65,7 +84,7 @@ class TensorBoard:
   """
 
   def __init__(self, workdir: str, config, step: int = 0):
-    from tensorboardX import SummaryWriter
+    SummaryWriter = _summary_writer()
     self.dir = os.path.join(workdir, "tb")
     self.main = SummaryWriter(self.dir)
     self.train = SummaryWriter(os.path.join(self.dir, "train"))
