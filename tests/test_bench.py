@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import needs_mnist
-from experiments import bench, seeds
+from experiments.perf import bench, seed_timing
 
 
 @pytest.mark.parametrize("name,hidden,dropout", [("perceptron", None, 0.0),
@@ -15,9 +15,9 @@ def test_vmapped_seeds_equal_sequential_runs(name, hidden, dropout):
     c.model.hidden_units, c.model.dropout = hidden, dropout
   images, labels = bench.synthetic(256)
   images, labels = jax.device_put(images), jax.device_put(labels)
-  trainers = seeds.seed_trainers(c, 3, len(labels) // 32)
-  vstate = seeds.run_vmapped(trainers, images, labels, epoch=1, steps=4)
-  sequential = seeds.run_sequential(trainers, images, labels, epoch=1, steps=4)
+  trainers = seed_timing.seed_trainers(c, 3, len(labels) // 32)
+  vstate = seed_timing.run_vmapped(trainers, images, labels, epoch=1, steps=4)
+  sequential = seed_timing.run_sequential(trainers, images, labels, epoch=1, steps=4)
   for k, s in enumerate(sequential):
     assert int(s.step[0]) == int(vstate.step[k]) == 4
     for a, b in zip(jax.tree.leaves(s.params), jax.tree.leaves(vstate.params)):

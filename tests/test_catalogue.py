@@ -1,7 +1,7 @@
 """Every config of every report builds and trains one step; the reproduce runner's tables.
 
 One training step per distinct train step runs at --quick sizes
-(experiments.runner.quick: the big 224-px networks at the smallest input they take)
+(experiments.reproduce.runner.quick: the big 224-px networks at the smallest input they take)
 on random uint8 images, through the real Trainer (the jitted step with augmentation).
 Configs that differ from a stepped one only in what the loop does around the step
 (epochs, early stopping, plateau, splits, name) share its step; so do the optimizer
@@ -25,7 +25,8 @@ import pytest
 from conftest import ROOT
 from digitjax import config as config_lib
 from digitjax import data, main, train
-from experiments import catalogue, reproduce, runner
+from experiments.reproduce import catalogue, runner
+from experiments.reproduce import run as reproduce
 
 
 def _variants(report):
@@ -468,7 +469,7 @@ def test_seeds_add_up_across_sessions_through_the_ledger(tmp_path):
 
 @pytest.mark.parametrize("report", "ABCDE")
 def test_committed_tables_carry_the_catalogues_current_notes(report):
-  """A note edited in experiments/catalogue.py reaches the committed table only when the
+  """A note edited in experiments/reproduce/catalogue.py reaches the committed table only when the
   table is regenerated (`python -m experiments.reproduce --report X --tabulate`); a stale
   table would show readers an old explanation beside new figures."""
   page = (pathlib.Path(catalogue.ROOT) / "experiments" / "results" / f"{report}.md").read_text()

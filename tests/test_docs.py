@@ -63,8 +63,11 @@ def parse_tool(module: str, args: list[str], monkeypatch):
     raise _Parsed
 
   monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+  command = importlib.import_module(module)
+  if hasattr(command, "__path__"):  # a package: `python -m` runs its __main__
+    command = importlib.import_module(f"{module}.__main__")
   with pytest.raises(_Parsed):
-    importlib.import_module(module).main(args)
+    command.main(args)
 
 
 def check_main(argv, monkeypatch):
@@ -112,10 +115,10 @@ def test_the_readmes_commands_parse_in_the_order_a_newcomer_meets_them(monkeypat
       else:
         trained.add(workdir)
     elif words[:2] == ["./launch.sh", "runs"]:  # run for real, on an empty runs/
-      from experiments import runs
+      from experiments import list_runs
       (tmp_path / "runs").mkdir(exist_ok=True)
       monkeypatch.chdir(tmp_path)
-      runs.main(words[2:])
+      list_runs.main(words[2:])
       monkeypatch.chdir(ROOT)
     elif words[0] == "./launch.sh" and words[1] in LAUNCH_TOOLS:
       parse_tool(LAUNCH_TOOLS[words[1]], words[2:], monkeypatch)

@@ -1,10 +1,10 @@
 """Where a convolution's training time goes, per form, inside a lax.scan (as digitjax trains).
 
-  python -m experiments.conv_probe [--iters 5] [--shapes speedrun,cnn_bn,keras_cnn]
-  python -m experiments.conv_probe --train cnn_bn --batch 64 --steps 200 --runs 3
-  python -m experiments.conv_probe --winograd
-  python -m experiments.conv_probe --model configs/report_e.py:e5_googlenet_sgd
-  python -m experiments.conv_probe --train configs/report_e.py:e2_alexnet_sgd --steps 6 \
+  python -m experiments.perf.conv_probe [--iters 5] [--shapes speedrun,cnn_bn,keras_cnn]
+  python -m experiments.perf.conv_probe --train cnn_bn --batch 64 --steps 200 --runs 3
+  python -m experiments.perf.conv_probe --winograd
+  python -m experiments.perf.conv_probe --model configs/report_e.py:e5_googlenet_sgd
+  python -m experiments.perf.conv_probe --train configs/report_e.py:e2_alexnet_sgd --steps 6 \
       --forms matmul,mixed,matmul,mixed --runs 1
 
 For each convolution of the MNIST speedrun and the report CNNs, times the forward pass,
@@ -19,7 +19,7 @@ layer shape at the config's batch and input size, with the count of layers of th
 and each form's total (lax.conv's kernel gradient, 10-80x slower, only with --all-pieces).
 A first layer's input gradient is never computed in training and is left out.
 
-With --train MODEL (cnn_bn, keras_cnn or a config spec) it times whole training epochs instead (experiments.bench's model
+With --train MODEL (cnn_bn, keras_cnn or a config spec) it times whole training epochs instead (experiments.perf.bench's model
 configs and step, blocks of 100 steps as digitjax.main runs them), each conv form in
 turn, --runs times alternated in one process, and prints the median against "matmul".
 
@@ -98,7 +98,7 @@ def model_convs(spec: str):
   convs a config's model runs in one training forward pass, recorded at layers.CONVS."""
   import collections
   from digitjax import data, models
-  from experiments import catalogue
+  from experiments.reproduce import catalogue
 
   config = catalogue.load_config(spec)
   shape = data.image_shape(config)
@@ -206,7 +206,8 @@ def _train_inputs(model: str, batch: int, steps: int):
   """(config maker, images, labels): bench's MNIST models, or a config spec's model on
   random uint8 images of its input shape, `steps` batches of its own batch size."""
   from digitjax import data
-  from experiments import bench, catalogue
+  from experiments.perf import bench
+  from experiments.reproduce import catalogue
 
   if model in ("cnn_bn", "keras_cnn"):
     return (lambda: bench.model_config(model, batch)), *bench.synthetic()
@@ -220,7 +221,7 @@ def _train_inputs(model: str, batch: int, steps: int):
 
 def train_ab(model: str, batch: int, steps: int, runs: int, forms=("matmul", "mixed")):
   """Median epoch seconds of `model` per conv form, alternated; the first form is 1.00x."""
-  from experiments import bench
+  from experiments.perf import bench
 
   make, images, labels = _train_inputs(model, batch, steps)
   seconds = {f: [] for f in forms}
@@ -239,7 +240,8 @@ def train_ab(model: str, batch: int, steps: int, runs: int, forms=("matmul", "mi
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = argparse.ArgumentParser(prog="python -m experiments.perf.conv_probe",
+                              description=__doc__.splitlines()[0])
   p.add_argument("--iters", type=int, default=5, help="scan length (batches)")
   p.add_argument("--shapes", default=",".join(SHAPES), help="of " + ", ".join(SHAPES))
   p.add_argument("--train", help="time whole epochs per conv form instead: cnn_bn, "

@@ -1,12 +1,12 @@
 """Train a report row in Keras itself (Keras 3 on JAX), to ask whether Keras meets its figure.
 
-  python -m experiments.keras_check --row B3 --seeds 3
-  python -m experiments.keras_check --row B3 --seeds 3 --validation-split test   # the report's way
+  python -m experiments.keras.check --row B3 --seeds 3
+  python -m experiments.keras.check --row B3 --seeds 3 --validation-split test   # the report's way
 
 When digitjax misses a published figure, the first question is whether Keras, given the
 same layers, optimizer, batch size and data, misses it too. This script answers it for
 the rows transcribed in KERAS_MODELS (the E6 flowers ladder's steps 0-4 from
-experiments/keras_reference.py, the very models tests/test_keras_equivalence.py proves
+experiments/keras/models.py, the very models tests/test_keras_equivalence.py proves
 equal to digitjax's): the row's digitjax config supplies the optimizer,
 learning rate, momentum, batch size, epochs, early stopping, ReduceLROnPlateau, the input
 noise and the data splits (digitjax.data, so the same images in the same 54k/6k/10k
@@ -99,11 +99,12 @@ def _d1(keras, num_classes, m):
 
 
 def _e6(step):
-  """E6.0-E6.4, the flowers ladder as the authors' notebooks write it (keras_reference.v7):
-  the model rescales raw [0, 255] pixels itself and ends in logits (from_logits=True)."""
+  """E6.0-E6.4, the flowers ladder as the authors' notebooks write it (`v7` of
+  experiments/keras/models.py): the model rescales raw [0, 255] pixels itself and ends in
+  logits (from_logits=True)."""
   def build(keras, num_classes, m):
-    from experiments import keras_reference
-    return keras_reference.v7(step, m.image_size, num_classes)
+    from experiments.keras import models
+    return models.v7(step, m.image_size, num_classes)
   return build
 
 
@@ -140,7 +141,7 @@ def load_row(row_id: str, limit: int = 0, validation_split: str | None = None):
   import numpy as np
 
   from digitjax import data
-  from experiments import catalogue
+  from experiments.reproduce import catalogue
 
   (row,) = catalogue.rows("all", row_id)
   config = catalogue.load_config(row.config)
@@ -217,7 +218,8 @@ def _mean_std(values):
 def main(argv=None):
   from digitjax.errors import UserError
 
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(prog="python -m experiments.keras.check",
+                              description=__doc__.split("\n")[0])
   p.add_argument("--row", required=True, help=f"one of {', '.join(KERAS_MODELS)}")
   p.add_argument("--seeds", type=whole(1), default=3)
   p.add_argument("--first-seed", type=whole(0), default=0)

@@ -1,4 +1,4 @@
-"""Training-speed benchmark: python -m experiments.bench [--steps N] [--compare] [--out F].
+"""Training-speed benchmark: python -m experiments.perf.bench [--steps N] [--compare] [--out F].
 
 Why: digitjax claims to train the reports' models faster than Keras or PyTorch on the
 same machine. This command measures it in one process run, so every ratio it prints is
@@ -18,7 +18,7 @@ batch 128 on synthetic MNIST-shaped uint8 data kept on the device (as the traine
   the before/after ratio in the same run;
 - with --compare, PyTorch eager and Keras 3 (JAX backend) on the same models and data;
   and the MNIST speedrun (configs/speedrun_mnist.py: one epoch to ~99% test accuracy on
-  real MNIST) in digitjax (experiments.speedrun) and in eager PyTorch, --speedrun-seeds
+  real MNIST) in digitjax (experiments.perf.speedrun) and in eager PyTorch, --speedrun-seeds
   seeds each, alternating, with the ratio of their median seconds per seed.
 
 Figures are noisy on shared machines; quote the ratios, with the absolute numbers of
@@ -45,7 +45,8 @@ from digitjax import train
 from digitjax import reporting
 from digitjax.models import fast_ops
 from digitjax.models import layers as L
-from experiments import compare, seeds, speedrun, whole
+from experiments import whole
+from experiments.perf import seed_timing, speedrun, torch_keras
 
 EPOCH_IMAGES = 60_000
 MODELS = ("keras_mlp", "keras_cnn", "cnn_bn")
@@ -193,19 +194,19 @@ def bench_flax(name, config, images, labels, steps, repeats, dispatch=1):
 def bench_seeds(name, images, labels, k, steps, repeats, batch):
   """Seconds for `steps` steps of k seeds: vmapped in one program vs one after another."""
   config = model_config(name, batch)
-  trainers = seeds.seed_trainers(config, k, len(labels) // batch)
+  trainers = seed_timing.seed_trainers(config, k, len(labels) // batch)
   dimages, dlabels = jax.device_put(images), jax.device_put(labels)
-  vstate = seeds.run_vmapped(trainers, dimages, dlabels, 1, 2)  # compile + warm
-  sstates = seeds.run_sequential(trainers, dimages, dlabels, 1, 2)
+  vstate = seed_timing.run_vmapped(trainers, dimages, dlabels, 1, 2)  # compile + warm
+  sstates = seed_timing.run_sequential(trainers, dimages, dlabels, 1, 2)
   jax.block_until_ready((vstate, sstates))
   tv, ts = [], []
   for r in range(repeats):
     t0 = time.perf_counter()
-    vstate = seeds.run_vmapped(trainers, dimages, dlabels, r + 2, steps, vstate)
+    vstate = seed_timing.run_vmapped(trainers, dimages, dlabels, r + 2, steps, vstate)
     jax.block_until_ready(vstate)
     tv.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    sstates = seeds.run_sequential(trainers, dimages, dlabels, r + 2, steps, sstates)
+    sstates = seed_timing.run_sequential(trainers, dimages, dlabels, r + 2, steps, sstates)
     jax.block_until_ready(sstates)
     ts.append(time.perf_counter() - t0)
   v, s = float(np.median(tv)), float(np.median(ts))
@@ -215,7 +216,7 @@ def bench_seeds(name, images, labels, k, steps, repeats, batch):
 def bench_speedrun(k: int, limit: int = 0, threads: int | None = None) -> dict:
   """The speedrun's seeds 0..k-1 in digitjax and in eager PyTorch, one of each in turn
   so both see the same machine load: seconds per seed (init, the epoch, the test pass;
-  digitjax's compilation apart) and test accuracy, as experiments.speedrun times them.
+  digitjax's compilation apart) and test accuracy, as experiments.perf.speedrun times them.
   limit > 0: only the first `limit` training and test images (tests)."""
   import torch
 
@@ -255,7 +256,7 @@ def _compare_speedrun(a, results) -> None:
   """--compare's speedrun line; skipped with a reason without PyTorch or real MNIST."""
   from digitjax.errors import UserError
 
-  if not compare.torch_available():
+  if not torch_keras.torch_available():
     print("\nspeedrun: skipped, PyTorch is not installed")
     return
   print("\ntiming the MNIST speedrun ...", flush=True)
@@ -291,7 +292,8 @@ def _fmt_table(rows, peak, compared):
 
 
 def _parse(argv):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = argparse.ArgumentParser(prog="python -m experiments.perf.bench",
+                              description=__doc__.splitlines()[0])
   p.add_argument("--models", default=",".join(MODELS))
   p.add_argument("--batch", type=whole(1), default=128)
   p.add_argument("--steps", type=whole(0), default=0,
@@ -336,11 +338,11 @@ def _time_model(a, name, images, labels):
     speedup = (blocks["dispatch"], row["epoch_s"] / blocks["epoch_s"])
   if a.compare:
     steps, full = row["steps_timed"], len(labels) // a.batch
-    if compare.torch_available():
-      t, threads = compare.torch_epoch_seconds(name, images, labels, a.batch, steps,
+    if torch_keras.torch_available():
+      t, threads = torch_keras.torch_epoch_seconds(name, images, labels, a.batch, steps,
                                                a.repeats, a.torch_threads or None)
       row.update(torch_epoch_s=t * full / steps, torch_threads=threads)
-    t, backend = compare.keras_epoch_seconds(name, images, labels, a.batch, steps, a.repeats)
+    t, backend = torch_keras.keras_epoch_seconds(name, images, labels, a.batch, steps, a.repeats)
     row.update(keras_epoch_s=t * full / steps, keras_backend=backend)
   return rows, speedup
 
@@ -386,7 +388,7 @@ def main(argv=None):
       dispatch_speedups[name] = speedup
   peak = max(peak_before, matmul_peak())  # before and after: the less disturbed one
   results.update(matmul_peak_gflops=peak, rows=rows)
-  if a.compare and not compare.torch_available():
+  if a.compare and not torch_keras.torch_available():
     print("PyTorch is not installed: `pip install -e .[bench]` to compare with it.")
 
   print(f"\nfp32 matmul peak (2048x2048 jnp.dot): {peak:.1f} GFLOP/s; batch {a.batch}; "

@@ -1,8 +1,8 @@
 """Same config, same seed, same numbers: reference runs of two checkouts, compared.
 
-  python -m experiments.identity run ROOT OUT    # the runs below, with ROOT's digitjax
-  python -m experiments.identity compare A B     # their metrics.jsonl and checkpoints
-  python -m experiments.identity speed ROOT_A ROOT_B OUT [N]   # train time, A/B alternated
+  python -m experiments.refactor_check run ROOT OUT    # the runs below, with ROOT's digitjax
+  python -m experiments.refactor_check compare A B     # their metrics.jsonl and checkpoints
+  python -m experiments.refactor_check speed ROOT_A ROOT_B OUT [N]   # train time, A/B alternated
 
 A refactor of the training loop must not move a number. `run` trains a handful of short
 configs (the block-scanned path, host placement, several seeds, a mid-epoch checkpoint

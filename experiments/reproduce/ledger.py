@@ -51,7 +51,7 @@ def merge(row_id: str, config, found: list[dict],
           ledger: dict[tuple[str, int], dict]) -> list[dict]:
   """The row's entries: its ledger lines still of config (the row's config today),
   under the entries just found in runs/; in seed order."""
-  from experiments import runner
+  from experiments.reproduce import runner
 
   merged = {seed: e for (row, seed), e in ledger.items()
             if row == row_id and runner.identity(config, seed) == e["identity"]}

@@ -6,10 +6,10 @@ the splits once on a machine that has TFDS, carry the files over, and point
 $DIGITJAX_NPZ_DIR at them there: digitjax.data then reads them instead of TFDS
 (digitjax/npz_source.py: the same pixels, labels and order).
 
-  python -m experiments.npz_data export mnist .gpu/data        # here: TFDS -> .npz
+  python -m experiments.without_tfds export mnist .gpu/data        # here: TFDS -> .npz
   DIGITJAX_NPZ_DIR=.gpu/data python -m experiments.reproduce --report D --rows D1 --heavy
-  python -m experiments.npz_data run .gpu/data MODULE [ARGS]   # the same, spelled out:
-      ... run .gpu/data experiments.sweep experiments/sweeps/cnn_bn_readings.py
+  python -m experiments.without_tfds run .gpu/data MODULE [ARGS]   # the same, spelled out:
+      ... run .gpu/data experiments.sweep experiments/sweep/specs/cnn_bn_readings.py
       ... run .gpu/data digitjax.main --config=configs/cnn_bn_plus.py --workdir=...
 
 Datasets of photos of varying size (tf_flowers) are exported as their encoded JPEG bytes

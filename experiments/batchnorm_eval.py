@@ -1,6 +1,6 @@
 """How much val accuracy a BatchNorm network loses to its moving averages.
 
-  python -m experiments.bn_stats --workdir runs/reproduce/E6.5/seed0 --which latest
+  python -m experiments.batchnorm_eval --workdir runs/reproduce/E6.5/seed0 --which latest
 
 A BatchNorm network is evaluated with moving averages of its batch statistics (Keras's
 and digitjax's momentum 0.99: each step moves them 1% of the way to the batch's). When
@@ -85,7 +85,8 @@ def compare(workdir: str, which: str = "best") -> dict:
 def main(argv=None) -> int:
   from digitjax.errors import UserError
 
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(prog="python -m experiments.batchnorm_eval",
+                              description=__doc__.split("\n")[0])
   p.add_argument("--workdir", required=True, help="a training run's workdir")
   p.add_argument("--which", choices=("best", "latest"), default="best")
   args = p.parse_args(argv)

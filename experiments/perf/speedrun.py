@@ -1,6 +1,6 @@
-"""MNIST to 99% test accuracy in seconds: python -m experiments.speedrun [options].
+"""MNIST to 99% test accuracy in seconds: python -m experiments.perf.speedrun [options].
 
-  python -m experiments.speedrun [--config=configs/speedrun_mnist.py] [--seeds N]
+  python -m experiments.perf.speedrun [--config=configs/speedrun_mnist.py] [--seeds N]
       [--target 99.0] [--json PATH] [--npz DIR] [--limit N] [--loop auto]
 
 Why: "how long until MNIST is at 99%" is the number people compare frameworks by
@@ -15,14 +15,14 @@ their fixed order, a scan over the test batches): no host work, no dispatch per 
 the same command runs unchanged on CPU, GPU or TPU. The seed only changes the initial
 parameters; the same seed gives the same accuracy.
 
---npz DIR reads experiments.npz_data's exported .npz files instead of TFDS (for a machine
+--npz DIR reads experiments.without_tfds's exported .npz files instead of TFDS (for a machine
 without TensorFlow). --limit N trains on the first N training images and tests on the
 first N test images (tests, smoke runs). --loop steps runs one compiled call per batch
 instead (chosen by --loop auto only for --conv-impl xla on CPU, whose weight-gradient
 convolutions XLA:CPU runs ~10x slower in a scan).
 --split val trains on the first 50,000 training
 images and reports accuracy on the last 10,000 (for searching recipes without the test
-set). `run_torch` is the same recipe in eager PyTorch, for experiments.bench --compare.
+set). `run_torch` is the same recipe in eager PyTorch, for experiments.perf.bench --compare.
 """
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ from digitjax import models, reporting
 from experiments import whole
 
 DEFAULT_CONFIG = "configs/speedrun_mnist.py"
-REPO_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           DEFAULT_CONFIG)  # the same file from any working directory
+REPO_CONFIG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    DEFAULT_CONFIG)  # the same file from any working directory
 VAL_SIZE = 10_000  # --split val: the last 10,000 training images
 
 
@@ -404,13 +405,13 @@ def summarize(accuracy, seconds, target: float) -> str:
 
 
 def _parser():
-  p = argparse.ArgumentParser(prog="python -m experiments.speedrun",
+  p = argparse.ArgumentParser(prog="python -m experiments.perf.speedrun",
                               description=__doc__.splitlines()[0])
   p.add_argument("--config", default=DEFAULT_CONFIG)
   p.add_argument("--seeds", type=whole(1), default=10, help="seeds config.seed .. +N-1")
   p.add_argument("--target", type=float, default=99.0, help="accuracy %% to count seeds at")
   p.add_argument("--json", help="write {seconds, accuracy, compile_seconds, device} here")
-  p.add_argument("--npz", help="read experiments.npz_data's exported files from this dir "
+  p.add_argument("--npz", help="read experiments.without_tfds's exported files from this dir "
                  "(the same as setting $DIGITJAX_NPZ_DIR)")
   p.add_argument("--limit", type=whole(0), default=0,
                  help="only the first N training and N test images (0: all)")

@@ -1,6 +1,6 @@
 """List every run under a folder: what it is, how far it got, what it scored.
 
-  python -m experiments.runs [DIR]        # default runs/
+  python -m experiments.list_runs [DIR]        # default runs/
   ./launch.sh runs [DIR]
 
 A run is a workdir: a folder holding config.json (sweep points, reproduce rows' seeds and
@@ -129,7 +129,7 @@ def _wall(seconds) -> str:
 
 
 def table(root: str) -> list[str]:
-  """The lines `python -m experiments.runs root` prints: a header, then one per run."""
+  """The lines `python -m experiments.list_runs root` prints: a header, then one per run."""
   rows = []
   for wd in workdirs(root):
     d = describe(wd)

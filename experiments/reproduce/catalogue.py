@@ -12,7 +12,7 @@ import os
 
 from digitjax import config as digitjax_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +99,7 @@ WHY: dict[str, str] = {
     "A1": ("below, explained: the stated budget (SGD lr 0.01, batch 128, 20 epochs) "
            "under-trains a 784-10 logistic layer; train accuracy is 89.9% and still rising "
            "at epoch 20 against the published 93.54%. Keras 3 itself, same layer, loss, "
-           "optimizer, batch and split (`python -m experiments.keras_check --row A1 "
+           "optimizer, batch and split (`python -m experiments.keras.check --row A1 "
            "--seeds 3`), gives the same: 90.64+-0.04, train 89.94-90.01%. Readings tried "
            "on seed 0 "
            "(`python -m digitjax.main --config=configs/report_a.py:a1_perceptron "
@@ -110,7 +110,7 @@ WHY: dict[str, str] = {
            "the batch the report states."),
     "B3": ("below, explained: Keras itself lands where digitjax does. Trained in Keras 3 "
            "(JAX backend) with the same layers, SGD lr 0.1 momentum 0.9, batch 32, 20 "
-           "epochs and the same 54k/6k split (`python -m experiments.keras_check --row B3 "
+           "epochs and the same 54k/6k split (`python -m experiments.keras.check --row B3 "
            "--seeds 3`), 3 seeds gave 97.60+-0.31 (train 99.19-99.47%, no epoch above "
            "98.11); on all 60k with the test set as validation, as the report trained "
            "(`--validation-split test`), 97.85+-0.22 (no epoch above 98.05). digitjax: "
@@ -156,7 +156,7 @@ WHY: dict[str, str] = {
            "(`--config.optimizer.eps_in_sqrt=True`) and dropout 0.5 the same seeds gave "
            "98.59+-0.18, also reproduced (`git show 10db82d:experiments/results/B.md`); "
            "Keras 3 itself, whose RMSprop has that rule, gave 98.54+-0.10 at dropout 0.5 "
-           "(`python -m experiments.keras_check --row B5 --seeds 3`; train 97.99-98.16%). "
+           "(`python -m experiments.keras.check --row B5 --seeds 3`; train 97.99-98.16%). "
            "The published train accuracy says the report's model dropped out less than "
            "0.5; the faithful config keeps the rate chosen before any run, and the "
            "readings that reproduce are here. Keras 2.2's clipped cross-entropy "
@@ -168,10 +168,10 @@ WHY: dict[str, str] = {
            "inside (tf.keras 2 / Keras 3, `--config.optimizer.eps_in_sqrt=True`): 99.37+-0.03, "
            "0.14 below (`git show 10db82d:experiments/results/B.md`); Keras 3 itself, "
            "which has that rule: 99.36+-0.05 (99.41, 99.31, 99.36; train 99.50-99.54%; "
-           "`python -m experiments.keras_check --row B6 --seeds 3`), half of the 1600x128 "
+           "`python -m experiments.keras.check --row B6 --seeds 3`), half of the 1600x128 "
            "dense kernel ending with a gradient RMS under sqrt(1e-7), where that rule damps "
            "the step. The unstated L2 factor and noise level (read as 1e-4 and std 0.1, the "
-           "usual Keras-tutorial values): experiments/sweeps/cnn_bn_readings.py's l2 "
+           "usual Keras-tutorial values): experiments/sweep/specs/cnn_bn_readings.py's l2 "
            "{0, 1e-4, 1e-3} x noise std {0, 0.1, 0.2}, 3 seeds each on an H200, landed at "
            "99.40-99.48 per point (std 0.01-0.07; the faithful point 99.41+-0.07), 2 of the "
            "27 runs at 99.51: no reading closes the gap beyond seed noise, the published "
@@ -231,9 +231,9 @@ WHY: dict[str, str] = {
              "76.16 and 77.11% at epochs 16, 17 and 18, 3.4-5.4 pts above the published "
              "72.77 and 2.6-4.6 above the notebook's 73.58; early stopping ended them "
              "after 26, 27 and 28 epochs, the authors' run after 24. Keras itself on the "
-             "same split (`python -m experiments.keras_check --row E6.1 --seeds 1 "
+             "same split (`python -m experiments.keras.check --row E6.1 --seeds 1 "
              "--first-seed <k> --backend tensorflow`, the notebook's model from "
-             "experiments/keras_reference.py, 2026-12-01; keras_check/E6.1.json, "
+             "experiments/keras/models.py, 2026-12-01; keras_check/E6.1.json, "
              "E6.1-s1.json, E6.1-s2.json): best val 74.80, 74.80 and 76.02% for seeds 0-2 "
              "(epochs 8 of 18, 11 of 21, 9 of 19), 75.21 +- 0.71, 95% CI 73.46-76.96: "
              "above the published figure as digitjax is. So the gap to the report is the "
@@ -260,7 +260,7 @@ WHY: dict[str, str] = {
              "epochs, the authors' run after 78. The val curve swings from epoch 8 on "
              "(seed 0: 23-81% after epoch 20, median 51%) while train accuracy climbs to "
              "94-97%: the BatchNorm moving averages, not the weights. `python -m "
-             "experiments.bn_stats --workdir runs/reproduce/E6.5/seed<k> --which "
+             "experiments.batchnorm_eval --workdir runs/reproduce/E6.5/seed<k> --which "
              "best|latest` evaluates each seed's best and latest checkpoints with the "
              "moving averages / each val batch's own statistics / statistics re-estimated "
              "over the training images: seed 0 (epochs 32, 62) 80.93, 67.17 / 81.61, 82.02 "
@@ -272,7 +272,7 @@ WHY: dict[str, str] = {
              "such a draw too"),
     "C2": ("above, explained: Keras itself lands where digitjax does. Trained in Keras 3 "
            "(JAX backend) with the same layers, Adam at Keras's defaults, batch 32, 15 "
-           "epochs and the same 54k/6k split (`python -m experiments.keras_check --row C2 "
+           "epochs and the same 54k/6k split (`python -m experiments.keras.check --row C2 "
            "--seeds 3`, 2026-11-30): 98.44+-0.03% test (98.45, 98.41, 98.46; train "
            "99.09-99.15% against the published 99.27), against digitjax's 98.48+-0.02. The "
            "report gives no batch size for C2 (Keras's default 32 here); the only code it "
@@ -315,7 +315,7 @@ COST: dict[str, str] = {
         ("D3", 280, "30 epochs, 2.3 h per seed under that load", "a CPU session holds one seed"),
         ("D4", 207, "30 epochs, 1.7 h per seed under that load", "a CPU session holds one seed"),
         ("E1", 144, "up to 150 epochs, early stopping (patience 10)", "~25 epochs, ~1 h a seed"))},
-    # idle (2026-12-07, `python -m experiments.epoch_cost --rows E2-sgd,E5-sgd,E3-sgd,
+    # idle (2026-12-07, `python -m experiments.perf.epoch_cost --rows E2-sgd,E5-sgd,E3-sgd,
     # E4-sgd,D1,D2 --steps 3`, the one training stopped meanwhile): each optimizer costs
     # its network's figure
     **{row: (f"{s:,} s per epoch measured here idle (experiments/results/epoch_cost_cpu."
@@ -332,7 +332,7 @@ COST: dict[str, str] = {
            "the CPU campaign trains it (docs/report_e.md, plan)") for o in ("adadelta", "sgd")))},
 }
 
-# E6 as transcribed from the notebooks (2026-11-30): `python -m experiments.epoch_cost
+# E6 as transcribed from the notebooks (2026-11-30): `python -m experiments.perf.epoch_cost
 # --rows E1,E6.0,...,E6.5 --steps 10` beside one training job (load 2.6; E6.0 alone took
 # 47 s an epoch): experiments/results/epoch_cost_e6_cpu.json.
 COST.update({row: (f"{s} s per epoch measured here beside one training job "

@@ -1,6 +1,6 @@
 """Report E's networks built in Keras 3, as the report and the authors' notebooks built them.
 
-  python -m experiments.keras_reference     # prints each one's parameter count
+  python -m experiments.keras.models     # prints each one's parameter count
 
 Builds, with Keras 3, the Keras models that digitjax's report-E families transcribe
 (keras.applications.VGG16; the hand-written VGG16, AlexNet and GoogLeNet of Keras
@@ -9,7 +9,7 @@ hard-coded in tests/test_models.py; rerun this when a layout changes. Building c
 training, only the weights' memory (VGG16: ~0.5 GB). tests/test_keras_equivalence.py
 imports the builders (classifier_activation=None gives logits, as keras.applications'
 argument of that name) and checks digitjax against them number for number;
-experiments/keras_check.py trains the E6 ladder's in Keras.
+experiments/keras/check.py trains the E6 ladder's in Keras.
 """
 import os
 

@@ -1,4 +1,4 @@
-"""What one epoch of a report row costs here: python -m experiments.epoch_cost --rows D3,E1.
+"""What one epoch of a report row costs here: python -m experiments.perf.epoch_cost --rows D3,E1.
 
 Why: the heavy rows (ImageNet-sized networks at 150-224 px, 700-epoch runs) must be
 planned before they are run: which fit a CPU session, which need a GPU call and how many
@@ -23,7 +23,9 @@ import numpy as np
 
 from digitjax import data
 from digitjax import reporting
-from experiments import bench, catalogue, whole
+from experiments import whole
+from experiments.perf import bench
+from experiments.reproduce import catalogue
 
 # Examples in each row's train and val splits (before any max_train_examples limit).
 _SPLITS = {"mnist": (54_000, 6_000), "cifar10": (40_000, 10_000),
@@ -58,7 +60,8 @@ def row_epoch(row, steps: int) -> dict:
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = argparse.ArgumentParser(prog="python -m experiments.perf.epoch_cost",
+                              description=__doc__.splitlines()[0])
   p.add_argument("--rows", required=True, help="comma-separated row ids, e.g. D3,E1,E2-sgd")
   p.add_argument("--steps", type=whole(1), default=20, help="timed steps, scaled to the epoch")
   p.add_argument("--json", default="", help="also write the figures here")

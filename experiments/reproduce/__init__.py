@@ -1,0 +1,10 @@
+"""The reports' rows re-run over seeds and tabulated beside the published figures.
+
+  python -m experiments.reproduce --help        the command (run.py; ./launch.sh reproduce)
+
+  catalogue.py  every row: its config, published figure, metric and epoch budget
+  runner.py     one config over seeds in a folder: the layout, the "finished" rule, quick
+                mode (shared with experiments/sweep/)
+  ledger.py     experiments/results/seeds.csv: every finished seed, across machines
+  run.py        runs (or reads back) the chosen rows, then writes the tables
+"""
