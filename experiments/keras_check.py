@@ -1,0 +1,5 @@
+"""Moved to `python -m experiments.keras.check`; this name goes in the next release
+(experiments/_moved.py)."""
+if __name__ == "__main__":
+  from experiments import _moved
+  _moved.run("experiments.keras_check", "experiments.keras.check")
