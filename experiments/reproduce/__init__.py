@@ -6,5 +6,6 @@
   runner.py     one config over seeds in a folder: the layout, the "finished" rule, quick
                 mode (shared with experiments/sweep/)
   ledger.py     experiments/results/seeds.csv: every finished seed, across machines
+  tables.py     experiments/results/<report>.md and .csv, and the verdict rule
   run.py        runs (or reads back) the chosen rows, then writes the tables
 """
