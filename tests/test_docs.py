@@ -138,7 +138,7 @@ def test_each_config_docstrings_command_parses(config_file, command, monkeypatch
 # --- cross-references ---------------------------------------------------------------------
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
-        *sorted((ROOT / "experiments").glob("*.md"))]
+        *sorted((ROOT / "experiments").rglob("*.md"))]  # results/ too: tables link notes
 SOURCES = [p for d in ("digitjax", "configs", "experiments")  # tests name bad files
            for p in sorted((ROOT / d).rglob("*.py"))]
 PATH_MENTION = re.compile(

@@ -8,4 +8,7 @@
   ledger.py     experiments/results/seeds.csv: every finished seed, across machines
   tables.py     experiments/results/<report>.md and .csv, and the verdict rule
   run.py        runs (or reads back) the chosen rows, then writes the tables
+
+Why a row's figure differs from the published one is written once, in docs/report_<x>.md
+under "Row notes"; the tables link there.
 """
