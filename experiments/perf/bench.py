@@ -47,6 +47,7 @@ from digitjax.models import fast_ops
 from digitjax.models import layers as L
 from experiments import whole
 from experiments.perf import seed_timing, speedrun, torch_keras
+from experiments.perf.peak import matmul_gflops
 
 EPOCH_IMAGES = 60_000
 MODELS = ("keras_mlp", "keras_cnn", "cnn_bn")
@@ -76,19 +77,6 @@ def synthetic(n: int = EPOCH_IMAGES, seed: int = 0):
   rng = np.random.default_rng(seed)
   return (rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
           rng.integers(0, 10, (n,), dtype=np.int32))
-
-
-def matmul_peak(n: int = 2048, repeats: int = 9) -> float:
-  """fp32 GFLOP/s of an n x n jnp.dot (median of repeats): this machine's matmul peak."""
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  dot = jax.jit(jnp.dot)
-  dot(a, a).block_until_ready()
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    dot(a, a).block_until_ready()
-    times.append(time.perf_counter() - t0)
-  return 2 * n ** 3 / float(np.median(times)) / 1e9
 
 
 class _RefMaxPool(L.MaxPool):
@@ -378,7 +366,7 @@ def main(argv=None):
   images, labels = synthetic()
   results = dict(argv=vars(a), backend=jax.default_backend(), devices=str(jax.devices()),
                  cpu_count=os.cpu_count(), machine=platform.machine(), jax=jax.__version__)
-  peak_before = matmul_peak()
+  peak_before = matmul_gflops()
   rows, dispatch_speedups = [], {}
   for name in a.models.split(","):
     print(f"timing {name} ...", flush=True)
@@ -386,7 +374,7 @@ def main(argv=None):
     rows += model_rows
     if speedup:
       dispatch_speedups[name] = speedup
-  peak = max(peak_before, matmul_peak())  # before and after: the less disturbed one
+  peak = max(peak_before, matmul_gflops())  # before and after: the less disturbed one
   results.update(matmul_peak_gflops=peak, rows=rows)
   if a.compare and not torch_keras.torch_available():
     print("PyTorch is not installed: `pip install -e .[bench]` to compare with it.")

@@ -35,6 +35,7 @@ import numpy as np
 
 from digitjax import models, reporting
 from experiments import whole
+from experiments.perf.peak import matmul_gflops
 
 DEFAULT_CONFIG = "configs/speedrun_mnist.py"
 REPO_CONFIG = os.path.join(
@@ -341,23 +342,6 @@ def _flops(compiled) -> float:
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost.get("flops", 0.0))
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-  """The device's float32 matmul rate (best of `repeats` n x n x n products), GFLOP/s:
-  what a well-fed conv net could at best reach on it."""
-  import jax
-  import jax.numpy as jnp
-
-  a = jnp.ones((n, n), jnp.float32)
-  f = jax.jit(lambda a: a @ a)
-  f(a).block_until_ready()
-  best = float("inf")
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    f(a).block_until_ready()
-    best = min(best, time.perf_counter() - t0)
-  return 2.0 * n ** 3 / best / 1e9
 
 
 def roofline(config, n_train: int, n_eval: int, median_seconds: float) -> str:
