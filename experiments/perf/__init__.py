@@ -9,7 +9,8 @@
                      gradients, per layer shape
   seed_timing.py     K seeds vmapped in one program against K runs (bench, tests)
   torch_keras.py     the benchmarked models in eager PyTorch and Keras 3 (bench --compare)
+  speedrun_vs_torch.py  the speedrun in digitjax and eager PyTorch, alternating (--compare)
   peak.py            the device's float32 matmul rate, the peak bench and speedrun quote
-  reference_layers.py  flax's stock max-pool and dropout, for bench --reference-layers
+  reference_layers.py  flax's stock max-pool, dropout and conv (bench --reference-layers)
   bench_cpu*.json    the runs BENCH.md quotes
 """

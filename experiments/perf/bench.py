@@ -35,7 +35,6 @@ import contextlib
 import platform
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,10 +42,8 @@ import numpy as np
 from digitjax import config as base
 from digitjax import train
 from digitjax import reporting
-from digitjax.models import fast_ops
-from digitjax.models import layers as L
 from experiments import whole
-from experiments.perf import seed_timing, speedrun, torch_keras
+from experiments.perf import reference_layers, seed_timing, speedrun_vs_torch, torch_keras
 from experiments.perf.peak import matmul_gflops
 
 EPOCH_IMAGES = 60_000
@@ -79,34 +76,6 @@ def synthetic(n: int = EPOCH_IMAGES, seed: int = 0):
           rng.integers(0, 10, (n,), dtype=np.int32))
 
 
-class _RefMaxPool(L.MaxPool):
-  def __call__(self, x, train: bool = False):
-    w = L._pair(self.pool_size)
-    return nn.max_pool(x, w, L._pair(self.strides or self.pool_size), self.padding.upper())
-
-
-class _RefDropout(L.Dropout):
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    return nn.Dropout(self.rate, deterministic=not train)(x)
-
-
-@contextlib.contextmanager
-def reference_layers():
-  """Builds models as digitjax did before its CPU layer work: flax's nn.max_pool and
-  nn.Dropout, and no fusion boundary (fast_ops.materialize) before the conv patches."""
-  saved = dict(L.LAYERS)
-  materialize = fast_ops.materialize
-  L.LAYERS.update(MaxPool=_RefMaxPool, Dropout=_RefDropout)
-  fast_ops.materialize = lambda x: x
-  try:
-    yield
-  finally:
-    L.LAYERS.clear()
-    L.LAYERS.update(saved)
-    fast_ops.materialize = materialize
-
-
 def counted_flops(trainer) -> float:
   """Training FLOPs per sample of the dense and conv layers: 2 x multiply-adds x 3.
 
@@ -128,12 +97,18 @@ def counted_flops(trainer) -> float:
   return 6.0 * macs
 
 
-def bench_flax(name, config, images, labels, steps, repeats, dispatch=1):
+def bench_flax(name, config, images, labels, steps, repeats, dispatch=1, reference=False):
   """Compile time, FLOPs/sample, and median epoch seconds of the digitjax train step.
 
   dispatch > 1 times what `config.steps_per_dispatch` makes the trainer run: blocks of
   that many steps in one jitted lax.scan (`Trainer.train_block`) instead of one call per
-  step; compile_s and the FLOPs stay those of the single step."""
+  step; compile_s and the FLOPs stay those of the single step. reference: the model with
+  flax's stock layers instead of digitjax's CPU forms (perf/reference_layers.py)."""
+  with reference_layers.reference_layers() if reference else contextlib.nullcontext():
+    return _bench_flax(name, config, images, labels, steps, repeats, dispatch)
+
+
+def _bench_flax(name, config, images, labels, steps, repeats, dispatch):
   bs = config.batch_size
   full = len(labels) // bs
   k = min(steps or full, full)
@@ -201,62 +176,6 @@ def bench_seeds(name, images, labels, k, steps, repeats, batch):
   return dict(model=name, k=k, steps=steps, vmapped_s=v, sequential_s=s, speedup=s / v)
 
 
-def bench_speedrun(k: int, limit: int = 0, threads: int | None = None) -> dict:
-  """The speedrun's seeds 0..k-1 in digitjax and in eager PyTorch, one of each in turn
-  so both see the same machine load: seconds per seed (init, the epoch, the test pass;
-  digitjax's compilation apart) and test accuracy, as experiments.perf.speedrun times them.
-  limit > 0: only the first `limit` training and test images (tests)."""
-  import torch
-
-  if threads:
-    torch.set_num_threads(threads)
-  config, problems = speedrun.load_config(speedrun.REPO_CONFIG)
-  if problems:
-    raise ValueError(" ".join(problems))
-  loop = speedrun.resolve(config)
-  host = speedrun.load_data(config, "test", limit)
-  arrays = jax.block_until_ready(jax.device_put(host))
-  tensors = speedrun.torch_arrays(host)
-  compiled, compile_s = speedrun.compile_run(config, arrays, loop)
-  ours, theirs = [], []
-  for seed in range(k):
-    ours.append(speedrun.time_seed(compiled, seed, arrays))
-    theirs.append(speedrun.run_torch(config, seed, tensors))
-  median = lambda runs: float(np.median([sec for _, sec in runs]))
-  return dict(seeds=k, train_images=len(host[1]), compile_s=compile_s,
-              conv_impl=config.model.conv_impl, loop=loop, torch_threads=torch.get_num_threads(),
-              seconds=[sec for _, sec in ours], accuracy=[acc for acc, _ in ours],
-              torch_seconds=[sec for _, sec in theirs],
-              torch_accuracy=[acc for acc, _ in theirs],
-              ratio=median(theirs) / median(ours))
-
-
-def _fmt_speedrun(r) -> str:
-  mean = lambda v: float(np.mean(v))
-  return (f"speedrun (configs/speedrun_mnist.py, {r['seeds']} seeds each, alternating): "
-          f"digitjax {np.median(r['seconds']):.2f} s/seed ({mean(r['accuracy']):.2f}% test; "
-          f"compile {r['compile_s']:.1f} s apart), PyTorch eager "
-          f"{np.median(r['torch_seconds']):.2f} s/seed ({mean(r['torch_accuracy']):.2f}%, "
-          f"{r['torch_threads']} threads): torch/ours {r['ratio']:.2f}x")
-
-
-def _compare_speedrun(a, results) -> None:
-  """--compare's speedrun line; skipped with a reason without PyTorch or real MNIST."""
-  from digitjax.errors import UserError
-
-  if not torch_keras.torch_available():
-    print("\nspeedrun: skipped, PyTorch is not installed")
-    return
-  print("\ntiming the MNIST speedrun ...", flush=True)
-  try:
-    r = bench_speedrun(a.speedrun_seeds, threads=a.torch_threads or None)
-  except UserError as e:  # MNIST not prepared: the speedrun needs the real images
-    print(f"speedrun: skipped, {e}")
-    return
-  results["speedrun"] = r
-  print(_fmt_speedrun(r))
-
-
 def _fmt_table(rows, peak, compared):
   head = ("model", "compile s", "epoch s", "samples/s", "MFLOP/sample (XLA)",
           "MFLOP/sample (model)", "GFLOP/s", "% of peak")
@@ -314,8 +233,8 @@ def _time_model(a, name, images, labels):
   row = bench_flax(name, model_config(name, a.batch), images, labels, a.steps, a.repeats)
   rows, speedup = [row], None
   if a.reference_layers and name in ("cnn_bn", "keras_cnn"):
-    with reference_layers():
-      ref = bench_flax(name, model_config(name, a.batch), images, labels, a.steps, a.repeats)
+    ref = bench_flax(name, model_config(name, a.batch), images, labels, a.steps, a.repeats,
+                     reference=True)
     ref["model"] = f"{name} (reference layers)"
     rows.append(ref)
   if a.dispatch > 1:
@@ -384,7 +303,7 @@ def main(argv=None):
   print(_fmt_table(rows, peak, a.compare))
   _report_speedups(rows, dispatch_speedups, results)
   if a.compare and a.speedrun_seeds:
-    _compare_speedrun(a, results)
+    speedrun_vs_torch.compare(a.speedrun_seeds, a.torch_threads or None, results)
   if a.seeds:
     _time_seeds(a, images, labels, results)
   os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
