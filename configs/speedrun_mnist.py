@@ -5,7 +5,7 @@
 Reaches 99.01 +- 0.05% test accuracy over seeds 0-9 (8 of 10 at or above 99.0%; the
 PyTorch script reports 99.04%) in a median 8.0 s per seed on an idle 2-core CPU,
 compilation (4 s) apart. Eager PyTorch on the same recipe, side by side in the same run,
-took 4.7 s: torch/ours 0.60x (experiments/BENCH.md, Speedrun: the runs and commands).
+took 4.7 s: torch/ours 0.60x (experiments/BENCH.md, "Speedrun with the mixed conv").
 The convolutions are digitjax's "mixed" form (lax.conv forward, its own backward), which
 XLA:CPU runs fast inside the one-program scan: 2.0x the earlier lax.conv called step by
 step.
