@@ -9,7 +9,7 @@ import sys
 
 
 def run(old: str, new: str) -> None:
-  """Runs module `new` as `python -m new` would, with this process's arguments; its exit
-  status is this process's (runpy lets its SystemExit through)."""
+  """Runs module `new` as the interpreter's -m option would, with this process's
+  arguments; its exit status is this process's (runpy lets its SystemExit through)."""
   print(f"{old} moved to {new}; this name goes in the next release", file=sys.stderr)
   runpy.run_module(new, run_name="__main__", alter_sys=True)

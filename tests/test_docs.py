@@ -179,6 +179,21 @@ def test_every_file_the_docs_and_docstrings_name_exists():
   assert broken == []
 
 
+def test_every_command_the_docs_and_docstrings_name_is_a_module():
+  """`python -m experiments.x`: x runs (a module, or a package with a __main__)."""
+  import importlib.util
+
+  broken = []
+  for path in DOCS + SOURCES + [ROOT / "launch.sh", *(ROOT / "experiments").glob("*.[st][hx]*")]:
+    for name in set(re.findall(r"python3? -m ((?:experiments|digitjax)(?:\.\w+)+)",
+                               path.read_text())):
+      spec = importlib.util.find_spec(name)
+      if spec is None or (spec.submodule_search_locations is not None
+                          and importlib.util.find_spec(f"{name}.__main__") is None):
+        broken.append(f"{path.relative_to(ROOT)}: python -m {name}")
+  assert broken == []
+
+
 def test_every_readme_section_a_text_cites_exists():
   """`README, Results`, `the README's "Speed" section`: the README has that heading."""
   headings = {h.strip().lower() for h in
