@@ -7,8 +7,8 @@
 #   ./launch.sh test [PYTEST ARGS]                    the test suite (what CI runs)
 #   ./launch.sh extras EXTRA [EXTRA ...]              install extras (tensorboard, bench) from
 #                                                     their locks, requirements-EXTRA.lock
-#   ./launch.sh sweep SWEEP_FILE [OPTIONS]            a sweep (experiments/sweep.py --help)
-#   ./launch.sh reproduce [OPTIONS]                   re-run report rows (experiments/reproduce.py --help)
+#   ./launch.sh sweep SWEEP_FILE [OPTIONS]            a sweep (experiments/sweep/run.py --help)
+#   ./launch.sh reproduce [OPTIONS]                   re-run report rows (experiments/reproduce/run.py --help)
 #   ./launch.sh runs [DIR]                            list the runs under DIR (default runs/)
 #   ./launch.sh --processes N CONFIG [...]            N processes on this machine (jax.distributed)
 #   ./launch.sh --slurm [--nodes N] [--gpus-per-node G] [--time HH:MM:SS] [--out FILE]
@@ -151,7 +151,7 @@ case "${1:-}" in
   extras) shift; extras "$@" ;;
   sweep) shift; exec "$PY" -m experiments.sweep "$@" ;;
   reproduce) shift; exec "$PY" -m experiments.reproduce "$@" ;;
-  runs) shift; exec "$PY" -m experiments.runs "$@" ;;
+  runs) shift; exec "$PY" -m experiments.list_runs "$@" ;;
   --processes) shift; processes "$@" ;;
   --slurm) shift; slurm "$@" ;;
   --*) exec "$PY" -m digitjax.main "$@" ;;  # flags alone: --mode=eval --workdir=DIR

@@ -1,11 +1,11 @@
-"""MNIST to 99% in one epoch: tuomaso/train_mnist_fast's recipe, for experiments.speedrun.
+"""MNIST to 99% in one epoch: tuomaso/train_mnist_fast's recipe, for experiments.perf.speedrun.
 
-  python -m experiments.speedrun --config=configs/speedrun_mnist.py --seeds 10
+  python -m experiments.perf.speedrun --config=configs/speedrun_mnist.py --seeds 10
 
 Reaches 99.01 +- 0.05% test accuracy over seeds 0-9 (8 of 10 at or above 99.0%; the
 PyTorch script reports 99.04%) in a median 8.0 s per seed on an idle 2-core CPU,
 compilation (4 s) apart. Eager PyTorch on the same recipe, side by side in the same run,
-took 4.7 s: torch/ours 0.60x (experiments/BENCH.md, Speedrun: the runs and commands).
+took 4.7 s: torch/ours 0.60x (experiments/BENCH.md, "Speedrun with the mixed conv").
 The convolutions are digitjax's "mixed" form (lax.conv forward, its own backward), which
 XLA:CPU runs fast inside the one-program scan: 2.0x the earlier lax.conv called step by
 step.
@@ -19,7 +19,7 @@ last partial batch of 96 included (235 steps); Adam (betas 0.7, 0.9, eps 1e-8) w
 PyTorch's OneCycleLR to a peak of 0.01 (30% cosine warm-up from peak/25, cosine down to
 peak/25/1e4), no momentum cycling; softmax cross-entropy; no augmentation, no validation.
 
-get_speedrun() holds what digitjax's config schema has no field for; experiments.speedrun
+get_speedrun() holds what digitjax's config schema has no field for; experiments.perf.speedrun
 reads both. digitjax.main can train the model of get_config() too, but with its own
 optimizer (Adam with Keras's betas, constant lr 0.01) and Keras's initialisation: that
 is not the speedrun.
@@ -46,7 +46,7 @@ def get_config():
 
 
 def get_speedrun():
-  """What experiments.speedrun adds to get_config() (digitjax's schema lacks them)."""
+  """What experiments.perf.speedrun adds to get_config() (digitjax's schema lacks them)."""
   s = ml_collections.ConfigDict()
   s.mean, s.std = 0.1307, 0.3081  # (x / 255 - mean) / std
   s.init = "torch"  # torch: PyTorch's default init | keras: the model's own (glorot)

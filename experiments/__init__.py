@@ -1,4 +1,6 @@
-"""Experiment drivers built on digitjax: sweeps, report reproduction, benchmarks."""
+"""Experiments built on digitjax, by purpose: reproduce/ (the reports' rows), sweep/,
+perf/ (speed), keras/ (Keras itself), and a few tools here; experiments/README.md lists
+every command and the question it answers."""
 import argparse
 
 

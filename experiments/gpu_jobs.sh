@@ -29,7 +29,7 @@ if [ "${1:-}" = prepare ]; then
   "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux2014_x86_64 -d .gpu/whl ml_collections==1.1.0 \
     tensorboardX==2.6.5 flax==0.12.8 optax==0.2.8 orbax-checkpoint==0.12.8
-  for d in mnist tf_flowers; do "$PY" -m experiments.npz_data export $d .gpu/data; done
+  for d in mnist tf_flowers; do "$PY" -m experiments.without_tfds export $d .gpu/data; done
   du -sh .gpu; exit 0
 fi
 T0=$(date +%s)

@@ -58,11 +58,11 @@ def no_prepared_data(tmp_path, monkeypatch):
 
 @contextlib.contextmanager
 def mock_data(empty_dir, num_examples=600):
-  """TFDS mock data (experiments.runner.mock_tfds) with TFDS_DATA_DIR at the empty folder
+  """TFDS mock data (experiments.reproduce.runner.mock_tfds) with TFDS_DATA_DIR at the empty folder
   empty_dir and TFDS offline, for any fixture scope: what no_prepared_data does, so mock
   examples never meet real MNIST's split cache, whatever ../shared holds."""
   from digitjax import data
-  from experiments import runner
+  from experiments.reproduce import runner
 
   pathlib.Path(empty_dir).mkdir(parents=True, exist_ok=True)
   with pytest.MonkeyPatch.context() as mp:
@@ -112,7 +112,7 @@ def pytest_collection_modifyitems(config, items):
 # split): real training end to end in a subprocess, whatever data this machine holds.
 MOCK_MAIN = ("import logging\n"
              "from absl import app\n"
-             "from experiments import runner\n"
+             "from experiments.reproduce import runner\n"
              "from digitjax import main\n"
              "logging.getLogger('absl').addFilter(  # mock_data's own deprecated call\n"
              "    lambda r: 'TensorInfo.dtype' not in r.getMessage())\n"

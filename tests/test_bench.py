@@ -1,10 +1,13 @@
-"""The benchmark's machinery: vmapped seeds equal sequential runs; FLOP counting."""
+"""The benchmark's machinery: vmapped seeds equal sequential runs; FLOP counting; the
+reference layers."""
+import contextlib
+
 import jax
 import numpy as np
 import pytest
 
 from conftest import needs_mnist
-from experiments import bench, seeds
+from experiments.perf import bench, reference_layers, seed_timing, speedrun_vs_torch
 
 
 @pytest.mark.parametrize("name,hidden,dropout", [("perceptron", None, 0.0),
@@ -15,9 +18,9 @@ def test_vmapped_seeds_equal_sequential_runs(name, hidden, dropout):
     c.model.hidden_units, c.model.dropout = hidden, dropout
   images, labels = bench.synthetic(256)
   images, labels = jax.device_put(images), jax.device_put(labels)
-  trainers = seeds.seed_trainers(c, 3, len(labels) // 32)
-  vstate = seeds.run_vmapped(trainers, images, labels, epoch=1, steps=4)
-  sequential = seeds.run_sequential(trainers, images, labels, epoch=1, steps=4)
+  trainers = seed_timing.seed_trainers(c, 3, len(labels) // 32)
+  vstate = seed_timing.run_vmapped(trainers, images, labels, epoch=1, steps=4)
+  sequential = seed_timing.run_sequential(trainers, images, labels, epoch=1, steps=4)
   for k, s in enumerate(sequential):
     assert int(s.step[0]) == int(vstate.step[k]) == 4
     for a, b in zip(jax.tree.leaves(s.params), jax.tree.leaves(vstate.params)):
@@ -62,9 +65,37 @@ def test_bench_speedrun_times_digitjax_and_pytorch_side_by_side():
   """--compare's speedrun: the same recipe in both frameworks, seconds and accuracy per
   seed, and the ratio of the medians (here on a 1,000-image slice)."""
   pytest.importorskip("torch")
-  r = bench.bench_speedrun(2, limit=1000)
+  r = speedrun_vs_torch.time_both(2, limit=1000)
   assert len(r["seconds"]) == len(r["torch_seconds"]) == 2
   assert r["train_images"] == 1000 and r["compile_s"] > 0
   assert all(20 < a <= 100 for a in r["accuracy"] + r["torch_accuracy"])  # chance: 10
   assert r["ratio"] == pytest.approx(np.median(r["torch_seconds"]) / np.median(r["seconds"]))
-  assert "torch/ours" in bench._fmt_speedrun(r)
+  assert "torch/ours" in speedrun_vs_torch.line(r)
+
+
+def test_reference_layers_are_flaxs_stock_forms_inside_the_block_only():
+  """bench --reference-layers: the same model, trained to the same numbers, with
+  nn.max_pool, nn.Dropout and a conv without fusion boundary; programs traced outside the
+  block, and digitjax's own registries, are left as they were."""
+  from digitjax import train
+  from digitjax.models import fast_ops, layers
+
+  before = (dict(layers.LAYERS), fast_ops.materialize)
+  config = bench.model_config("keras_cnn", 8)  # convs, a max-pool, two dropouts
+  images, labels = (jax.device_put(a) for a in bench.synthetic(32))
+
+  def one_step(reference):
+    with reference_layers.reference_layers() if reference else contextlib.nullcontext():
+      trainer = train.Trainer(config, 4)
+      args = (trainer.init_state(), images, labels, trainer.epoch_order(0, 32, 8), np.int32(0),
+              trainer.step_keys, trainer.replicate(np.array([True])))
+      text = trainer.train_block.lower(*args, n=1).as_text()
+      state, _ = trainer.train_block(*args, n=1)
+    return text, state
+
+  ours_text, ours = one_step(False)
+  stock_text, stock = one_step(True)
+  assert "reduce_window" in stock_text and "reduce_window" not in ours_text  # nn.max_pool
+  for a, b in zip(jax.tree.leaves(ours.params), jax.tree.leaves(stock.params)):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+  assert (dict(layers.LAYERS), fast_ops.materialize) == before

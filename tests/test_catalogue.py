@@ -1,7 +1,7 @@
 """Every config of every report builds and trains one step; the reproduce runner's tables.
 
 One training step per distinct train step runs at --quick sizes
-(experiments.runner.quick: the big 224-px networks at the smallest input they take)
+(experiments.reproduce.runner.quick: the big 224-px networks at the smallest input they take)
 on random uint8 images, through the real Trainer (the jitted step with augmentation).
 Configs that differ from a stepped one only in what the loop does around the step
 (epochs, early stopping, plateau, splits, name) share its step; so do the optimizer
@@ -25,7 +25,8 @@ import pytest
 from conftest import ROOT
 from digitjax import config as config_lib
 from digitjax import data, main, trainer as trainer_lib
-from experiments import catalogue, reproduce, runner
+from experiments.reproduce import catalogue, runner, tables
+from experiments.reproduce import run as reproduce
 
 
 def _variants(report):
@@ -155,20 +156,20 @@ def test_rows_without_local_data_run_on_mock_data_at_real_size(tmp_path, spec, s
 def test_verdicts_follow_reports_md():
   """The published figure against the 95% t-interval of our mean (3 seeds: +-2.48 std;
   10 seeds: +-0.72 std), not against +-1 std."""
-  assert reproduce.verdict(99.51, 99.45, 0.08, 3).startswith("reproduced")
-  assert reproduce.verdict(99.51, 99.30, 0.08, 3).startswith("below (-0.21")
-  assert reproduce.verdict(99.51, 99.75, 0.08, 3).startswith("above (+0.24")
+  assert tables.verdict(99.51, 99.45, 0.08, 3).startswith("reproduced")
+  assert tables.verdict(99.51, 99.30, 0.08, 3).startswith("below (-0.21")
+  assert tables.verdict(99.51, 99.75, 0.08, 3).startswith("above (+0.24")
   # 0.15 off with std 0.07 over 3 seeds: beyond 1 std, inside the interval (+-0.174)
-  assert reproduce.verdict(98.85, 99.00, 0.07, 3) == "reproduced (+0.15 pts)"
-  assert reproduce.verdict(98.85, 98.70, 0.07, 3) == "reproduced (-0.15 pts)"
+  assert tables.verdict(98.85, 99.00, 0.07, 3) == "reproduced (+0.15 pts)"
+  assert tables.verdict(98.85, 98.70, 0.07, 3) == "reproduced (-0.15 pts)"
   # 0.07 off with std 0.08 over 10 seeds: within 1 std, outside the interval (+-0.057)
-  assert reproduce.verdict(99.51, 99.44, 0.08, 10) == "below (-0.07 pts)"
-  assert reproduce.verdict(99.51, 99.58, 0.08, 10) == "above (+0.07 pts)"
-  assert reproduce._ci_cell(99.0, 0.07, 3) == "98.83-99.17"
-  assert reproduce._ci_cell(99.0, 0.0, 1) == ""
-  assert reproduce.verdict(99.51, 99.51, 0.0, 1) == "1 seed: +0.00 pts, no verdict yet"
-  assert reproduce.verdict(99.51, 99.30, 0.08, 2) == "2 seeds: -0.21 pts, no verdict yet"
-  assert reproduce.verdict(None, 97.0, 0.1, 3) == "no published figure"
+  assert tables.verdict(99.51, 99.44, 0.08, 10) == "below (-0.07 pts)"
+  assert tables.verdict(99.51, 99.58, 0.08, 10) == "above (+0.07 pts)"
+  assert tables._ci_cell(99.0, 0.07, 3) == "98.83-99.17"
+  assert tables._ci_cell(99.0, 0.0, 1) == ""
+  assert tables.verdict(99.51, 99.51, 0.0, 1) == "1 seed: +0.00 pts, no verdict yet"
+  assert tables.verdict(99.51, 99.30, 0.08, 2) == "2 seeds: -0.21 pts, no verdict yet"
+  assert tables.verdict(None, 97.0, 0.1, 3) == "no published figure"
 
 
 def _table(path):
@@ -199,7 +200,7 @@ def test_reproduce_quick_writes_well_formed_tables_and_resumes(tmp_path, no_prep
   assert seeds == [0, 1]
   md = (out / "A.md").read_text().splitlines()
   header = next(l for l in md if l.startswith("| row"))
-  assert header.count("|") == len(reproduce.MD_COLUMNS) + 1
+  assert header.count("|") == len(tables.MD_COLUMNS) + 1
   assert sum(l.startswith("| A") for l in md) == 5
   # Rerun of A1 only: its finished runs are read back, not retrained, and A4's runs,
   # not chosen this time, stay in the table (read back from their workdirs).
@@ -243,13 +244,8 @@ def test_reproduce_lists_pending_data_and_gpu_rows_without_running(tmp_path, no_
   assert rows["D1-30"]["verdict"] == "pending data (mnist not prepared)"
   assert rows["D3"]["published %"] == "64.69" and rows["D3"]["ours mean %"] == ""
   assert not (tmp_path / "runs").exists()
-  # A row with no run says what one seed would cost here; once run, the estimate goes.
-  assert rows["D1-30"]["notes"].endswith("; not run yet: " + catalogue.COST["D1-30"])
-  entry = dict(id="D1-30", config="", published=91.78, metric="test", epochs=30,
-               weights="last", status="", notes="",
-               runs=[dict(seed=0, accuracy=91.6, best_checkpoint=91.6, wall_seconds=1.0,
-                          epochs_run=30)])
-  assert reproduce.table_rows([entry], is_quick=False)[0][0]["notes"] == ""
+  # a row's notes are a link to its note in docs/report_d.md, run or not
+  assert rows["D1"]["notes"] == "docs/report_d.md#d1" and rows["D2-30"]["notes"] == ""
 
 
 def test_reproduce_bad_report_or_row_is_a_user_error():
@@ -308,38 +304,36 @@ def test_wall_time_names_the_device_and_counts_a_program_once():
   runs = [dict(wall_seconds=100.0, device="cpu", together=1, workdir="a/seed0"),
           dict(wall_seconds=30.0, device="NVIDIA H200", together=2, workdir="a/seeds1-2"),
           dict(wall_seconds=30.0, device="NVIDIA H200", together=2, workdir="a/seeds1-2")]
-  assert reproduce._wall_times(runs) == "100 s; 30 s per 2 seeds together on NVIDIA H200"
+  assert tables._wall_times(runs) == "100 s; 30 s per 2 seeds together on NVIDIA H200"
   assert runner.seed_blocks([0, 1, 3, 5, 6], together=True) == [[0, 1], [3], [5, 6]]
   assert runner.seed_blocks([0, 1, 3], together=False) == [[0], [1], [3]]
 
 
-def test_markdown_page_is_compact_with_numbered_notes_under_the_table():
-  """Long notes go under the table, numbered (a shared one once); the cells keep every
+def test_markdown_page_is_compact_and_links_each_rows_note():
+  """A row's note is a link to docs/report_<x>.md, never its text; the cells keep every
   figure of the CSV row."""
   base = dict(config="configs/report_e.py:e3_vgg16_adam", metric="val", weights="best val",
               **{"published %": "27.00", "ours mean %": "", "ours std": "", "seeds": "0",
                  "ours 95% CI": "", "best-ckpt test %": "", "epochs": "150", "epochs run": "",
                  "wall time per run": "", "verdict": "not run yet"})
-  essay = "stopped early; " + "a long explanation " * 40
-  rows = [dict(base, row="E3-adam", notes="never learned (~27%)"),
-          dict(base, row="E3-sgd", notes="never learned (~27%)"),
+  rows = [dict(base, row="E3-adam", notes="docs/report_e.md#e3-adam"),
           dict(base, row="B6a", config="configs/report_b.py:b6a_cnn_bn_es", metric="test",
-               weights="best", notes=essay, **{"ours mean %": "99.45", "ours std": "0.11",
+               weights="best", notes="docs/report_b.md#b6a", **{"ours mean %": "99.45", "ours std": "0.11",
                "ours 95% CI": "99.18-99.72", "seeds": "3", "best-ckpt test %": "99.45", "epochs": "100",
                "epochs run": "43,23,33", "wall time per run": "153 s",
                "verdict": "reproduced (-0.08 pts)"}),
           dict(base, row="E6.1", notes="")]
-  page = reproduce.markdown("E", rows, "Generated by a test.").splitlines()
+  page = tables.markdown("E", rows, "Generated by a test.").splitlines()
   table = [l for l in page if l.startswith("| ")]
-  assert table[0].count("|") == len(reproduce.MD_COLUMNS) + 1
+  assert table[0].count("|") == len(tables.MD_COLUMNS) + 1
   cells = {c[0]: c for c in ([x.strip() for x in l.split("|")[1:-1]] for l in table[1:])}
-  assert cells["E3-adam"][-1] == cells["E3-sgd"][-1] == "1" and cells["E6.1"][-1] == ""
+  assert cells["E3-adam"][-1] == "[note](../../docs/report_e.md#e3-adam)"
+  assert cells["E6.1"][-1] == ""
   assert cells["B6a"] == ["B6a", "`report_b.py:b6a_cnn_bn_es`", "27.00", "test, best",
                           "99.45 ± 0.11 (3)", "99.18-99.72", "99.45", "43,23,33 of 100", "153 s",
-                          "reproduced (-0.08 pts)", "2"]
+                          "reproduced (-0.08 pts)", "[note](../../docs/report_b.md#b6a)"]
   assert cells["E3-adam"][3] == "val" and cells["E3-adam"][7] == "150"
-  assert max(len(l) for l in table) < 200  # no essay in a cell
-  assert page[page.index("Notes:") + 2:] == ["1. never learned (~27%)", f"2. {essay.strip()}"]
+  assert page[-1] == table[-1]  # nothing under the table
 
 
 def test_tabulating_without_runs_keeps_the_committed_figures(tmp_path):
@@ -350,12 +344,12 @@ def test_tabulating_without_runs_keeps_the_committed_figures(tmp_path):
   previous = {r["row"]: r for r in _table(committed)}
   stale = dict(previous["D2-30"], config="configs/report_d.py:another_variant")
   with open(out / "D.csv", "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=reproduce.COLUMNS)
+    w = csv.DictWriter(f, fieldnames=tables.COLUMNS)
     w.writeheader()
     w.writerows([previous["D1-30"], stale])
   reproduce.reproduce("D", tabulate=True, workroot=str(tmp_path / "runs"), out_dir=str(out))
   rows = {r["row"]: r for r in _table(out / "D.csv")}
-  for column in reproduce.MEASURED:
+  for column in tables.MEASURED:
     assert rows["D1-30"][column] == previous["D1-30"][column]
   assert rows["D1-30"]["ours mean %"] != ""
   # A row whose previous figures belong to another config is not carried over.
@@ -467,11 +461,21 @@ def test_seeds_add_up_across_sessions_through_the_ledger(tmp_path):
 
 
 @pytest.mark.parametrize("report", "ABCDE")
-def test_committed_tables_carry_the_catalogues_current_notes(report):
-  """A note edited in experiments/catalogue.py reaches the committed table only when the
-  table is regenerated (`python -m experiments.reproduce --report X --tabulate`); a stale
-  table would show readers an old explanation beside new figures."""
+def test_committed_tables_link_every_row_note_and_every_note_is_a_row(report):
+  """A row's note lives once, in docs/report_<x>.md under "Row notes"; the committed table
+  links it. A note added there reaches the table when it is regenerated (`python -m
+  experiments.reproduce --report X --tabulate`); a note under a misspelt id would never."""
+  ids = [row.id for row in catalogue.rows(report)]
+  noted = tables.noted_rows(report)
+  assert noted and not set(noted) - set(ids), f"notes for no row of {report}: {noted}"
+  assert len(noted) == len(set(noted)), f"a row with two notes: {noted}"
   page = (pathlib.Path(catalogue.ROOT) / "experiments" / "results" / f"{report}.md").read_text()
-  stale = [row.id for row in catalogue.rows(report) if row.notes and row.notes not in page]
-  assert not stale, (f"{report}.md's notes differ from catalogue.py for {stale}: run "
-                     f"`python -m experiments.reproduce --report {report} --tabulate`")
+  unlinked = [i for i in noted if f"(../../docs/report_{report.lower()}.md#"
+              f"{tables.anchor(i)})" not in page]
+  assert not unlinked, (f"{report}.md does not link the notes of {unlinked}: run "
+                        f"`python -m experiments.reproduce --report {report} --tabulate`")
+
+
+def test_a_row_notes_anchor_is_githubs():
+  assert [tables.anchor(i) for i in ("E6.1", "D1-30", "E2-adam", "B6a", "Row notes")] == [
+      "e61", "d1-30", "e2-adam", "b6a", "row-notes"]

@@ -1,10 +1,10 @@
-"""experiments.conv_probe: its rows time every form and piece; bad arguments are usage errors."""
+"""experiments.perf.conv_probe: its rows time every form and piece; bad arguments are usage errors."""
 import jax
 import numpy as np
 import pytest
 
 from digitjax.models import layers
-from experiments import conv_probe
+from experiments.perf import conv_probe
 
 
 def test_probe_times_every_form_and_skips_a_first_layers_input_gradient():

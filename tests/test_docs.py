@@ -63,8 +63,11 @@ def parse_tool(module: str, args: list[str], monkeypatch):
     raise _Parsed
 
   monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+  command = importlib.import_module(module)
+  if hasattr(command, "__path__"):  # a package: `python -m` runs its __main__
+    command = importlib.import_module(f"{module}.__main__")
   with pytest.raises(_Parsed):
-    importlib.import_module(module).main(args)
+    command.main(args)
 
 
 def check_main(argv, monkeypatch):
@@ -114,10 +117,10 @@ def test_the_readmes_commands_parse_in_the_order_a_newcomer_meets_them(monkeypat
       else:
         trained.add(workdir)
     elif words[:2] == ["./launch.sh", "runs"]:  # run for real, on an empty runs/
-      from experiments import runs
+      from experiments import list_runs
       (tmp_path / "runs").mkdir(exist_ok=True)
       monkeypatch.chdir(tmp_path)
-      runs.main(words[2:])
+      list_runs.main(words[2:])
       monkeypatch.chdir(ROOT)
     elif words[0] == "./launch.sh" and words[1] in LAUNCH_TOOLS:
       parse_tool(LAUNCH_TOOLS[words[1]], words[2:], monkeypatch)
@@ -137,7 +140,7 @@ def test_each_config_docstrings_command_parses(config_file, command, monkeypatch
 # --- cross-references ---------------------------------------------------------------------
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
-        *sorted((ROOT / "experiments").glob("*.md"))]
+        *sorted((ROOT / "experiments").rglob("*.md"))]  # results/ too: tables link notes
 SOURCES = [p for d in ("digitjax", "configs", "experiments")  # tests name bad files
            for p in sorted((ROOT / d).rglob("*.py"))]
 PATH_MENTION = re.compile(
@@ -175,6 +178,21 @@ def test_every_file_the_docs_and_docstrings_name_exists():
     for mention in set(PATH_MENTION.findall(path.read_text())):
       if not (ROOT / mention).exists():
         broken.append(f"{path.relative_to(ROOT)}: {mention}")
+  assert broken == []
+
+
+def test_every_command_the_docs_and_docstrings_name_is_a_module():
+  """`python -m experiments.x`: x runs (a module, or a package with a __main__)."""
+  import importlib.util
+
+  broken = []
+  for path in DOCS + SOURCES + [ROOT / "launch.sh", *(ROOT / "experiments").glob("*.[st][hx]*")]:
+    for name in set(re.findall(r"python3? -m ((?:experiments|digitjax)(?:\.\w+)+)",
+                               path.read_text())):
+      spec = importlib.util.find_spec(name)
+      if spec is None or (spec.submodule_search_locations is not None
+                          and importlib.util.find_spec(f"{name}.__main__") is None):
+        broken.append(f"{path.relative_to(ROOT)}: python -m {name}")
   assert broken == []
 
 

@@ -1,9 +1,9 @@
-"""experiments/epoch_cost.py: a row's real train step timed on synthetic data."""
+"""experiments/perf/epoch_cost.py: a row's real train step timed on synthetic data."""
 import json
 
 import pytest
 
-from experiments import epoch_cost
+from experiments.perf import epoch_cost
 
 
 def test_times_a_rows_real_step_and_projects_its_budget(tmp_path, capsys):
@@ -17,7 +17,7 @@ def test_times_a_rows_real_step_and_projects_its_budget(tmp_path, capsys):
 
 
 def test_split_sizes_follow_the_config():
-  from experiments import catalogue
+  from experiments.reproduce import catalogue
   d3 = catalogue.load_config(catalogue.rows("D", "D3")[0].config)
   e1 = catalogue.load_config(catalogue.rows("E", "E1")[0].config)
   assert epoch_cost.split_sizes(d3) == (40_000, 10_000)  # validation_split 0.2

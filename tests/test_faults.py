@@ -67,7 +67,7 @@ def test_misspelt_field_in_a_config_file_is_refused_naming_the_nearest(tmp_path)
       "  config.optimizer.learning_rat is not a field of the config; nearest valid: "
       "optimizer.learning_rate, optimizer.eps_in_sqrt, optimizer.name.\n")
   assert not workdir.exists()  # nothing computed or written
-  # the runners' route (experiments.catalogue.load_config -> config.from_file)
+  # the runners' route (experiments.reproduce.catalogue.load_config -> config.from_file)
   errors = config_lib.validate(config_files.from_file(str(path)))
   assert len(errors) == 2 and "config.model.hiden_units is not a field" in errors[0]
 

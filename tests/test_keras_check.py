@@ -1,9 +1,9 @@
-"""experiments/keras_check.py: a report row trained in Keras itself, on digitjax's splits."""
+"""experiments/keras/check.py: a report row trained in Keras itself, on digitjax's splits."""
 import pytest
 
 from conftest import needs_mnist
 from digitjax import optim
-from experiments import keras_check
+from experiments.keras import check as keras_check
 
 
 @needs_mnist
@@ -65,7 +65,7 @@ def test_b6_flagship_has_the_published_parameter_count_and_learns_with_its_callb
 def test_d1_transcription_has_the_published_parameter_count():
   import keras
 
-  from experiments import catalogue
+  from experiments.reproduce import catalogue
   config = catalogue.load_config(catalogue.rows("D", "D1-30")[0].config)
   model = keras_check.KERAS_MODELS["D1-30"](keras, 10, config.model)
   assert model.count_params() == 1_199_882  # REPORTS.md's figure for net1
@@ -76,7 +76,7 @@ def test_c2_transcription_counts_digitjaxs_parameters():
   import keras
 
   from digitjax import models
-  from experiments import catalogue
+  from experiments.reproduce import catalogue
   config = catalogue.load_config(catalogue.rows("C", "C2")[0].config)
   model = keras_check.KERAS_MODELS["C2"](keras, 10, config.model)
   _, totals = models.summary(models.build(config, 10), (28, 28, 1), config.model.name)
@@ -88,7 +88,7 @@ def test_e6_ladder_transcriptions_count_digitjaxs_parameters(step):
   import keras
 
   from digitjax import models
-  from experiments import catalogue
+  from experiments.reproduce import catalogue
   config = catalogue.load_config(catalogue.rows("E", f"E6.{step}")[0].config)
   model = keras_check.build_model(keras, f"E6.{step}", config, 5)
   _, totals = models.summary(models.build(config, 5), (150, 150, 3), config.model.name)

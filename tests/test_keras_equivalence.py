@@ -2,7 +2,7 @@
 
 A parameter count does not prove a layout (GoogLeNet's 'same' and 'valid' stems have the
 same count at 150x150), so each network is built in Keras 3 (JAX backend) as the report
-built it: AlexNet, the hand-written VGG16 and GoogLeNet from experiments/keras_reference.py, E4
+built it: AlexNet, the hand-written VGG16 and GoogLeNet from experiments/keras/models.py, E4
 straight from keras.applications.VGG16(weights=None, classes=5). Every Keras weight is
 drawn at random (biases and BatchNorm statistics too, so that none hides behind a zero
 or a one), copied into digitjax's parameter and batch_stats trees, and then:
@@ -40,10 +40,10 @@ if keras.backend.backend() != "jax":
   pytest.skip("these tests need Keras's JAX backend (KERAS_BACKEND=jax)",
               allow_module_level=True)
 
-from experiments import keras_reference  # noqa: E402
+from experiments.keras import models as keras_models  # noqa: E402
 from digitjax import models, optim, steps  # noqa: E402
 from digitjax.models import layers as dj_layers  # noqa: E402
-from experiments import catalogue  # noqa: E402
+from experiments.reproduce import catalogue  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
 BATCH, CLASSES = 2, 5
@@ -59,23 +59,23 @@ BATCH, CLASSES = 2, 5
 # float32 and float64 gradients agree to 2e-6 everywhere.
 CASES = {
     "alexnet": ("configs/report_e.py:e2_alexnet_sgd", 99,
-                lambda s: keras_reference.alexnet(s, CLASSES, classifier_activation=None)),
+                lambda s: keras_models.alexnet(s, CLASSES, classifier_activation=None)),
     "vgg16": ("configs/report_e.py:e3_vgg16_sgd", 64,
-              lambda s: keras_reference.vgg16_hand(s, CLASSES, classifier_activation=None)),
+              lambda s: keras_models.vgg16_hand(s, CLASSES, classifier_activation=None)),
     "vgg16_app": ("configs/report_e.py:e4_vgg16_app_sgd", 64,
                   lambda s: keras.applications.VGG16(
                       weights=None, classes=CLASSES, input_shape=(s, s, 3),
                       classifier_activation=None)),
     "googlenet": ("configs/report_e.py:e5_googlenet_sgd", 99,
-                  lambda s: keras_reference.googlenet(s, CLASSES,
+                  lambda s: keras_models.googlenet(s, CLASSES,
                                                       classifier_activation=None)),
 }
-# Report E's own ladder (E6, the authors' notebooks as experiments/keras_reference.v7 writes
+# Report E's own ladder (E6, the authors' notebooks as experiments/keras/models.v7 writes
 # them) at its real 150x150: its Keras models start with a Rescaling of raw [0, 255]
 # pixels, which digitjax re-expresses on [0, 1] images (step 5's model is step 4's fed
 # by a generator that already divided by 255, so it sees [0, 1]).
 V7 = {f"v7_step{i}": (f"configs/report_e.py:e6_v7_step{i}", 150,
-                      lambda s, i=i: keras_reference.v7(min(i, 4), s, CLASSES))
+                      lambda s, i=i: keras_models.v7(min(i, 4), s, CLASSES))
       for i in range(6)}
 # Keras's input scale: raw pixels where the Keras model rescales them (E2, E3, E6)
 KERAS_PIXELS = {"alexnet": 255.0, "vgg16": 255.0, **{name: 255.0 for name in V7},

@@ -1,6 +1,6 @@
 """Report E's families: Keras's parameter counts at full size, GoogLeNet's aux heads.
 
-Reference counts come from Keras 3 itself (experiments/keras_reference.py builds the same
+Reference counts come from Keras 3 itself (experiments/keras/models.py builds the same
 layers with keras.applications / keras.layers and prints count_params()). Counting uses
 models.summary, i.e. jax.eval_shape: no FLOPs, so full 224x224 models cost nothing.
 """
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import pytest
 
 from digitjax import data, models
-from experiments import catalogue
+from experiments.reproduce import catalogue
 
 
 def _summary(spec, image_size=None):
@@ -20,7 +20,7 @@ def _summary(spec, image_size=None):
   return models.summary(models.build(c, 5), shape, c.model.name)
 
 
-# (config, total, trainable): numbers printed by experiments/keras_reference.py (Keras 3.15).
+# (config, total, trainable): numbers printed by experiments/keras/models.py (Keras 3.15).
 @pytest.mark.parametrize("spec,total,trainable", [
     ("configs/report_e.py:e4_vgg16_app_sgd", 134_281_029, 134_281_029),  # 224, as Keras says
     ("configs/report_e.py:e3_vgg16_sgd", 65_075_013, 65_075_013),  # 150x150: 4x4x512 map

@@ -9,7 +9,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 
 from digitjax import reporting
-from experiments import sweep as sweep_lib
+from experiments.sweep import run as sweep_lib
 
 
 def _history(seeds, epochs=7):

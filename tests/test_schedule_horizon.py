@@ -5,7 +5,7 @@ import json
 
 from conftest import MOCK_TINY, mock_cli, tiny_config
 from digitjax import main
-from experiments import runner
+from experiments.reproduce import runner
 
 
 def _epochs(workdir):

@@ -1,4 +1,4 @@
-"""experiments.speedrun on a slice of real MNIST: the command's output and JSON, that a
+"""experiments.perf.speedrun on a slice of real MNIST: the command's output and JSON, that a
 seed's accuracy is reproducible, the PyTorch one-cycle schedule, and usage errors."""
 import json
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, needs_mnist
-from experiments import speedrun
+from experiments.perf import speedrun
 
 CONFIG = str(ROOT / "configs" / "speedrun_mnist.py")
 
@@ -76,4 +76,4 @@ def test_bad_arguments_are_usage_errors(args, message, capsys):
     speedrun.main(args)
   assert exit_.value.code == 2
   err = capsys.readouterr().err
-  assert err.startswith("usage: python -m experiments.speedrun") and message in err
+  assert err.startswith("usage: python -m experiments.perf.speedrun") and message in err

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ROOT, with_overrides
 from digitjax import config as config_lib
-from experiments import sweep as sweep_lib
+from experiments.sweep import run as sweep_lib
 
 SWEEP = '''
 import sys
@@ -52,7 +52,7 @@ def test_seeds_vmap_by_default_only_off_cpu(tmp_path):
   assert sweep_lib.point_config(sweep, setting).batch_size == 128
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(str(ROOT / "experiments/sweeps/*.py"))))
+@pytest.mark.parametrize("path", sorted(glob.glob(str(ROOT / "experiments/sweep/specs/*.py"))))
 def test_shipped_sweeps_define_valid_points(path):
   sweep = sweep_lib.load_sweep(path)
   grid = list(sweep_lib.points(sweep))
@@ -227,13 +227,13 @@ def test_a_point_asked_for_more_epochs_trains_on(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("module,argv,message", [
-    ("sweep", ["experiments/sweeps/hidden_units.py", "--seeds", "0"],
+    ("sweep.run", ["experiments/sweep/specs/hidden_units.py", "--seeds", "0"],
      "argument --seeds: 0 is below the minimum, 1"),
-    ("keras_check", ["--row", "A1", "--epochs", "-1"],
+    ("keras.check", ["--row", "A1", "--epochs", "-1"],
      "argument --epochs: -1 is below the minimum, 0"),
-    ("keras_check", ["--row", "A1", "--limit", "x"], "argument --limit: 'x' is not a whole"),
-    ("bench", ["--steps", "-1"], "argument --steps: -1 is below the minimum, 0"),
-    ("bench", ["--dispatch", "0"], "argument --dispatch: 0 is below the minimum, 1"),
+    ("keras.check", ["--row", "A1", "--limit", "x"], "argument --limit: 'x' is not a whole"),
+    ("perf.bench", ["--steps", "-1"], "argument --steps: -1 is below the minimum, 0"),
+    ("perf.bench", ["--dispatch", "0"], "argument --dispatch: 0 is below the minimum, 1"),
 ])
 def test_experiment_commands_refuse_bad_counts_before_any_work(module, argv, message,
                                                                capsys):

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import tiny_config
 from digitjax import main
-from experiments import runner
+from experiments.reproduce import runner
 
 
 def _events(folder) -> dict:

@@ -1,12 +1,12 @@
 """Report B (B6a-c): how early-stopping patience and min_delta change the flagship.
 
-  ./launch.sh sweep experiments/sweeps/patience.py
+  ./launch.sh sweep experiments/sweep/specs/patience.py
 
 configs/cnn_bn.py with EarlyStopping(val_loss, restore best) up to 100 epochs:
 patience {4, 6} x min_delta {1e-4, 1e-3} (B6a = 6/1e-4, B6b = 6/1e-3, B6c = 4/1e-4).
 Hours on a 2-core CPU: run it where a GPU is available.
 """
-from experiments import catalogue
+from experiments.reproduce import catalogue
 
 
 def get_sweep():

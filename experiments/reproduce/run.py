@@ -13,16 +13,16 @@ machine without TensorFlow (docs/gpu.md).
 Each run goes through digitjax.main.run in its own workdir, runs/reproduce/<row>/seed<k>
 (the config's seed set to k), so an interrupted reproduction resumes: finished runs are
 read back from their results.json, unfinished ones resume from their checkpoint. The
-layout, the "finished" rule and quick mode are experiments/runner.py's, shared with
-experiments.sweep.
-Writes experiments/results/<report>.md and .csv (--quick: under runs/reproduce-quick/,
-never over the real tables). A table always lists every row of its report: rows not
-chosen by --rows are read back from their finished runs under the workroot (any seeds
-there), so `--rows B2` and then `--rows B3` build up one table instead of overwriting it.
-Every seed found is also recorded in experiments/results/seeds.csv (experiments/ledger.py),
-and tables count those lines too, so a row's seeds add up across sessions and machines
-that do not share runs/. A row with neither (older tables) keeps its figures from the
-table being replaced, and the table's note names those rows.
+layout, the "finished" rule and quick mode are experiments/reproduce/runner.py's, shared
+with experiments.sweep.
+Writes experiments/results/<report>.md and .csv (tables.py; --quick: under
+runs/reproduce-quick/, never over the real tables). A table always lists every row of its
+report: rows not chosen by --rows are read back from their finished runs under the
+workroot (any seeds there), so `--rows B2` and then `--rows B3` build up one table instead
+of overwriting it. Every seed found is also recorded in experiments/results/seeds.csv
+(ledger.py), and tables count those lines too, so a row's seeds add up across sessions
+and machines that do not share runs/. A row with neither (older tables) keeps its figures
+from the table being replaced, and the table's note names those rows.
 
 Rows whose dataset is not prepared locally (TFDS builder's is_prepared; nothing is ever
 downloaded here) are listed as "pending data" and picked up unchanged once the data is
@@ -39,42 +39,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
 import json
 import os
-import statistics
 import sys
 import time
 
-from digitjax import data, reporting
+from digitjax import data
 from digitjax.errors import UserError
-from experiments import catalogue, ledger, runner, whole
-
-VERDICT_RULE = ("verdict: *reproduced* when the published figure lies inside the 95% "
-                "t-based confidence interval of our mean over the seeds, *above* / *below* "
-                "when that whole interval lies above / below it; no verdict under 3 seeds")
-
-
-def verdict(published, mean, std, n) -> str:
-  """REPORTS.md's verdict, read statistically: the published figure against the 95%
-  t-interval of our mean over n seeds (sample std, ddof 1)."""
-  if published is None:
-    return "no published figure"
-  diff = mean - published
-  sign = f"{diff:+.2f} pts"
-  if n < 3:  # REPORTS.md: mean +- std over at least 3 seeds before a verdict
-    return f"{n} seed{'s' if n > 1 else ''}: {sign}, no verdict yet"
-  low, high = reporting.t_interval(mean, std, n)
-  if low <= published <= high:
-    return f"reproduced ({sign})"
-  return f"{'above' if diff > 0 else 'below'} ({sign})"
-
-
-def _ci_cell(mean, std, n) -> str:
-  """The 95% interval of the mean as 'low-high' (2 decimals); '' below 2 seeds."""
-  ci = reporting.t_interval(mean, std, n)
-  return "" if ci is None else f"{ci[0]:.2f}-{ci[1]:.2f}"
+from experiments import whole
+from experiments.reproduce import catalogue, ledger, runner, tables
 
 
 def run_row(row: catalogue.Row, seeds: int, workroot: str, is_quick: bool,
@@ -88,7 +61,7 @@ def run_row(row: catalogue.Row, seeds: int, workroot: str, is_quick: bool,
   """
   config = catalogue.load_config(row.config)
   entry = dict(id=row.id, config=row.config, published=row.published, metric=row.metric,
-               epochs=row.epochs, weights=row.weights, runs=[], status="", notes=row.notes)
+               epochs=row.epochs, weights=row.weights, runs=[], status="", notes=tables.note_link(row))
   if is_quick:
     config = runner.quick(config)
   folder = os.path.join(workroot, row.id)
@@ -166,151 +139,6 @@ def _read_back(row, config, folder, entry) -> dict:
   return entry
 
 
-COLUMNS = ("row", "config", "published %", "metric", "weights", "ours mean %", "ours std",
-           "ours 95% CI", "seeds", "best-ckpt test %", "epochs", "epochs run", "wall time per run",
-           "verdict", "notes")
-# The markdown page's compact columns, each drawn from the CSV's columns above; the long
-# notes go under the table, numbered.
-MD_COLUMNS = ("row", "config", "published %", "read as", "ours % (seeds)", "95% CI", "best ckpt %",
-              "epochs", "wall time per run", "verdict", "note")
-
-
-def _notes(entry: dict) -> str:
-  """The row's notes, and while it has no run, what one seed costs here."""
-  notes = [entry.get("notes", "")]
-  if not entry["runs"] and entry["id"] in catalogue.COST:
-    notes.append(f"not run yet: {catalogue.COST[entry['id']]}")
-  return "; ".join(n for n in notes if n)
-
-
-def _wall_times(runs: list[dict]) -> str:
-  """Mean wall time per run, one figure per (device, seeds trained together)."""
-  groups = {}
-  for r in runs:
-    groups.setdefault((r.get("device", "cpu"), r.get("together", 1)), []).append(r)
-  parts = []
-  for (device, together), rs in groups.items():
-    # a program of several seeds has one wall time: count it once
-    walls = list({r.get("workdir", id(r)): r["wall_seconds"] for r in rs}.values())
-    part = f"{statistics.fmean(walls):.0f} s"
-    if together > 1:
-      part += f" per {together} seeds together"
-    if device != "cpu":
-      part += f" on {device}"
-    parts.append(part)
-  return "; ".join(parts)
-
-
-# What a table row says about runs; the rest (row, config, published figure, notes) comes
-# from the catalogue every time.
-MEASURED = ("ours mean %", "ours std", "ours 95% CI", "seeds", "best-ckpt test %", "epochs run",
-            "wall time per run", "verdict")
-
-
-def previous_rows(out_dir: str, report: str) -> dict[str, dict]:
-  """The measured rows of the table already in out_dir, by row id ({} if none).
-
-  Runs live in runs/, which a fresh clone (or another machine) does not have; without
-  these, rewriting a table there would blank every row it did not run itself.
-  """
-  path = os.path.join(out_dir, f"{report}.csv")
-  if not os.path.exists(path):
-    return {}
-  with open(path, newline="") as f:
-    return {r["row"]: r for r in csv.DictReader(f) if r.get("ours mean %")}
-
-
-def table_rows(entries: list[dict], is_quick: bool,
-               previous: dict[str, dict] | None = None) -> tuple[list[dict], list[str]]:
-  """The table's rows, and the ids of those whose figures were kept from `previous`:
-  rows with no finished run here whose previous row had the same config and figure."""
-  out, kept = [], []
-  for e in entries:
-    old = (previous or {}).get(e["id"])
-    if (not e["runs"] and old and old["config"] == e["config"]
-        and old["published %"] == ("" if e["published"] is None else f"{e['published']:.2f}")):
-      kept_row = {**{c: old.get(c, "") for c in COLUMNS}, "epochs": str(e["epochs"]),
-                  "metric": e["metric"], "notes": e.get("notes", "")}
-      if not is_quick:  # the interval and verdict under today's rule, from the kept figures
-        mean, std, n = float(old["ours mean %"]), float(old["ours std"] or 0), int(old["seeds"])
-        kept_row["ours 95% CI"] = _ci_cell(mean, std, n)
-        kept_row["verdict"] = verdict(e["published"], mean, std, n)
-      out.append(kept_row)
-      kept.append(e["id"])
-      continue
-    accs = [r["accuracy"] for r in e["runs"]]
-    n = len(accs)
-    mean = statistics.fmean(accs) if accs else None
-    std = statistics.stdev(accs) if n >= 2 else 0.0
-    if not accs:
-      v = e["status"]
-    elif is_quick:
-      v = "quick run: not comparable" + (f" ({e['status']})" if e["status"] else "")
-    else:
-      v = verdict(e["published"], mean, std, n)
-    out.append({
-        "row": e["id"], "config": e["config"],
-        "published %": "" if e["published"] is None else f"{e['published']:.2f}",
-        "metric": e["metric"],
-        "weights": "best val" if e["metric"] == "val" else e["weights"],
-        "ours mean %": "" if mean is None else f"{mean:.2f}",
-        "ours std": "" if mean is None else f"{std:.2f}",
-        "ours 95% CI": "" if mean is None else _ci_cell(mean, std, n),
-        "seeds": str(n),
-        "best-ckpt test %": (f"{statistics.fmean(r['best_checkpoint'] for r in e['runs']):.2f}"
-                             if accs else ""),
-        "epochs": str(e["epochs"]),
-        "epochs run": ",".join(str(r["epochs_run"]) for r in e["runs"]),
-        "wall time per run": _wall_times(e["runs"]),
-        "verdict": v, "notes": _notes(e)})
-  return out, kept
-
-
-def _md_cells(r: dict, note: str) -> list[str]:
-  """A CSV row as the page's compact cells: the same figures, laid out shorter."""
-  ours = r["ours mean %"]
-  if ours:
-    ours = f"{ours} ± {r['ours std']} ({r['seeds']})"
-  epochs = r["epochs"]
-  if r["epochs run"] and set(r["epochs run"].split(",")) != {r["epochs"]}:
-    epochs = f"{r['epochs run']} of {r['epochs']}"
-  read_as = r["metric"] if r["weights"] == "best val" else f"{r['metric']}, {r['weights']}"
-  return [r["row"], f"`{r['config'].removeprefix('configs/')}`", r["published %"], read_as,
-          ours, r["ours 95% CI"], r["best-ckpt test %"], epochs, r["wall time per run"], r["verdict"], note]
-
-
-def markdown(report: str, rows: list[dict], note: str) -> str:
-  """One report's page: a short header, a compact table, then the rows' notes numbered
-  under it (a note shared by several rows is written once, under one number)."""
-  numbers: dict[str, int] = {}
-  body = []
-  for r in rows:
-    text = r["notes"].strip()
-    if text and text not in numbers:
-      numbers[text] = len(numbers) + 1
-    cells = _md_cells(r, str(numbers[text]) if text else "")
-    body.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-  lines = [f"# Report {report}: reproduction", "", note, "",
-           "| " + " | ".join(MD_COLUMNS) + " |", "|" + "---|" * len(MD_COLUMNS), *body]
-  if numbers:
-    lines += ["", "Notes:", ""] + [f"{n}. {text}" for text, n in numbers.items()]
-  return "\n".join(lines) + "\n"
-
-
-def write_tables(report: str, rows: list[dict], out_dir: str, note: str) -> tuple[str, str]:
-  os.makedirs(out_dir, exist_ok=True)
-  md_path = os.path.join(out_dir, f"{report}.md")
-  csv_path = os.path.join(out_dir, f"{report}.csv")
-  with open(md_path, "w") as f:
-    f.write(markdown(report, rows, note))
-  buf = io.StringIO()
-  writer = csv.DictWriter(buf, fieldnames=COLUMNS)
-  writer.writeheader()
-  writer.writerows(rows)
-  with open(csv_path, "w") as f:
-    f.write(buf.getvalue())
-  return md_path, csv_path
-
 
 class Outcome(dict):
   """{report: md path} of the tables written, and what became of the rows chosen to run:
@@ -377,23 +205,21 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
                f"{' --tabulate' if tabulate else ''}")
     note = (f"Generated by `{command}` ({time.time() - t0:.0f} s): figures from the runs "
             f"under {workroot}/<row>/ and the seeds recorded in {ledger.NAME} (also in "
-            f"{rep}.csv), notes from "
-            "experiments/catalogue.py. How to read it, and what was tried beyond it: "
-            f"[docs/report_{rep.lower()}.md](../../docs/report_{rep.lower()}.md). "
-            f"Ours: mean ± std (seeds) and the mean's 95% CI; {VERDICT_RULE}.")
+            f"{rep}.csv). {tables.notes_sentence(rep)} "
+            f"Ours: mean ± std (seeds) and the mean's 95% CI; {tables.VERDICT_RULE}.")
     if not is_quick:
       _with_ledger(entries, out_dir)
-    table, kept = table_rows(entries, is_quick,
-                             None if is_quick else previous_rows(out_dir, rep))
+    table, kept = tables.table_rows(entries, is_quick,
+                             None if is_quick else tables.previous_rows(out_dir, rep))
     if kept:
       note += (" Kept from the table this one replaced, as no run of theirs is under "
                f"{workroot} on the machine that wrote it: {', '.join(kept)}.")
-    written[rep], _ = write_tables(rep, table, out_dir, note)
+    written[rep], _ = tables.write_tables(rep, table, out_dir, note)
   return written
 
 
 def _with_ledger(entries: list[dict], out_dir: str) -> None:
-  """Adds to each entry its seeds recorded in out_dir's ledger (experiments/ledger.py:
+  """Adds to each entry its seeds recorded in out_dir's ledger (experiments/reproduce/ledger.py:
   seeds run in other sessions or on other machines), and records there the seeds just
   found under the workroot."""
   recorded = ledger.read(out_dir)

@@ -1,6 +1,6 @@
 """Report B (B6): the flagship's two silent readings, the kernel L2 factor and the noise.
 
-  ./launch.sh sweep experiments/sweeps/cnn_bn_readings.py
+  ./launch.sh sweep experiments/sweep/specs/cnn_bn_readings.py
 
 The report names "kernel L2" and "random noise added to training images" without values;
 configs/cnn_bn.py reads 1e-4 and std 0.1. Its faithful run lands 0.15 pts under the
@@ -10,7 +10,7 @@ read (the last epoch's test accuracy). 9 points x 3 seeds x ~27 min on a 2-core 
 about 12 h there, minutes on a GPU. A reading that wins is evidence, not a new faithful
 config: the report's run is one seed of one of these.
 """
-from experiments import catalogue
+from experiments.reproduce import catalogue
 
 
 def get_sweep():

@@ -1,4 +1,4 @@
-"""experiments.bn_stats: re-estimated BatchNorm statistics and the val accuracy three ways."""
+"""experiments.batchnorm_eval: re-estimated BatchNorm statistics and the val accuracy three ways."""
 import json
 
 import jax
@@ -7,7 +7,7 @@ import pytest
 
 from conftest import mock_data, tiny_config
 from digitjax import config as config_lib, main, models
-from experiments import bn_stats
+from experiments import batchnorm_eval
 
 
 def _bn_config():
@@ -29,13 +29,13 @@ def test_recalibrated_statistics_are_the_averages_of_the_batch_statistics():
   its input's per-batch mean and (biased) variance, computed here from the conv output."""
   module = models.build(_bn_config(), 10)
   variables = module.init(jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32))
-  images = np.random.default_rng(0).uniform(0, 1, (3 * bn_stats.BATCH + 5, 28, 28, 1))
+  images = np.random.default_rng(0).uniform(0, 1, (3 * batchnorm_eval.BATCH + 5, 28, 28, 1))
   images = images.astype(np.float32)
-  stats = bn_stats.recalibrated(module, variables, images)["batch_stats"]["01_batch_norm"]
+  stats = batchnorm_eval.recalibrated(module, variables, images)["batch_stats"]["01_batch_norm"]
   _, inter = module.apply(variables, images, capture_intermediates=True,
                           mutable=["intermediates"])
   conv = np.asarray(inter["intermediates"]["00_conv"]["__call__"][0], np.float64)
-  batches = conv[:3 * bn_stats.BATCH].reshape(3, bn_stats.BATCH, -1, conv.shape[-1])
+  batches = conv[:3 * batchnorm_eval.BATCH].reshape(3, batchnorm_eval.BATCH, -1, conv.shape[-1])
   np.testing.assert_allclose(stats["BatchNorm_0"]["mean"], batches.mean((1, 2)).mean(0),
                              rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(stats["BatchNorm_0"]["var"], batches.var((1, 2)).mean(0),
@@ -46,14 +46,14 @@ def test_running_accuracy_is_what_training_logged_for_the_best_checkpoint(tmp_pa
   main.run(_bn_config(), str(tmp_path))
   logged = [json.loads(line)["val_accuracy"]
             for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-  result = bn_stats.compare(str(tmp_path), "best")
+  result = batchnorm_eval.compare(str(tmp_path), "best")
   assert result["running"] == pytest.approx(max(logged), abs=1e-6)
   assert 0.0 <= result["per_batch"] <= 1.0 and 0.0 <= result["recalibrated"] <= 1.0
 
 
 def test_a_model_without_batch_norm_is_one_clear_error(tmp_path, capsys):
   main.run(tiny_config(**{"num_epochs": 1}), str(tmp_path))
-  assert bn_stats.main(["--workdir", str(tmp_path)]) == 2
+  assert batchnorm_eval.main(["--workdir", str(tmp_path)]) == 2
   err = capsys.readouterr().err
   assert err.startswith("error: ") and "has no BatchNorm layers" in err
   assert len(err.strip().splitlines()) == 1

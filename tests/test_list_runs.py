@@ -1,4 +1,4 @@
-"""experiments.runs lists every workdir under a folder; launch.sh's runs, reproduce, --help."""
+"""experiments.list_runs lists every workdir under a folder; launch.sh's runs, reproduce, --help."""
 import json
 import os
 import socket
@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from experiments import runs
+from experiments import list_runs
 
 
 def _workdir(path, name, seed=0, num_seeds=1, epochs=0, results=None, lock=None):
@@ -46,7 +46,7 @@ def _tree(root):
 
 def test_runs_lists_every_workdir_sorted_with_its_status(tmp_path):
   _tree(tmp_path)
-  lines = runs.table(str(tmp_path))
+  lines = list_runs.table(str(tmp_path))
   assert lines[0].split() == ["path", "name", "seeds", "status", "best", "val", "test",
                               "wall", "time"]
   rows = {l.split()[0]: l for l in lines[1:]}
@@ -71,11 +71,11 @@ def test_runs_command_and_launch_sh(tmp_path):
   r = subprocess.run(["./launch.sh", "runs", str(tmp_path)], cwd=ROOT, capture_output=True,
                      text=True, timeout=600)
   assert r.returncode == 0, r.stderr
-  assert r.stdout.splitlines() == runs.table(str(tmp_path))
-  r = subprocess.run([sys.executable, "-m", "experiments.runs", str(tmp_path / "notes")],
+  assert r.stdout.splitlines() == list_runs.table(str(tmp_path))
+  r = subprocess.run([sys.executable, "-m", "experiments.list_runs", str(tmp_path / "notes")],
                      cwd=ROOT, capture_output=True, text=True)
   assert r.returncode == 0 and r.stdout.startswith("No runs under")
-  r = subprocess.run([sys.executable, "-m", "experiments.runs", str(tmp_path / "nope")],
+  r = subprocess.run([sys.executable, "-m", "experiments.list_runs", str(tmp_path / "nope")],
                      cwd=ROOT, capture_output=True, text=True)
   assert r.returncode == 2 and "is not a folder" in r.stderr
 

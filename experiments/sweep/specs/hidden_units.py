@@ -1,6 +1,6 @@
 """Report A (A2/A3): how wide should the hidden layer be, sigmoid or ReLU?
 
-  ./launch.sh sweep experiments/sweeps/hidden_units.py
+  ./launch.sh sweep experiments/sweep/specs/hidden_units.py
 
 784 -> D h -> D 10 on MNIST, SGD (Keras defaults), batch 128, 20 epochs, early stopping
 on val_loss with patience 5 (report A's protocol), 3 seeds per point, trained side by

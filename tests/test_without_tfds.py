@@ -1,5 +1,5 @@
 """Exported .npz splits ($DIGITJAX_NPZ_DIR, digitjax.npz_source): training without
-TensorFlow on the same pixels TFDS gives (experiments.npz_data exports them)."""
+TensorFlow on the same pixels TFDS gives (experiments.without_tfds exports them)."""
 import numpy as np
 import pytest
 
@@ -7,12 +7,12 @@ from conftest import needs_mnist, tiny_config
 from digitjax import data
 from digitjax.errors import UserError
 from digitjax import npz_source
-from experiments import npz_data
+from experiments import without_tfds
 
 
 @needs_mnist
 def test_exported_splits_read_back_exactly_as_tfds_reads_them(tmp_path, monkeypatch):
-  npz_data.export("mnist", str(tmp_path))
+  without_tfds.export("mnist", str(tmp_path))
   config = tiny_config()
   tfds_test = data.read_split(config, "test", 500)
   tfds_train, tfds_val = data.load_train_val(config)
@@ -43,7 +43,7 @@ def test_resizing_configs_are_refused_with_a_message(tmp_path):
 def test_export_of_an_unreadable_dataset_is_one_message_and_writes_nothing(
     tmp_path, capsys, no_prepared_data, dataset, message):
   with pytest.raises(SystemExit) as exit_:
-    npz_data.main(["export", dataset, str(tmp_path / "out")])
+    without_tfds.main(["export", dataset, str(tmp_path / "out")])
   assert exit_.value.code == 2
   assert message in capsys.readouterr().err
   assert not (tmp_path / "out").exists()

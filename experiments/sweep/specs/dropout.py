@@ -1,6 +1,6 @@
 """Dropout on or off, in B1's MLP (784 -> 512 -> 512 -> 10, RMSprop, batch 128, 20 epochs).
 
-  ./launch.sh sweep experiments/sweeps/dropout.py
+  ./launch.sh sweep experiments/sweep/specs/dropout.py
 """
 from digitjax import config as base
 

@@ -1,6 +1,6 @@
 """Report E's optimizer study, on a small net that trains on a CPU: MNIST, B3's CNN.
 
-  ./launch.sh sweep experiments/sweeps/optimizers.py
+  ./launch.sh sweep experiments/sweep/specs/optimizers.py
 
 Report E compared SGD, Adam, Adadelta and Adagrad on AlexNet/VGG16 for flowers; the same
 question on Conv 32 3x3 -> MP 2 -> D 10 (REPORTS.md B3), each optimizer with Keras's
