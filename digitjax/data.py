@@ -8,7 +8,7 @@ jitted step, so no input pipeline runs per step.
 A split read through TFDS is also written, once, to a cache folder ($DIGITJAX_CACHE, else
 ~/.cache/digitjax) as an .npz of those arrays; later reads of it load that file without
 importing TensorFlow (see read_tfds). With $DIGITJAX_NPZ_DIR set, splits come from files
-exported by `python -m experiments.npz_data export` instead (npz_source): a machine with
+exported by `python -m experiments.without_tfds export` instead (npz_source): a machine with
 JAX alone trains on the same pixels.
 
 Validation is carved from the train split with a permutation seeded by
@@ -196,7 +196,7 @@ def _read_tfds(config, split: str, limit: int = 0) -> Split:
   if limit:
     ds = ds.take(limit)
   if photos:  # JPEG photos: libjpeg's exact IDCT, as Pillow decodes them (TF's default,
-    # INTEGER_FAST, differs by up to 7 levels), so experiments.npz_data's exports agree
+    # INTEGER_FAST, differs by up to 7 levels), so experiments.without_tfds's exports agree
     ds = ds.map(lambda x, y: (tf.io.decode_jpeg(x, channels=3, dct_method="INTEGER_ACCURATE"),
                               y), num_parallel_calls=tf.data.AUTOTUNE)
   size = config.dataset.image_size

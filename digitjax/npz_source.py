@@ -1,4 +1,4 @@
-"""Splits from .npz files exported by `python -m experiments.npz_data export`, read
+"""Splits from .npz files exported by `python -m experiments.without_tfds export`, read
 without TensorFlow: the data source when $DIGITJAX_NPZ_DIR is set (see data.read_split).
 
 An accelerator machine may have JAX but neither TensorFlow nor a network. Each file holds
@@ -52,7 +52,7 @@ def is_exported(folder: str, config) -> bool:
 
 def _advice(name: str, again: str = "") -> str:
   return (f"export it{again} where TFDS works, with "
-          f"`python -m experiments.npz_data export {name} DIR`")
+          f"`python -m experiments.without_tfds export {name} DIR`")
 
 
 def read(folder: str, config, split: str, limit: int = 0):

@@ -3,7 +3,7 @@
 Written to read like the Keras code they come from. Where the report names a layout
 without listing it, each docstring says which well-known Keras version was taken and why.
 Parameter counts equal Keras's for the same layers (tests/test_models.py; reference
-numbers from experiments/keras_reference.py, which builds the Keras models).
+numbers from experiments/keras/models.py, which builds the Keras models).
 """
 from __future__ import annotations
 

@@ -106,9 +106,8 @@ def seed_blocks(seeds: list[int], together: bool) -> list[list[int]]:
 
 
 def per_seed(results: dict) -> list[dict]:
-  """results.json's per-seed entries (results.json written before every run recorded
-  per_seed, by one-seed runs, is its own one entry)."""
-  return results.get("per_seed") or [results]
+  """results.json's per-seed entries (every run records them, one seed or several)."""
+  return results["per_seed"]
 
 
 def seed_runs(results: dict, workdir: str, config) -> dict[int, SeedRun]:
