@@ -224,6 +224,24 @@ def cache_dir() -> str:
       os.path.expanduser("~"), ".cache", "digitjax")
 
 
+def _prepared_folder(config) -> str | None:
+  """The one prepared copy of config's dataset under its data dir (TFDS's
+  <data_dir>/<name>/<version>), or None where there are none or several."""
+  data_dir = (config.dataset.data_dir or os.environ.get("TFDS_DATA_DIR")
+              or os.path.join(os.path.expanduser("~"), "tensorflow_datasets"))
+  found = glob.glob(os.path.join(data_dir, config.dataset.name, "*", "dataset_info.json"))
+  return os.path.dirname(found[0]) if len(found) == 1 else None
+
+
+def prepared_version(config) -> str | None:
+  """The TFDS version of config's prepared dataset ('3.0.1'), for provenance; None when
+  it cannot be told without importing TFDS (none or several prepared, or npz exports)."""
+  if npz_source.npz_dir():
+    return None
+  folder = _prepared_folder(config)
+  return os.path.basename(folder) if folder else None
+
+
 def _cache_path(config, split: str, limit: int) -> str | None:
   """The cache file of this read, or None when it cannot be keyed without TFDS.
 
@@ -233,12 +251,9 @@ def _cache_path(config, split: str, limit: int) -> str | None:
   one prepared version under its data dir is cached (which of several TFDS would open
   is TFDS's choice, known only after importing it)."""
   name = config.dataset.name
-  data_dir = (config.dataset.data_dir or os.environ.get("TFDS_DATA_DIR")
-              or os.path.join(os.path.expanduser("~"), "tensorflow_datasets"))
-  found = glob.glob(os.path.join(data_dir, name, "*", "dataset_info.json"))
-  if len(found) != 1:
+  folder = _prepared_folder(config)
+  if folder is None:
     return None
-  folder = os.path.dirname(found[0])
   try:
     files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
                    for f in os.scandir(folder) if f.is_file())

@@ -50,7 +50,7 @@ def final_test(trainer, state, loop: LoopState, ckpts, workdir: str) -> dict:
                  device_kind=jax.devices()[0].device_kind,
                  train_seconds=loop.train_seconds,
                  steps_per_second=step_of(state) / max(loop.train_seconds, 1e-9),
-                 provenance=provenance.record())
+                 provenance=provenance.record(config))
   return results
 
 

@@ -281,7 +281,8 @@ def main(argv):
       if mode == "summary":
         _summary(config, workdir)
         return
-      from digitjax import distributed
+      from digitjax import distributed, provenance
+      provenance.note_command(sys.argv)
       distributed.initialize_from_env()  # several processes (launch.sh --processes, --slurm)
       result = run(config, workdir, mode, _FRESH.value, _EVAL_SPLIT.value,
                    _EVAL_DATASET.value)

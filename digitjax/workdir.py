@@ -76,7 +76,7 @@ def record_config(config, workdir: str) -> None:
   if distributed.is_main_process():
     path = os.path.join(workdir, "config.json")
     record = json.loads(config.to_json_best_effort())
-    record[config_lib.PROVENANCE] = provenance.record()
+    record[config_lib.PROVENANCE] = provenance.record(config)
     with open(path + ".tmp", "w") as f:
       json.dump(record, f, indent=2, sort_keys=True)
     os.replace(path + ".tmp", path)

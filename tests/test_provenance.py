@@ -1,6 +1,7 @@
-"""What made a run is recorded: results.json and config.json carry the code's commit,
-the library versions, the device, the date and the host; results.json always holds
-every seed's figures and their aggregate."""
+"""What made a run is recorded: results.json and config.json carry the command line (its
+config file and overrides), the code's commit (and a hash of its changes when dirty),
+Python's and the libraries' versions, the device and CPU, the dataset, the date and the
+host; results.json always holds every seed's figures and their aggregate."""
 import json
 import re
 
@@ -15,7 +16,10 @@ def _check(record: dict) -> None:
   assert record["versions"]["jax"] and record["versions"]["numpy"]
   assert record["device_kind"] and record["device_count"] >= 1
   assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", record["date"])
-  assert record["host"]
+  assert record["host"] and record["cpu"] and re.fullmatch(r"3\.\d+\.\d+", record["python"])
+  assert record["command"].startswith("python -m digitjax.main ")
+  assert "--config.num_epochs=1" in record["overrides"] and record["config_file"]
+  assert record["dataset"]["name"] == "mnist"  # mock data: no prepared TFDS version
 
 
 def test_results_and_config_record_provenance_and_per_seed(tmp_path):
@@ -33,3 +37,16 @@ def test_results_and_config_record_provenance_and_per_seed(tmp_path):
   # the record is not part of the run's identity: the same command resumes, not refuses
   again = mock_cli(tmp_path, *MOCK_TINY, "--config.num_epochs=1", f"--workdir={workdir}")
   assert again.returncode == 0, again.stderr
+
+
+def test_a_dirty_tree_records_a_hash_of_its_changes(monkeypatch):
+  """Two dirty runs can be told apart by what their changes were, not just 'dirty'."""
+  outputs = {"rev-parse": "a" * 40, "status": " M digitjax/train.py", "diff": "+x = 1\n"}
+  monkeypatch.setattr(provenance, "_git", lambda *args: outputs[args[0]])
+  dirty = provenance.code.__wrapped__()
+  outputs["diff"] = "+x = 2\n"
+  other = provenance.code.__wrapped__()
+  assert dirty["dirty"] and len(dirty["diff_sha256"]) == 16
+  assert dirty["diff_sha256"] != other["diff_sha256"]
+  outputs["status"] = ""
+  assert "diff_sha256" not in provenance.code.__wrapped__()
