@@ -94,6 +94,7 @@ def record(config=None) -> dict:
              date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              host=socket.gethostname())
   if config is not None:
-    from digitjax import data
-    out["dataset"] = dict(name=config.dataset.name, version=data.prepared_version(config))
+    from digitjax import npz_source, split_cache
+    version = None if npz_source.npz_dir() else split_cache.prepared_version(config)
+    out["dataset"] = dict(name=config.dataset.name, version=version)
   return out

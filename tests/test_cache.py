@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from conftest import ROOT, needs_mnist, tiny_config
-from digitjax import data
+from digitjax import data, split_cache
 
 
 def _cache_files(root):
@@ -69,4 +69,4 @@ def test_a_damaged_cache_file_is_read_again_with_one_warning(tmp_path, monkeypat
   np.testing.assert_array_equal(again.images, first.images)
   np.testing.assert_array_equal(again.labels, first.labels)
   [rewritten] = _cache_files(tmp_path)
-  assert rewritten == path and data._load_cache(str(path)) is not None  # whole again
+  assert rewritten == path and split_cache.load(str(path)) is not None  # whole again
