@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from digitjax import config as digitjax_config
+from digitjax import config_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -115,4 +115,4 @@ def rows(report: str = "all", ids: str | None = None) -> list[Row]:
 def load_config(spec: str):
   """The ConfigDict of `path.py[:variant]`, as `--config=path.py:variant` would give."""
   path, _, arg = spec.partition(":")
-  return digitjax_config.from_file(os.path.join(ROOT, path), arg or None)
+  return config_files.from_file(os.path.join(ROOT, path), arg or None)
