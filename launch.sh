@@ -9,7 +9,7 @@
 #                                                     their locks, requirements-EXTRA.lock
 #   ./launch.sh sweep SWEEP_FILE [OPTIONS]            a sweep (experiments/sweep/run.py --help)
 #   ./launch.sh reproduce [OPTIONS]                   re-run report rows (experiments/reproduce/run.py --help)
-#   ./launch.sh runs [DIR]                            list the runs under DIR (default runs/)
+#   ./launch.sh runs [DIR] [--all] [--json]           list the runs under DIR (default runs/)
 #   ./launch.sh --processes N CONFIG [...]            N processes on this machine (jax.distributed)
 #   ./launch.sh --slurm [--nodes N] [--gpus-per-node G] [--time HH:MM:SS] [--out FILE]
 #                   [--submit] CONFIG [...]           write (and submit) an sbatch script

@@ -342,9 +342,24 @@ def confusion_figure(cm: np.ndarray, class_names, title: str = "test confusion m
   return fig
 
 
-def plot_confusion(cm: np.ndarray, class_names, path: str) -> None:
+def confusion_title(name: str, epochs, accuracy: float) -> str:
+  """What a confusion matrix shows: the run, its checkpoint's epoch (a seed's each) and
+  the test accuracy, so a figure taken out of its workdir still says which model it is."""
+  epochs = list(epochs)
+  which = f"epoch{'s' if len(epochs) > 1 else ''} {', '.join(map(str, epochs))}"
+  return f"{name}: test confusion matrix, checkpoint of {which}, accuracy {percent(accuracy)}"
+
+
+def plot_confusion(cm: np.ndarray, class_names, path: str, title: str | None = None) -> None:
+  """confusion_figure saved to path, headed by title (confusion_title gives the run, the
+  checkpoint's epoch and the accuracy). By default: the run's name (config.json beside
+  path) and the accuracy cm holds; only the caller knows the checkpoint's epoch."""
   import matplotlib.pyplot as plt
 
-  fig = confusion_figure(cm, class_names)
+  if title is None:
+    accuracy = np.trace(cm) / max(np.sum(cm), 1)
+    name = _run_info(os.path.dirname(path) or ".")[0]
+    title = f"{name}: test confusion matrix, accuracy {percent(accuracy)}"
+  fig = confusion_figure(cm, class_names, title)
   fig.savefig(path, dpi=100)
   plt.close(fig)

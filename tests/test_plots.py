@@ -129,3 +129,42 @@ def test_sweep_plot_keeps_categorical_values_in_order():
   assert list(ax.get_lines()[0].get_xdata()) == [0, 1, 2] and ax.get_xscale() == "linear"
   assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "64", "512"]
   plt.close(fig)
+
+
+def test_the_confusion_matrix_is_titled_with_the_run_its_epoch_and_accuracy(tmp_path,
+                                                                             monkeypatch):
+  cm = np.array([[50, 2, 0], [5, 40, 5], [0, 0, 10]])  # 100 of 112 right
+  (tmp_path / "config.json").write_text(json.dumps(dict(name="report_b/b3")))
+  title = reporting.confusion_title("report_b/b3", [14], 100 / 112)
+  assert title == "report_b/b3: test confusion matrix, checkpoint of epoch 14, accuracy 89.29%"
+  assert "epochs 14, 9" in reporting.confusion_title("x", [14, 9], 0.9)
+  titles, original = [], reporting.confusion_figure
+  monkeypatch.setattr(reporting, "confusion_figure",
+                      lambda *a: titles.append(a[2]) or original(*a))
+  reporting.plot_confusion(cm, ["a", "b", "c"], str(tmp_path / "cm.png"), title=title)
+  reporting.plot_confusion(cm, ["a", "b", "c"], str(tmp_path / "cm.png"))  # the default
+  assert titles == [title, "report_b/b3: test confusion matrix, accuracy 89.29%"]
+  fig = reporting.confusion_figure(cm, ["a", "b", "c"], title)
+  assert fig._suptitle.get_text() == f"{title} (112 examples)"
+  plt.close(fig)
+
+
+@pytest.mark.parametrize("values", [[1e-4, 1e-3, 1e-2], [(32,), (64,), (512,)]])
+def test_the_sweep_plot_rings_the_point_picked_on_val(values):
+  """The plot shows test accuracy; the point picked on val (not the highest there) is
+  marked, at its own x, numeric or categorical."""
+  sweep = dict(name="s", metric="test_accuracy", seeds=3, axes={"lr": values, "opt": ["sgd"]})
+  rows = _sweep_rows(values)
+  for k, row in enumerate(rows):
+    row.update(name=f"lr={sweep_lib._slug(row['setting']['lr'])},opt=sgd", mean=0.9 + 0.01 * k)
+  fig = sweep_lib.figure(sweep, rows, best=rows[1])
+  ax = fig.axes[0]
+  ring = [l for l in ax.get_lines() if l.get_label().startswith("picked on val_accuracy")]
+  assert len(ring) == 1 and ring[0].get_label().endswith(rows[1]["name"])
+  x = values[1] if isinstance(values[1], float) else 1
+  assert list(ring[0].get_xdata()) == [x] and list(ring[0].get_ydata()) == [0.91]
+  assert any(t.get_text() == ring[0].get_label() for t in ax.get_legend().get_texts())
+  plt.close(fig)
+  assert not [l for l in sweep_lib.figure(sweep, rows).axes[0].get_lines()
+              if l.get_label().startswith("picked")]
+  plt.close("all")

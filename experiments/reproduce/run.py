@@ -15,7 +15,8 @@ Each run goes through digitjax.main.run in its own workdir, runs/reproduce/<row>
 read back from their results.json, unfinished ones resume from their checkpoint. The
 layout, the "finished" rule and quick mode are experiments/reproduce/runner.py's, shared
 with experiments.sweep.
-Writes experiments/results/<report>.md and .csv (tables.py; --quick: under
+Writes experiments/results/<report>.md, .csv and .png (tables.py: the table, and a figure
+of each row's published figure against our mean, 95% CI and seeds; --quick: under
 runs/reproduce-quick/, never over the real tables). A table always lists every row of its
 report: rows not chosen by --rows are read back from their finished runs under the
 workroot (any seeds there), so `--rows B2` and then `--rows B3` build up one table instead
@@ -215,6 +216,7 @@ def reproduce(report: str = "all", seeds: int = 3, rows: str | None = None,
       note += (" Kept from the table this one replaced, as no run of theirs is under "
                f"{workroot} on the machine that wrote it: {', '.join(kept)}.")
     written[rep], _ = tables.write_tables(rep, table, out_dir, note)
+    tables.write_figure(rep, table, entries, out_dir)
   return written
 
 

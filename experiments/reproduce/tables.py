@@ -1,4 +1,5 @@
-"""experiments/results/<report>.md and .csv: a report's rows beside its published figures.
+"""experiments/results/<report>.md, .csv and .png: a report's rows beside its published
+figures, as tables and as a picture (`figure`).
 
 The CSV has every column; the markdown page shows the same figures compactly. The verdict
 rule is REPORTS.md's, read statistically (`verdict`). A table always lists every row of
@@ -223,3 +224,87 @@ def write_tables(report: str, rows: list[dict], out_dir: str, note: str) -> tupl
   with open(csv_path, "w") as f:
     f.write(buf.getvalue())
   return md_path, csv_path
+
+
+def _ci(cell: str):
+  """The table's '95% CI' cell ('low-high') as two floats; None where it is empty."""
+  m = re.fullmatch(r"(-?[\d.]+)-(-?[\d.]+)", cell or "")
+  return (float(m.group(1)), float(m.group(2))) if m else None
+
+
+def _strip(ax, r: dict, seeds: list[float]) -> None:
+  """One row: its published figure (red line), our mean with its 95% CI (black), each
+  seed (grey dots); the verdict, or why there is no figure, at its right."""
+  from matplotlib.ticker import MaxNLocator
+
+  published = float(r["published %"]) if r["published %"] else None
+  mean = float(r["ours mean %"]) if r["ours mean %"] else None
+  ci = _ci(r["ours 95% CI"])
+  if published is not None:
+    ax.axvline(published, color="C3", linewidth=2)
+  if seeds:
+    ax.plot(seeds, [-0.35] * len(seeds), "o", color="0.55", markersize=3.5)
+  if mean is not None:
+    err = [[mean - ci[0]], [ci[1] - mean]] if ci else None
+    ax.errorbar([mean], [0], xerr=err, fmt="o", color="black", markersize=4, capsize=3)
+  xs = [x for x in (published, mean, *(ci or ()), *seeds) if x is not None]
+  if mean is None:  # nothing to set the published figure against: say it in words
+    ax.set_xlim(0, 1)
+    ax.set_xticks([])
+    ax.text(0.51, 0.5, f"published {published:.2f}%" if published is not None else
+            "no published figure, not run", fontsize=8, va="center", transform=ax.transAxes)
+  else:
+    pad = max(0.12 * (max(xs) - min(xs)), 0.1)
+    ax.set_xlim(min(xs) - pad, max(xs) + pad)
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+  ax.set_ylim(-0.8, 0.6)
+  ax.set_yticks([0], [r["row"]])
+  ax.tick_params(axis="x", labelsize=7, pad=1)
+  ax.grid(axis="x", alpha=0.3)
+  verdict = r["verdict"] if len(r["verdict"]) <= 44 else r["verdict"][:43] + "…"
+  ax.text(1.02, 0.5, verdict, transform=ax.transAxes, va="center", fontsize=8)
+
+
+def figure(report: str, rows: list[dict], entries: list[dict]):
+  """The report as a picture: a strip per row, each on its own scale (a report's rows
+  span 30-99%, their intervals tenths of a point), so that each published figure can be
+  seen against our mean, its 95% CI and the seeds it came from. Seed dots are those the
+  table was made from here (runs and seeds.csv); a row kept from an older table has its
+  mean and CI but no dots, and a row never run only its published figure, in words."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  from matplotlib.lines import Line2D
+
+  seeds = {e["id"]: [run["accuracy"] for run in e["runs"]] for e in entries}
+  top, bottom, per_row = 0.8, 0.75, 0.62  # inches
+  height = top + bottom + per_row * len(rows)
+  fig, axes = plt.subplots(len(rows), 1, figsize=(8, height), squeeze=False)
+  for ax, r in zip(axes[:, 0], rows):
+    _strip(ax, r, seeds.get(r["row"], []))
+  fig.subplots_adjust(left=0.15, right=0.68, top=1 - top / height, bottom=bottom / height,
+                      hspace=0.3 / (per_row - 0.3))
+  handles = [Line2D([], [], color="C3", linewidth=2, label="published"),
+             Line2D([], [], color="black", marker="o", label="ours: mean, 95% CI"),
+             Line2D([], [], color="0.55", marker="o", linestyle="", markersize=3.5,
+                    label="ours: each seed")]
+  fig.suptitle(f"Report {report}: published figures against ours", x=0.42,
+               y=1 - 0.1 / height, va="top", fontsize=11)
+  fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, frameon=False,
+             bbox_to_anchor=(0.42, 1 - 0.38 / height))
+  kept = [r["row"] for r in rows if r["ours mean %"] and not seeds.get(r["row"])]
+  fig.text(0.02, 0.12 / height, "accuracy (%), each row on its own scale" + (
+      f"; no seed dots: {', '.join(kept)} kept from the committed table (no per-seed "
+      "lines in seeds.csv)" if kept else ""), fontsize=7.5, wrap=True)
+  return fig
+
+
+def write_figure(report: str, rows: list[dict], entries: list[dict], out_dir: str) -> str:
+  """<out_dir>/<report>.png (100 dpi: a few tens of kB to commit); its path."""
+  import matplotlib.pyplot as plt
+
+  path = os.path.join(out_dir, f"{report}.png")
+  fig = figure(report, rows, entries)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path

@@ -23,7 +23,8 @@ more epochs trains on. --quick runs one epoch of a few steps per point (runner.q
 The aggregate goes to <root>/<name>/summary.{csv,md}
 and <metric>.png: per point the mean ± std (ddof 1), the mean's 95% t-interval and n, of
 the metric and of val and test accuracy; the best point is picked on val (the val
-counterpart of the metric: val_loss for a loss, else val_accuracy), never on test.
+counterpart of the metric: val_loss for a loss, else val_accuracy), never on test, and
+the plot rings it.
 Compare two points' seeds with `python -m experiments.compare DIR_A DIR_B`.
 """
 from __future__ import annotations
@@ -234,7 +235,7 @@ def aggregate(sweep: dict, rows: list[dict], folder: str) -> str:
   table = "\n".join(lines) + "\n"
   with open(os.path.join(folder, "summary.md"), "w") as f:
     f.write(table)
-  _plot(sweep, rows, os.path.join(folder, f"{metric}.png"))
+  _plot(sweep, rows, os.path.join(folder, f"{metric}.png"), best)
   return table
 
 
@@ -242,10 +243,12 @@ def _numeric(values) -> bool:
   return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
-def figure(sweep, rows):
+def figure(sweep, rows, best=None):
   """The metric (mean, 95% CI bars) against the first axis, one line per value of the
   other axes. A numeric axis is spaced by value (log scale when its values span more
-  than a decade, all positive); any other axis is categorical, in the sweep's order."""
+  than a decade, all positive); any other axis is categorical, in the sweep's order.
+  `best` (one of rows), the point picked on val, is ringed: the plot shows the sweep's
+  metric, often test, and the point it would pick on test need not be that one."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -277,20 +280,25 @@ def figure(sweep, rows):
     ax.minorticks_off()
   else:
     ax.set_xticks(range(len(labels)), labels)
+  if best is not None:
+    x = float(best["setting"][first]) if numeric else labels.index(_slug(best["setting"][first]))
+    ax.plot([x], [best["mean"]], "o", markersize=14, markerfacecolor="none",
+            markeredgecolor="C3", markeredgewidth=2, linestyle="",
+            label=f"picked on {selection_metric(sweep['metric'])}: {best['name']}")
   ax.set_xlabel(first)
   ax.set_ylabel(sweep["metric"])
   ax.set_title(f"{sweep['name']} (mean, 95% CI over {sweep['seeds']} seeds)")
-  if rest:
-    ax.legend()
+  if rest or best is not None:
+    ax.legend(fontsize=8)
   ax.grid(alpha=0.3)
   fig.tight_layout()
   return fig
 
 
-def _plot(sweep, rows, path):
+def _plot(sweep, rows, path, best=None):
   import matplotlib.pyplot as plt
 
-  fig = figure(sweep, rows)
+  fig = figure(sweep, rows, best)
   fig.savefig(path, dpi=100)
   plt.close(fig)
 
