@@ -94,8 +94,9 @@ def evaluate_checkpoint(config, workdir: str, trainer: trainer_lib.Trainer | Non
     print(f"Test (best checkpoint, epoch{'s' if len(per_seed) > 1 else ''} "
           f"{', '.join(map(str, loop.best_epoch))}): {reporting.test_summary(results)}")
   if from_training and distributed.is_main_process():
+    title = reporting.confusion_title(config.name, loop.best_epoch, results["test_accuracy"])
     reporting.plot_confusion(total, trainer.info.class_names,
-                             os.path.join(workdir, "confusion_matrix.png"))
+                             os.path.join(workdir, "confusion_matrix.png"), title=title)
   return results
 
 

@@ -138,7 +138,7 @@ def _exit_if_config_file_bad(argv):
   """ml_collections defers a --config file it cannot find to the config's first use, as
   an OSError traceback, and lets whatever the file raises (a syntax error, a missing
   module, an exception in get_config) escape as a traceback; load it first, through
-  digitjax.config.from_file, and say what is wrong in one line, naming the file."""
+  digitjax.config_files.from_file, and say what is wrong in one line, naming the file."""
   from digitjax import config_files
 
   specs = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")]
