@@ -1,52 +1,44 @@
-"""The live progress line: on a terminal only; piped output keeps one line per epoch."""
-import os
-import pty
-import subprocess
-import sys
-import time
+"""The live progress line: it says it is compiling before the first block is back, then
+shows loss, accuracy, speed and ETAs in 80 columns; off a terminal it prints nothing."""
+import io
+import re
 
-from conftest import MOCK_MAIN, MOCK_TINY, ROOT, mock_cli, mock_cli_env
+from rich.console import Console
 
-BAR = "━"
+from digitjax import progress
 
 
-def test_off_a_terminal_one_line_per_epoch_and_no_bar(tmp_path):
-  # FORCE_COLOR, as some CI sets, makes rich take a pipe for a terminal: still no bar
-  r = mock_cli(tmp_path, *MOCK_TINY, f"--workdir={tmp_path / 'run'}", FORCE_COLOR="1")
-  assert r.returncode == 0, r.stderr
-  epochs = [l for l in r.stdout.splitlines() if l.startswith("Epoch ")]
-  assert [l.split(" - ")[0] for l in epochs] == ["Epoch 1/2", "Epoch 2/2"]
-  for text in (r.stdout, r.stderr):
-    assert BAR not in text and "\r" not in text and "\x1b" not in text
-    assert "steps/s" not in text and "ETA" not in text
+def _terminal(monkeypatch):
+  out = io.StringIO()
+  console = Console(file=out, force_terminal=True, width=80, color_system=None)
+  monkeypatch.setattr(progress, "_console", lambda: console)
+  monkeypatch.setattr(progress, "_compiled", False)
+  return out
 
 
-def _run_on_a_pty(args, env, timeout=300) -> tuple[int, str]:
-  """Runs args with a pseudo-terminal as stdin, stdout and stderr; (exit code, output)."""
-  master, slave = pty.openpty()
-  proc = subprocess.Popen(args, cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave)
-  os.close(slave)
-  out, deadline = b"", time.time() + timeout
-  while time.time() < deadline:
-    try:
-      chunk = os.read(master, 65536)
-    except OSError:  # EIO: the child closed the terminal
-      break
-    if not chunk:
-      break
-    out += chunk
-  os.close(master)
-  return proc.wait(timeout=30), out.decode(errors="replace")
+def test_line_says_compiling_then_shows_figures_in_80_columns(monkeypatch):
+  out = _terminal(monkeypatch)
+  with progress.EpochProgress(12, 150, 421, last_epoch_seconds=30.0) as bar:
+    first = out.getvalue()
+    bar.t0 -= 20  # the first block took 20 s: 15 steps/s
+    bar.update(300, 0.40123, 0.871)
+    after = out.getvalue()[len(first):]
+  assert "compiling" in first and "Epoch 12/150" in first
+  assert "300/421" in after and "loss 0.4012 acc 87.1% 15 it/s ETA 0:08" in after
+  shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())  # less the terminal codes
+  lines = [l for chunk in shown.split("\r") for l in chunk.split("\n")]
+  assert max(len(l.rstrip()) for l in lines) <= 80
+  with progress.EpochProgress(13, 150, 421) as bar:  # compiled now: no such claim
+    assert "compiling" not in out.getvalue().rsplit("Epoch 13/150", 1)[-1]
 
 
-def test_on_a_terminal_a_live_line_with_steps_and_eta(tmp_path):
-  env = mock_cli_env(tmp_path, TERM="xterm", COLUMNS="200")
-  code, out = _run_on_a_pty(
-      [sys.executable, "-c", MOCK_MAIN, *MOCK_TINY, f"--workdir={tmp_path / 'run'}"], env)
-  assert code == 0, out[-3000:]
-  assert BAR in out
-  live = [l for l in out.replace("\r\n", "\n").split("\r") if "steps/s" in l]
-  assert any(" 4/10" in l and "ETA epoch 0:00:" in l and ", run " in l for l in live), live
-  assert any("Epoch 2/2" in l and "10/10" in l for l in live), live
-  # the live line is transient: each epoch still ends in its Keras-style line
-  assert out.count("Epoch 1/2 - ") == 1 and out.count("Epoch 2/2 - ") == 1
+def test_nothing_is_printed_off_a_terminal(capsys):
+  with progress.EpochProgress(1, 2, 10) as bar:  # pytest captures stdout: not a tty
+    bar.update(5, 1.0, 0.5)
+  assert capsys.readouterr().out == ""
+
+
+def test_clock_is_short():
+  assert progress._clock(None) == "-:--"
+  assert progress._clock(307) == "5:07"
+  assert progress._clock(3723) == "1:02:03"
