@@ -130,8 +130,8 @@ class Trainer:
         lambda st, v: self.plateau_tx.update({}, st, value=v)[1], r, (0, 0)))
     self._sort_keys = {}  # n -> jitted per-replica random sort keys of an epoch
     self._init = jax.jit(over_replicas(
-        lambda k: steps.create_train_state(self.model, self.tx, self.plateau_tx, self.input_shape,
-                                     k), r, (0,)))
+        lambda k: steps.create_train_state(self.model, self.tx, self.plateau_tx,
+                                           self.input_shape, k, config.model.init), r, (0,)))
 
   def replicate(self, tree):
     """Places host or device arrays replicated on the data mesh (all processes)."""
