@@ -77,7 +77,10 @@ def _dataset() -> ml_collections.ConfigDict:
   g.placement = "auto"
   g.train_split = "train"
   g.test_split = "test"
-  g.validation_fraction = 0.1  # carved from the train split, never from test
+  # Carved from the train split, never from test. 0 (and no validation_split): no
+  # validation set, every training image trains; the loop then validates nothing, the
+  # last epoch is the best checkpoint, and early stopping and plateau are refused.
+  g.validation_fraction = 0.1
   # A TFDS split string read as the validation set instead of carving validation_fraction,
   # e.g. "train[80%:]" with train_split "train[:80%]" for tf_flowers (it has no test split);
   # max_test_examples caps it as it caps the test split.
@@ -350,7 +353,9 @@ def _check_numbers(check: _Checks, config) -> None:
   from digitjax import optim
 
   inf, in_range = float("inf"), check.in_range
-  in_range("dataset.validation_fraction", config.dataset.validation_fraction, 0, 1, True, True)
+  in_range("dataset.validation_fraction", config.dataset.validation_fraction, 0, 1,
+           hi_open=True)
+  _check_validation_users(check, config)
   in_range("loss_clip", config.loss_clip, 0, 0.5, hi_open=True)
   if config.loss_clip and config.loss != "cross_entropy":
     check.errors.append(f"config.loss_clip={config.loss_clip!r} applies to cross_entropy "
@@ -382,6 +387,24 @@ def _check_numbers(check: _Checks, config) -> None:
     for part in path.split("."):
       value = value[part]
     in_range(path, value, 0, inf, kind=int)
+
+
+def has_validation(config) -> bool:
+  """Whether config holds a validation set back: a validation_split, or a fraction > 0."""
+  return bool(config.dataset.validation_split) or config.dataset.validation_fraction != 0
+
+
+def _check_validation_users(check: _Checks, config) -> None:
+  """Early stopping and plateau read config.monitor on the validation set: without one
+  they would watch nothing."""
+  if has_validation(config):
+    return
+  for group in ("early_stopping", "reduce_on_plateau"):
+    if config[group].enabled is True:
+      check.errors.append(
+          f"config.{group}.enabled=True watches {config.monitor} on the validation set, "
+          "and config.dataset.validation_fraction=0 holds none back; set a "
+          f"validation_fraction (e.g. 0.1) or --config.{group}.enabled=False.")
 
 
 def _check_model(check: _Checks, config) -> None:

@@ -18,7 +18,8 @@ from digitjax.errors import UserError
     ("optimizer.schedule", "linear", "schedule='linear' is not known"),
     ("optimizer.learning_rate", -0.1, r"learning_rate=-0.1 is out of range"),
     ("model.dropout", 1.0, r"dropout=1.0 is out of range; it must lie in \[0, 1\)"),
-    ("dataset.validation_fraction", 0.0, r"validation_fraction=0.0 is out of range"),
+    ("dataset.validation_fraction", 1.0, r"validation_fraction=1.0 is out of range; it "
+     r"must lie in \[0, 1\)"),
     ("model.init", "xavier", "model.init='xavier' is not known; valid: keras, torch"),
     ("optimizer.beta_1", 1.0, r"beta_1=1.0 is out of range; it must lie in \[0, 1\)"),
     ("optimizer.epsilon", 0.0, r"epsilon=0.0 is out of range; it must lie in \(0, inf\]"),
@@ -66,6 +67,21 @@ def test_optimizer_and_schedule_fields_apply_where_they_are_read():
                                 ("final_div_factor", -1.0, "final_div_factor=-1.0 is out")):
     errors = config_lib.validate(tiny_config(**onecycle, **{f"optimizer.{field}": value}))
     assert len(errors) == 1 and message in errors[0], errors
+
+
+def test_no_validation_set_refuses_what_watches_it():
+  no_val = {"dataset.validation_fraction": 0.0}
+  assert config_lib.validate(tiny_config(**no_val)) == []
+  assert config_lib.validate(tiny_config(**no_val, **{"early_stopping.enabled": True})) == [
+      "config.early_stopping.enabled=True watches val_loss on the validation set, and "
+      "config.dataset.validation_fraction=0 holds none back; set a validation_fraction "
+      "(e.g. 0.1) or --config.early_stopping.enabled=False."]
+  errors = config_lib.validate(tiny_config(**no_val, **{"reduce_on_plateau.enabled": True,
+                                                        "monitor": "val_accuracy"}))
+  assert len(errors) == 1 and "reduce_on_plateau.enabled=True watches val_accuracy" in errors[0]
+  # a validation_split is a validation set, whatever the fraction
+  assert config_lib.validate(tiny_config(**no_val, **{"early_stopping.enabled": True,
+                                                      "dataset.validation_split": "test"})) == []
 
 
 def test_default_and_flagship_configs_are_valid():
