@@ -102,16 +102,18 @@ def tally(sums: EpochSums, loop: LoopState, first: int, metrics, trainer, epoch:
 
 def epoch_records(trainer, loop: LoopState, epoch: int, sums: EpochSums,
                   val_metrics: dict, lrs) -> list[dict]:
-  """metrics.jsonl's records of an epoch, one per replica still training."""
+  """metrics.jsonl's records of an epoch, one per replica still training; without a
+  validation set (val_metrics None) they hold no val_loss and val_accuracy keys."""
   records = []
   for k in range(trainer.num_replicas):
     if loop.active[k]:
       loss, accuracy = sums.means(k)
-      records.append(dict(
-          epoch=epoch, seed=trainer.seeds[k], loss=loss, accuracy=accuracy,
+      val = {} if val_metrics is None else dict(
           val_loss=float(val_metrics["loss"][k]),
-          val_accuracy=float(val_metrics["accuracy"][k]), lr=float(lrs[k]),
-          time=sums.seconds, skipped_steps=sums.skipped[k]))
+          val_accuracy=float(val_metrics["accuracy"][k]))
+      records.append(dict(
+          epoch=epoch, seed=trainer.seeds[k], loss=loss, accuracy=accuracy, **val,
+          lr=float(lrs[k]), time=sums.seconds, skipped_steps=sums.skipped[k]))
   return records
 
 
@@ -130,9 +132,14 @@ def track_best(loop: LoopState, k: int, epoch: int, value: float, monitor: str,
   improved the monitor by more than `min_delta`, the weights Keras would restore (B6a-c
   published those). A later epoch that is better by less than `min_delta` neither resets
   the patience nor becomes the best checkpoint.
+  Without a validation set (value None) every epoch is the best so far: the last one is
+  kept (config.validate refuses early stopping there).
   `es` is config.early_stopping.
   """
   min_delta = es.min_delta if es.enabled else 0.0
+  if value is None:
+    loop.best_epoch[k], loop.wait[k] = epoch, 0
+    return True, False
   if _improved(value, loop.best[k], monitor, min_delta):
     loop.best[k], loop.best_epoch[k], loop.wait[k] = value, epoch, 0
     return True, False
@@ -150,7 +157,8 @@ def early_stopping(trainer, loop: LoopState, records: list[dict]) -> np.ndarray:
   for record in records:
     k = trainer.seeds.index(record["seed"])
     loop.epochs_run[k] = record["epoch"]
-    improved[k], stop = track_best(loop, k, record["epoch"], record[monitor], monitor, es)
+    improved[k], stop = track_best(loop, k, record["epoch"], record.get(monitor), monitor,
+                                   es)
     if stop:
       loop.active[k] = False
       if distributed.is_main_process():

@@ -77,7 +77,10 @@ def _dataset() -> ml_collections.ConfigDict:
   g.placement = "auto"
   g.train_split = "train"
   g.test_split = "test"
-  g.validation_fraction = 0.1  # carved from the train split, never from test
+  # Carved from the train split, never from test. 0 (and no validation_split): no
+  # validation set, every training image trains; the loop then validates nothing, the
+  # last epoch is the best checkpoint, and early stopping and plateau are refused.
+  g.validation_fraction = 0.1
   # A TFDS split string read as the validation set instead of carving validation_fraction,
   # e.g. "train[80%:]" with train_split "train[:80%]" for tf_flowers (it has no test split);
   # max_test_examples caps it as it caps the test split.
@@ -99,6 +102,9 @@ def _model() -> ml_collections.ConfigDict:
   g.dropout = 0.0  # dropout after hidden dense layers (MLP families)
   g.l2 = 0.0  # kernel L2 factor: l2 * sum(w^2) added to the loss, as Keras does
   g.conv_impl = "matmul"  # matmul (k*k shifted slices + one matmul) | xla (lax.conv) | mixed
+  # Initial parameters: keras (each layer's Keras initialiser) | torch (PyTorch's Conv2d
+  # and Linear defaults: kernels and biases uniform in +-1/sqrt(fan_in); models.inits)
+  g.init = "keras"
   # A family's own fields (flowers_cnn's filters, cnn3_v1's paddings, GoogLeNet's
   # aux_weight, ...) are declared with it, in digitjax.models.FAMILIES: choose_model()
   # adds them, and validate() refuses them on any other family.
@@ -111,8 +117,19 @@ def _optimizer() -> ml_collections.ConfigDict:
   g.name = "rmsprop"  # sgd | momentum | nesterov | rmsprop | adam | adadelta | adagrad
   g.learning_rate = config_dict.placeholder(float)  # None = Keras default
   g.momentum = 0.0  # for sgd; momentum/nesterov default to 0.9
-  g.schedule = "constant"  # constant | cosine | warmup_cosine
+  g.schedule = "constant"  # constant | cosine | warmup_cosine | onecycle
   g.warmup_epochs = 0
+  # schedule "onecycle" only (PyTorch's OneCycleLR, cosine, at its defaults): from
+  # lr/div_factor up to lr over the first pct_start of the run, then down to
+  # lr/div_factor/final_div_factor at its last step.
+  g.pct_start = 0.3
+  g.div_factor = 25.0
+  g.final_div_factor = 1e4
+  # Keras's names and defaults: Adam's beta_1 and beta_2 (adam only); epsilon for rmsprop,
+  # adam, adadelta and adagrad (Keras's 1e-7 for all four; PyTorch's Adam uses 1e-8).
+  g.beta_1 = 0.9
+  g.beta_2 = 0.999
+  g.epsilon = 1e-7
   # Where RMSprop adds epsilon, which decides how far weights with tiny gradients move:
   # True divides by sqrt(v + eps) (tf.keras 2.x, Keras 3, optax); False by sqrt(v) + eps
   # (standalone Keras <= 2.3, so report B's 2019 runs). With eps 1e-7 inside the root the
@@ -310,6 +327,7 @@ def _check_names(check: _Checks, config) -> None:
   check.one_of("model.output_activation", config.model.output_activation, OUTPUT_ACTIVATIONS)
   check.one_of("model.hidden_activation", config.model.hidden_activation, models.ACTIVATIONS)
   check.one_of("model.conv_impl", config.model.conv_impl, models.CONV_IMPLS)
+  check.one_of("model.init", config.model.init, models.INITS)
   check.one_of("optimizer.name", config.optimizer.name, optim.OPTIMIZERS)
   check.one_of("optimizer.schedule", config.optimizer.schedule, optim.SCHEDULES)
   check.one_of("monitor", config.monitor, MONITORS)
@@ -332,15 +350,19 @@ def _check_seed(check: _Checks, config) -> None:
 
 
 def _check_numbers(check: _Checks, config) -> None:
+  from digitjax import optim
+
   inf, in_range = float("inf"), check.in_range
-  in_range("dataset.validation_fraction", config.dataset.validation_fraction, 0, 1, True, True)
+  in_range("dataset.validation_fraction", config.dataset.validation_fraction, 0, 1,
+           hi_open=True)
+  _check_validation_users(check, config)
   in_range("loss_clip", config.loss_clip, 0, 0.5, hi_open=True)
   if config.loss_clip and config.loss != "cross_entropy":
     check.errors.append(f"config.loss_clip={config.loss_clip!r} applies to cross_entropy "
                         f"only, not {config.loss!r}; leave it 0.")
   in_range("model.dropout", config.model.dropout, 0, 1, hi_open=True)
   in_range("model.l2", config.model.l2, 0, inf)
-  _check_optimizer(check, config.optimizer)
+  optim.check(check, config.optimizer)
   plateau = config.reduce_on_plateau
   in_range("reduce_on_plateau.factor", plateau.factor, 0, 1, True, True)
   in_range("reduce_on_plateau.patience", plateau.patience, 0, inf)
@@ -367,16 +389,22 @@ def _check_numbers(check: _Checks, config) -> None:
     in_range(path, value, 0, inf, kind=int)
 
 
-def _check_optimizer(check: _Checks, opt) -> None:
-  inf = float("inf")
-  if opt.learning_rate is not None:
-    check.in_range("optimizer.learning_rate", opt.learning_rate, 0, inf, lo_open=True)
-  check.in_range("optimizer.momentum", opt.momentum, 0, 1, hi_open=True)
-  check.in_range("optimizer.warmup_epochs", opt.warmup_epochs, 0, inf)
-  if (check.boolean("optimizer.eps_in_sqrt", opt.eps_in_sqrt) and not opt.eps_in_sqrt
-      and opt.name != "rmsprop"):
-    check.errors.append(f"config.optimizer.eps_in_sqrt=False applies to rmsprop only, not "
-                        f"{opt.name!r}; leave it True.")
+def has_validation(config) -> bool:
+  """Whether config holds a validation set back: a validation_split, or a fraction > 0."""
+  return bool(config.dataset.validation_split) or config.dataset.validation_fraction != 0
+
+
+def _check_validation_users(check: _Checks, config) -> None:
+  """Early stopping and plateau read config.monitor on the validation set: without one
+  they would watch nothing."""
+  if has_validation(config):
+    return
+  for group in ("early_stopping", "reduce_on_plateau"):
+    if config[group].enabled is True:
+      check.errors.append(
+          f"config.{group}.enabled=True watches {config.monitor} on the validation set, "
+          "and config.dataset.validation_fraction=0 holds none back; set a "
+          f"validation_fraction (e.g. 0.1) or --config.{group}.enabled=False.")
 
 
 def _check_model(check: _Checks, config) -> None:

@@ -234,16 +234,20 @@ def read_split(config, split: str, limit: int = 0) -> Split:
   return read_tfds(config, split, limit)
 
 
-def load_train_val(config) -> tuple[Split, Split]:
+def load_train_val(config) -> tuple[Split, Split | None]:
   """The train split, less a seeded validation_fraction that becomes the val split.
 
   With config.dataset.validation_split set, that TFDS split is the val split instead
-  (tf_flowers: train "train[:80%]", val "train[80%:]", as report E's 80/20 split).
+  (tf_flowers: train "train[:80%]", val "train[80%:]", as report E's 80/20 split). With
+  validation_fraction 0 and no validation_split there is no val split (None): every
+  training image trains (configs/speedrun_mnist.py).
   """
   _check_test_split(config)
-  if config.dataset.validation_split:
+  if config.dataset.validation_split or not config.dataset.validation_fraction:
     train = read_split(config, config.dataset.train_split, config.dataset.max_train_examples)
-    val = read_split(config, config.dataset.validation_split, config.dataset.max_test_examples)
+    val = (read_split(config, config.dataset.validation_split,
+                      config.dataset.max_test_examples)
+           if config.dataset.validation_split else None)
     if len(train) < config.batch_size:
       raise UserError(f"{len(train)} training examples in {config.dataset.train_split!r} "
                       f"are fewer than batch_size={config.batch_size}.")

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from digitjax import checkpoints, data, distributed, fingerprint, provenance, reporting
+from digitjax import config as config_lib
 from digitjax import trainer as trainer_lib
 from digitjax import workdir as workdir_lib
 from digitjax.callbacks import LoopState, holds_best
@@ -36,12 +37,14 @@ def final_test(trainer, state, loop: LoopState, ckpts, workdir: str) -> dict:
     mine = [h for h in loop.history if h["seed"] == trainer.seeds[k]]
     final = mine[-1] if mine else {}
     best = next((h for h in mine if h["epoch"] == loop.best_epoch[k]), {})
+    # without a validation set (validation_fraction 0) no val keys, as in metrics.jsonl
+    val = (dict(val_loss=best.get("val_loss"), val_accuracy=best.get("val_accuracy"))
+           if config_lib.has_validation(config) else {})
     res.update(
         seed=trainer.seeds[k], epochs_run=loop.epochs_run[k],
         best_epoch=loop.best_epoch[k],
         stopped_early=not loop.active[k], train_loss=final.get("loss"),
-        train_accuracy=final.get("accuracy"), val_loss=best.get("val_loss"),
-        val_accuracy=best.get("val_accuracy"),
+        train_accuracy=final.get("accuracy"), **val,
         test_accuracy_last_epoch=(float(last_test["accuracy"][k]) if last_test
                                   else res["test_accuracy"]))
   results.update(reporting.combine_seeds(per_seed))  # the aggregate, now with val figures

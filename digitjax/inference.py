@@ -34,13 +34,26 @@ def _tuples(x):
 
 
 def config_from_json(text: str):
-  """The config a config.json records (its provenance record left out)."""
+  """The config a config.json records (its provenance record left out), with any field
+  the schema gained since at its default: what that run ran with (a new field's default
+  keeps the old behaviour), so older runs still build their optimizer and model."""
   import ml_collections
   from digitjax import config as config_lib
 
   record = json.loads(text)
   record.pop(config_lib.PROVENANCE, None)
-  return ml_collections.ConfigDict(_tuples(record))
+  schema = json.loads(config_lib.get_config().to_json_best_effort())
+  return ml_collections.ConfigDict(_tuples(_with_defaults(record, schema)))
+
+
+def _with_defaults(record: dict, defaults: dict) -> dict:
+  out = dict(record)
+  for key, value in defaults.items():
+    if key not in out:
+      out[key] = value
+    elif isinstance(value, dict) and isinstance(out[key], dict):
+      out[key] = _with_defaults(out[key], value)
+  return out
 
 
 def recorded_config(workdir: str):

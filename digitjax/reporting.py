@@ -29,10 +29,12 @@ def percent(fraction: float) -> str:
 
 
 def epoch_line(record: dict, num_epochs: int) -> str:
+  """Keras's epoch line; its val figures only where the run validates."""
+  val = (f"val_loss: {record['val_loss']:.4f} - val_accuracy: "
+         f"{percent(record['val_accuracy'])} - " if "val_loss" in record else "")
   return (f"Epoch {record['epoch']}/{num_epochs} - {record['time']:.1f}s - "
           f"loss: {record['loss']:.4f} - accuracy: {percent(record['accuracy'])} - "
-          f"val_loss: {record['val_loss']:.4f} - val_accuracy: "
-          f"{percent(record['val_accuracy'])} - lr: {record['lr']:.2e}")
+          f"{val}lr: {record['lr']:.2e}")
 
 
 def write_json(path: str, obj) -> None:
@@ -96,7 +98,8 @@ class TensorBoard:
     epoch = record["epoch"]
     for metric in ("loss", "accuracy"):
       self.train.add_scalar(prefix + metric, record[metric], epoch)
-      self.val.add_scalar(prefix + metric, record["val_" + metric], epoch)
+      if "val_" + metric in record:  # a run without a validation set has none
+        self.val.add_scalar(prefix + metric, record["val_" + metric], epoch)
     for key in ("lr", "time", "skipped_steps"):
       if key in record:
         self.main.add_scalar(prefix + key, record[key], epoch)
@@ -239,7 +242,9 @@ def history_figure(history: list[dict], name: str = "run", monitor: str = "val_l
   """Loss and accuracy per epoch, train (solid) vs val (dashed), with integer epoch ticks
   and the best epoch (best `monitor`, the checkpoint digitjax keeps) marked. One seed:
   its lines. Several: the mean over seeds, a band from their min to max (seeds that
-  stopped early drop out of later epochs), and the best epoch of the mean curve."""
+  stopped early drop out of later epochs), and the best epoch of the mean curve.
+  Without a validation set (records without val figures): train lines only, and the
+  last epoch marked, the one digitjax keeps then."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -252,11 +257,16 @@ def history_figure(history: list[dict], name: str = "run", monitor: str = "val_l
   epochs = sorted(by_epoch)
   curve = lambda key, f: [f([r[key] for r in by_epoch[e]]) for e in epochs]
   pick = np.argmin if monitor == "val_loss" else np.argmax
-  best = epochs[int(pick(curve(monitor, np.mean)))] if epochs else None
+  validated = all(monitor in r for r in history)
+  best = None
+  if epochs:
+    best = epochs[int(pick(curve(monitor, np.mean)))] if validated else epochs[-1]
+  mark = f"best {monitor}" if validated else "kept (no validation): last"
   fig, axes = plt.subplots(1, 2, figsize=(10, 4))
   for ax, metric in zip(axes, ("loss", "accuracy")):
     scale = 100 if metric == "accuracy" else 1  # accuracy in percent, as everywhere
-    for key, style, label in ((metric, "-", "train"), ("val_" + metric, "--", "val")):
+    lines = ((metric, "-", "train"), ("val_" + metric, "--", "val"))[:2 if validated else 1]
+    for key, style, label in lines:
       color = "C0" if label == "train" else "C1"
       line = lambda f: scale * np.asarray(curve(key, f))
       if len(seeds) == 1:
@@ -267,7 +277,7 @@ def history_figure(history: list[dict], name: str = "run", monitor: str = "val_l
                         alpha=0.2, linewidth=0, label=f"{label} (min-max over seeds)")
     if best is not None:
       ax.axvline(best, color="0.4", linestyle=":",
-                 label=f"best {monitor}{' (mean)' if len(seeds) > 1 else ''}: epoch {best}")
+                 label=f"{mark}{' (mean)' if len(seeds) > 1 else ''}: epoch {best}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (%)" if metric == "accuracy" else "loss (cross-entropy)")

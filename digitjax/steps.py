@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from digitjax import augment
+from digitjax import augment, models
 
 
 @flax.struct.dataclass
@@ -36,10 +36,13 @@ def seed_keys(seed: int):
   return jax.random.split(jax.random.key(seed), 3)
 
 
-def create_train_state(model, tx, plateau_tx, input_shape, init_key) -> TrainState:
+def create_train_state(model, tx, plateau_tx, input_shape, init_key,
+                       init: str = "keras") -> TrainState:
+  """The state before step 1; init is config.model.init (models.inits: "keras" keeps
+  the layers' own initialisers, "torch" redraws kernels and biases as PyTorch does)."""
   x = jnp.zeros((1, *input_shape), jnp.float32)
   variables = model.init({"params": init_key}, x, train=False)
-  params = variables["params"]
+  params = models.initialize(variables["params"], init_key, init)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     batch_stats=variables.get("batch_stats", {}),
                     opt_state=tx.init(params), plateau=plateau_tx.init(params))

@@ -67,13 +67,14 @@ def check_state_fits(config, steps_per_epoch: int) -> None:
           "compilation takes longer with more seeds.", flush=True)
 
 
-def check_eval_batch(trainer: Trainer, state, val: data.Split) -> None:
-  """Evaluates one batch before training: an eval_batch_size beyond memory fails here,
-  in one line, and not after the first epoch. (Nothing changes: evaluation has no
-  randomness and leaves the state alone; its compiled program is reused.)"""
+def check_eval_batch(trainer: Trainer, state, split: data.Split) -> None:
+  """Evaluates one batch of `split` (the val split, else the train split: the test
+  split's shape) before training: an eval_batch_size beyond memory fails here, in one
+  line, and not after the first epoch or at the final test. (Nothing changes:
+  evaluation has no randomness and leaves the state alone; its program is reused.)"""
   bs = trainer.config.eval_batch_size
   try:
-    trainer.evaluate(state, data.Split(val.images[:bs], val.labels[:bs]))
+    trainer.evaluate(state, data.Split(split.images[:bs], split.labels[:bs]))
   except (MemoryError, jax.errors.JaxRuntimeError) as e:
     if not isinstance(e, MemoryError) and "RESOURCE_EXHAUSTED" not in str(e):
       raise
@@ -222,7 +223,7 @@ def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
   check_state_fits(config, steps_per_epoch)
   trainer = Trainer(config, steps_per_epoch)
   initial = trainer.init_state()
-  check_eval_batch(trainer, initial, val)
+  check_eval_batch(trainer, initial, train if val is None else val)
   if fresh and (aside := workdir_lib.set_aside(workdir)):
     print(f"Moved the previous run to {aside}.")
   workdir_lib.create(workdir)
@@ -231,8 +232,10 @@ def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
     return _train_and_evaluate(trainer, workdir, train, val, initial, t_start)
 
 
-def _train_and_evaluate(trainer: Trainer, workdir: str, train: data.Split, val: data.Split,
-                        initial, t_start: float) -> dict:
+def _train_and_evaluate(trainer: Trainer, workdir: str, train: data.Split,
+                        val: data.Split | None, initial, t_start: float) -> dict:
+  """The epoch loop; with no val split (validation_fraction 0) nothing is validated,
+  the records carry no val_loss / val_accuracy, and every epoch is the best so far."""
   config = trainer.config
   totals = _print_summary(trainer, workdir)
   saves = Saves(workdir, trainer)
@@ -254,7 +257,7 @@ def _train_and_evaluate(trainer: Trainer, workdir: str, train: data.Split, val: 
         state, sums = train_epoch(run, state, loop, epoch, clock)
         if sums is None:
           return _interrupted(signals.received, state, saves, workdir)
-        val_metrics, _ = trainer.evaluate(state, val)
+        val_metrics = None if val is None else trainer.evaluate(state, val)[0]
         lrs = trainer.learning_rates(state)
         state = callbacks.reduce_lr_on_plateau(trainer, state, val_metrics)
         clock.lap(loop, sums)

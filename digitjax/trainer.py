@@ -114,14 +114,12 @@ class Trainer:
     self.info = data.DATASETS[config.dataset.name]
     self.input_shape = data.image_shape(config)
     self.num_replicas = r = config.num_seeds
-    self.seeds = [config.seed + k for k in range(r)]
     self.mesh = distributed.data_mesh()
     self.model = models.build(config, self.info.num_classes)
     self.tx = optim.make(config, steps_per_epoch)
     self.plateau_tx = optim.plateau(config)
     self.schedule = optim.schedule(config, steps_per_epoch)
-    keys = jnp.stack([steps.seed_keys(s) for s in self.seeds])
-    self.init_keys, self.data_keys, self.step_keys = keys[:, 0], keys[:, 1], keys[:, 2]
+    self.reseed(config.seed)
     self.train_block = _block_program(config, self.model, self.tx, r, self.mesh)
     self._eval = jax.jit(over_replicas(
         functools.partial(steps.eval_step, model=self.model, config=config), r,
@@ -130,8 +128,17 @@ class Trainer:
         lambda st, v: self.plateau_tx.update({}, st, value=v)[1], r, (0, 0)))
     self._sort_keys = {}  # n -> jitted per-replica random sort keys of an epoch
     self._init = jax.jit(over_replicas(
-        lambda k: steps.create_train_state(self.model, self.tx, self.plateau_tx, self.input_shape,
-                                     k), r, (0,)))
+        lambda k: steps.create_train_state(self.model, self.tx, self.plateau_tx,
+                                           self.input_shape, k, config.model.init), r, (0,)))
+
+  def reseed(self, first_seed: int) -> None:
+    """Replica k now trains seed first_seed + k: new init, data-order and step keys for
+    the same compiled programs (they take the keys as arguments), so a tool that times
+    seeds one after another (experiments.speedrun) compiles once. self.config.seed is
+    left as it was: the config names the run, self.seeds what the programs now draw."""
+    self.seeds = [first_seed + k for k in range(self.num_replicas)]
+    keys = jnp.stack([steps.seed_keys(s) for s in self.seeds])
+    self.init_keys, self.data_keys, self.step_keys = keys[:, 0], keys[:, 1], keys[:, 2]
 
   def replicate(self, tree):
     """Places host or device arrays replicated on the data mesh (all processes)."""
@@ -179,6 +186,16 @@ class Trainer:
     """n >= 1 steps from batch b of `order`; metrics get a leading axis of n."""
     return self.train_block(state, images, labels, order, np.int32(b), self.step_keys,
                             active, n=n)
+
+  def compile_ahead(self, state, block, n: int, active, eval_split: data.Split) -> None:
+    """Compiles train_steps(state, *block, n, active) and evaluate's program for
+    eval_split without running either; jax.jit's cache then serves those calls, so a
+    tool that times runs (experiments.speedrun) keeps compilation off its clock."""
+    images, labels, order, b = block
+    self.train_block.lower(state, images, labels, order, np.int32(b), self.step_keys,
+                           active, n=n).compile()
+    batch = next(padded_batches(eval_split, self.config.eval_batch_size))
+    self._eval.lower(state.params, state.batch_stats, *self.replicate(batch)).compile()
 
   def plateau_update(self, state: steps.TrainState, values) -> steps.TrainState:
     plateau = self._plateau(state.plateau, jnp.asarray(values, jnp.float32))

@@ -18,7 +18,12 @@ from digitjax.errors import UserError
     ("optimizer.schedule", "linear", "schedule='linear' is not known"),
     ("optimizer.learning_rate", -0.1, r"learning_rate=-0.1 is out of range"),
     ("model.dropout", 1.0, r"dropout=1.0 is out of range; it must lie in \[0, 1\)"),
-    ("dataset.validation_fraction", 0.0, r"validation_fraction=0.0 is out of range"),
+    ("dataset.validation_fraction", 1.0, r"validation_fraction=1.0 is out of range; it "
+     r"must lie in \[0, 1\)"),
+    ("model.init", "xavier", "model.init='xavier' is not known; valid: keras, torch"),
+    ("optimizer.beta_1", 1.0, r"beta_1=1.0 is out of range; it must lie in \[0, 1\)"),
+    ("optimizer.epsilon", 0.0, r"epsilon=0.0 is out of range; it must lie in \(0, inf\]"),
+    ("optimizer.schedule", "one_cycle", "schedule='one_cycle' is not known; valid: .*onecycle"),
     ("batch_size", 0, r"batch_size=0 is out of range"),
     ("checkpoint_every_epochs", 0, r"checkpoint_every_epochs=0 is out of range"),
 ])
@@ -36,6 +41,47 @@ def test_eps_placement_is_an_rmsprop_setting():
                     "leave it True."]
   assert config_lib.validate(tiny_config(**{"optimizer.name": "rmsprop",
                                              "optimizer.eps_in_sqrt": False})) == []
+
+
+def test_optimizer_and_schedule_fields_apply_where_they_are_read():
+  """beta_1/beta_2 are Adam's, epsilon the four adaptive optimizers', the one-cycle
+  fields the onecycle schedule's: set elsewhere they would change nothing."""
+  adam = {"optimizer.name": "adam"}
+  assert config_lib.validate(tiny_config(**adam, **{"optimizer.beta_1": 0.7,
+                                                    "optimizer.epsilon": 1e-8})) == []
+  assert config_lib.validate(tiny_config(**{"optimizer.name": "rmsprop",
+                                             "optimizer.beta_2": 0.9})) == [
+      "config.optimizer.beta_2=0.9 applies to adam only, not 'rmsprop'; leave it 0.999."]
+  assert config_lib.validate(tiny_config(**{"optimizer.name": "sgd",
+                                             "optimizer.epsilon": 1e-8})) == [
+      "config.optimizer.epsilon=1e-08 applies to rmsprop, adam, adadelta, adagrad only, "
+      "not 'sgd'; leave it 1e-07."]
+  assert config_lib.validate(tiny_config(**{"optimizer.schedule": "cosine",
+                                             "optimizer.pct_start": 0.25})) == [
+      "config.optimizer.pct_start=0.25 applies to schedule onecycle only, not 'cosine'; "
+      "leave it 0.3."]
+  onecycle = {"optimizer.schedule": "onecycle"}
+  for field, value, message in (("pct_start", 1.0, "pct_start=1.0 is out of range; it "
+                                 "must lie in (0, 1)"),
+                                ("div_factor", 0.0, "div_factor=0.0 is out of range"),
+                                ("final_div_factor", -1.0, "final_div_factor=-1.0 is out")):
+    errors = config_lib.validate(tiny_config(**onecycle, **{f"optimizer.{field}": value}))
+    assert len(errors) == 1 and message in errors[0], errors
+
+
+def test_no_validation_set_refuses_what_watches_it():
+  no_val = {"dataset.validation_fraction": 0.0}
+  assert config_lib.validate(tiny_config(**no_val)) == []
+  assert config_lib.validate(tiny_config(**no_val, **{"early_stopping.enabled": True})) == [
+      "config.early_stopping.enabled=True watches val_loss on the validation set, and "
+      "config.dataset.validation_fraction=0 holds none back; set a validation_fraction "
+      "(e.g. 0.1) or --config.early_stopping.enabled=False."]
+  errors = config_lib.validate(tiny_config(**no_val, **{"reduce_on_plateau.enabled": True,
+                                                        "monitor": "val_accuracy"}))
+  assert len(errors) == 1 and "reduce_on_plateau.enabled=True watches val_accuracy" in errors[0]
+  # a validation_split is a validation set, whatever the fraction
+  assert config_lib.validate(tiny_config(**no_val, **{"early_stopping.enabled": True,
+                                                      "dataset.validation_split": "test"})) == []
 
 
 def test_default_and_flagship_configs_are_valid():
@@ -172,7 +218,8 @@ def test_new_model_fields_are_validated():
 
 def test_a_field_of_another_model_is_refused_naming_the_models_fields():
   """flowers_cnn's batch_norm on the MLP used to pass and change the workdir's identity."""
-  shared = "name, hidden_units, hidden_activation, output_activation, dropout, l2, conv_impl"
+  shared = ("name, hidden_units, hidden_activation, output_activation, dropout, l2, "
+            "conv_impl, init")
   assert config_lib.validate(tiny_config(**{"model.batch_norm": True})) == [
       f"config.model.batch_norm is not a field of model 'mlp'; its fields: {shared}."]
   assert config_lib.validate(_model("cnn3_v1", **{"model.aux_weight": 0.3})) == [
@@ -191,6 +238,9 @@ def test_config_json_written_before_a_field_existed_is_the_same_config():
   old = json.loads(c.to_json_best_effort())
   del old["augment"]["rotation_range"]
   del old["dataset"]["validation_split"]
+  for field in ("beta_1", "beta_2", "epsilon", "pct_start", "div_factor", "final_div_factor"):
+    del old["optimizer"][field]
+  del old["model"]["init"]
   # written when the shared schema held every family's fields (at their defaults)
   old["model"].update(filters=[16, 32, 64], kernel_sizes=[3, 3, 3], batch_norm=False,
                       first_pool=[2, 2], head="flatten", input_scale=1.0, aux_weight=0.3,
@@ -201,6 +251,12 @@ def test_config_json_written_before_a_field_existed_is_the_same_config():
   assert fingerprint.from_json(json.dumps(old)) != fingerprint.fingerprint(c)
   assert "augment.rotation_range: 0.0 -> 10.0" in fingerprint.describe_difference(
       fingerprint.from_json(json.dumps(old)), fingerprint.fingerprint(c))
+  # and such a run still reads back whole: the fields it lacks at their defaults
+  from digitjax import inference, optim
+  recorded = inference.config_from_json(json.dumps(old))
+  assert recorded.optimizer.epsilon == 1e-7 and recorded.model.init == "keras"
+  assert recorded.model.filters == (16, 32, 64)  # what it recorded stays
+  optim.make(recorded, 10)
 
 
 def test_ctrl_c_while_starting_up_is_one_line_not_a_traceback(tmp_path):
@@ -264,7 +320,7 @@ _COUNTS = ("import os\nfrom digitjax import config as base\n"
      "go with --mode=eval"),
     (["--mode=predict", "--images=", "--workdir=w"], {}, "--mode=predict needs --images"),
     (["--config=c.py"], {"c.py": _EXITS}, "c.py called sys.exit(0) while it was read"),
-    (["--config=c.py"], {"c.py": _PARTIAL}, "without 5"),
+    (["--config=c.py"], {"c.py": _PARTIAL}, "returned a config without 60 of the schema's"),
     (["--config=c.py", "--config.seed=3"], {"c.py": _COUNTS}, "num_epochs=0 is out of range"),
 ])
 def test_command_line_mistakes_are_one_line_and_exit_2(args, files, message, tmp_path):

@@ -63,7 +63,7 @@ def test_misspelt_field_in_a_config_file_is_refused_naming_the_nearest(tmp_path)
   assert r.stderr == (
       "error: invalid config:\n"
       "  config.model.hiden_units is not a field of the config; nearest valid: "
-      "model.hidden_units, model.hidden_activation, model.dropout.\n"
+      "model.hidden_units, model.init, model.hidden_activation.\n"
       "  config.optimizer.learning_rat is not a field of the config; nearest valid: "
       "optimizer.learning_rate, optimizer.eps_in_sqrt, optimizer.name.\n")
   assert not workdir.exists()  # nothing computed or written

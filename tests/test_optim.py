@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from conftest import tiny_config
@@ -41,6 +42,51 @@ def test_schedules():
   c = tiny_config(**{"optimizer.schedule": "warmup_cosine", "optimizer.warmup_epochs": 1})
   s = optim.schedule(c, steps_per_epoch=10)
   assert s(0) == 0.0 and s(10) == pytest.approx(1e-3)
+
+
+def test_onecycle_spans_the_run():
+  c = tiny_config(**{"optimizer.name": "adam", "optimizer.learning_rate": 0.01,
+                     "optimizer.schedule": "onecycle", "num_epochs": 2})
+  s = optim.schedule(c, steps_per_epoch=50)  # 100 steps: the peak at step 0.3 * 100 - 1
+  close = lambda x: pytest.approx(x, rel=1e-5)  # float32
+  assert float(s(0)) == close(0.01 / 25) and float(s(29)) == close(0.01)
+  assert float(s(99)) == close(0.01 / 25 / 1e4)
+  assert "onecycle" in optim.RUN_LENGTH_SCHEDULES  # another num_epochs: another curve
+
+
+@pytest.mark.parametrize("name,keras", [
+    ("adam", lambda: optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-7)),
+    ("rmsprop", lambda: optax.rmsprop(1e-3, decay=0.9, eps=1e-7, eps_in_sqrt=True)),
+    ("adadelta", lambda: optax.adadelta(1e-3, rho=0.95, eps=1e-7)),
+    ("adagrad", lambda: optax.adagrad(1e-3, initial_accumulator_value=0.1, eps=1e-7))])
+def test_optimizer_fields_at_their_defaults_are_the_keras_constants(name, keras):
+  """beta_1, beta_2 and epsilon at their defaults build the very optimizers the
+  constants did, so no config's numbers move."""
+  g = jnp.array([0.5, -2.0, 1e-4])
+
+  def two_steps(tx):
+    state = tx.init(g)
+    first, state = tx.update(g, state, g)
+    return first, tx.update(-3 * g, state, g)[0]
+
+  ours, theirs = two_steps(optim.make(tiny_config(**{"optimizer.name": name}), 10)), \
+      two_steps(keras())
+  for a, b in zip(ours, theirs):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_adam_reads_its_betas_and_epsilon():
+  c = tiny_config(**{"optimizer.name": "adam", "optimizer.beta_1": 0.7,
+                     "optimizer.beta_2": 0.9, "optimizer.epsilon": 1e-8})
+  g = jnp.array([0.5, -2.0, 1e-9])
+  tx = optim.make(c, 10)
+  state = tx.init(g)
+  _, state = tx.update(g, state, g)
+  second, _ = tx.update(-3 * g, state, g)
+  m = 0.7 * 0.3 * g + 0.3 * -3 * g
+  v = 0.9 * 0.1 * g ** 2 + 0.1 * 9 * g ** 2
+  expected = -1e-3 * (m / (1 - 0.7 ** 2)) / (jnp.sqrt(v / (1 - 0.9 ** 2)) + 1e-8)
+  np.testing.assert_allclose(second, expected, rtol=1e-5)
 
 
 def test_plateau_halves_after_patience_and_stops_at_min_lr():

@@ -107,6 +107,28 @@ def test_loop_state_round_trips_through_a_checkpoints_json_meta():
   assert callbacks.LoopState.fresh(2).meta().keys() == old.keys()
 
 
+def test_a_run_without_validation_trains_every_image_and_keeps_the_last_epoch(
+    mock_mnist, tmp_path, capsys):
+  """validation_fraction 0: all 600 mock images train (6 steps of 100 an epoch, not 5),
+  nothing is validated, no record, line or result holds val figures, and the best
+  checkpoint is the last epoch's, the one --mode=eval then tests."""
+  from experiments import runs
+  c = tiny_config(**{"dataset.validation_fraction": 0.0, "num_seeds": 2})
+  r = main.run(c, str(tmp_path))
+  lines = [l for l in capsys.readouterr().out.splitlines() if "Epoch " in l]
+  assert len(lines) == 4 and not any("val_" in l for l in lines), lines
+  history = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert len(history) == 4 and not any("val_loss" in h or "val_accuracy" in h for h in history)
+  saved = json.loads((tmp_path / "results.json").read_text())
+  assert "val_loss" not in saved and "val_accuracy" not in saved
+  for seed in saved["per_seed"]:
+    assert seed["best_epoch"] == 2 and seed["checkpoint_step"] == 12
+    assert "val_loss" not in seed and seed["test_accuracy"] == seed["test_accuracy_last_epoch"]
+  assert (tmp_path / "history.png").exists()
+  assert main.run(c, str(tmp_path), mode="eval")["test_accuracy"] == r["test_accuracy"]
+  assert runs.describe(str(tmp_path))["best_val"] is None
+
+
 def test_nonfinite_loss_stops_with_message_and_keeps_checkpoint(mock_mnist, tmp_path):
   c = tiny_config(**{"optimizer.name": "sgd", "optimizer.learning_rate": 1e30,
                      "num_epochs": 3, "log_every_steps": 1})

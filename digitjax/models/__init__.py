@@ -22,6 +22,7 @@ import numpy as np
 from digitjax.models import flowers, imagenet
 from digitjax.models.flowers import flowers_cnn
 from digitjax.models.imagenet import alexnet, googlenet, vgg16, vgg16_app
+from digitjax.models.inits import INITS, initialize  # noqa: F401 (config.model.init)
 from digitjax.models.layers import (ACTIVATIONS, CONV_IMPLS, PADDINGS, Sequential,
                                     check_input_fields)
 
