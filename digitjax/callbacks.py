@@ -33,10 +33,13 @@ class EpochSums:
     steps = max(self.steps[k], 1)
     return self.loss[k] / steps, self.accuracy[k] / steps
 
-  def running_loss(self) -> float:
-    """The epoch's mean training loss so far, over the replicas that trained a step."""
-    losses = [self.means(k)[0] for k in range(len(self.steps)) if self.steps[k]]
-    return float(np.mean(losses)) if losses else float("nan")
+  def running_means(self) -> tuple[float, float]:
+    """The epoch's mean training loss and accuracy so far, over the replicas that
+    trained a step (the progress line's)."""
+    means = [self.means(k) for k in range(len(self.steps)) if self.steps[k]]
+    if not means:
+      return float("nan"), float("nan")
+    return float(np.mean([m[0] for m in means])), float(np.mean([m[1] for m in means]))
 
 
 @dataclasses.dataclass

@@ -71,15 +71,16 @@ def _validate(config) -> None:
 
 
 def run(config, workdir: str, mode: str = "train", fresh: bool = False,
-        eval_split: str | None = None, eval_dataset: str | None = None) -> dict:
+        eval_split: str | None = None, eval_dataset: str | None = None,
+        on_epoch_end=None) -> dict:
   """One run (train, resuming, or eval). Ctrl-C anywhere in it stops it with
   KeyboardInterrupt, never swallowed by a gc callback (digitjax.ctrl_c); training
-  answers the first one by saving a checkpoint instead."""
+  answers the first one by saving a checkpoint instead. on_epoch_end: digitjax.fit's."""
   with ctrl_c.guard():
-    return _run(config, workdir, mode, fresh, eval_split, eval_dataset)
+    return _run(config, workdir, mode, fresh, eval_split, eval_dataset, on_epoch_end)
 
 
-def _run(config, workdir, mode, fresh, eval_split, eval_dataset) -> dict:
+def _run(config, workdir, mode, fresh, eval_split, eval_dataset, on_epoch_end) -> dict:
   _validate(config)
   if fresh and mode != "train":
     raise UserError(f"--fresh goes with --mode=train only: --mode={mode} never moves a run "
@@ -95,7 +96,7 @@ def _run(config, workdir, mode, fresh, eval_split, eval_dataset) -> dict:
       return evaluate.evaluate_on(config, workdir, eval_split, eval_dataset)
     if mode == "eval":
       return evaluate.evaluate_checkpoint(config, workdir)
-    return train.train_and_evaluate(config, workdir, fresh=fresh)
+    return train.train_and_evaluate(config, workdir, fresh=fresh, on_epoch_end=on_epoch_end)
   except OSError as e:  # here, so the reproduce and sweep runners report it too
     if e.errno not in _NO_ROOM:
       raise

@@ -188,7 +188,7 @@ def train_epoch(run: _Run, state, loop: LoopState, epoch: int, clock: Clock):
         for f, m in pending:
           callbacks.tally(sums, loop, f, distributed.to_host(m), trainer, epoch, workdir)
         pending, pending_steps = [], 0
-        bar.update(b + n, sums.running_loss())
+        bar.update(b + n, *sums.running_means())
       if (signals.received or at_checkpoint) and b + n < spe:
         clock.lap(loop, sums)
         loop.step_in_epoch, loop.partial = b + n, sums
@@ -205,7 +205,7 @@ def train_epoch(run: _Run, state, loop: LoopState, epoch: int, clock: Clock):
   return state, sums
 
 
-def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
+def train_and_evaluate(config, workdir: str, fresh: bool = False, on_epoch_end=None) -> dict:
   """Trains (resuming from the workdir's latest checkpoint), then tests the best state;
   holds the workdir's lock throughout, so a second run on it is refused.
 
@@ -214,7 +214,7 @@ def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
   state's and an evaluation batch's memory, so a
   workdir holds config.json only once a run really started, and the corrected command
   is not refused as a run of a different config; --fresh moves the old run aside only
-  then."""
+  then. on_epoch_end(record, state): the Python hook of digitjax.fit."""
   t_start = time.time()
   if not fresh:
     workdir_lib.check_config(config, workdir)  # refused at once, not after reading data
@@ -229,11 +229,12 @@ def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
   workdir_lib.create(workdir)
   with workdir_lib.lock(workdir):
     workdir_lib.record_config(config, workdir)
-    return _train_and_evaluate(trainer, workdir, train, val, initial, t_start)
+    return _train_and_evaluate(trainer, workdir, train, val, initial, t_start, on_epoch_end)
 
 
 def _train_and_evaluate(trainer: Trainer, workdir: str, train: data.Split,
-                        val: data.Split | None, initial, t_start: float) -> dict:
+                        val: data.Split | None, initial, t_start: float,
+                        on_epoch_end=None) -> dict:
   """The epoch loop; with no val split (validation_fraction 0) nothing is validated,
   the records carry no val_loss / val_accuracy, and every epoch is the best so far."""
   config = trainer.config
@@ -273,6 +274,8 @@ def _train_and_evaluate(trainer: Trainer, workdir: str, train: data.Split,
             or not any(loop.active)):
           saves.save(state, loop)
         log_epoch(config, workdir, loop, records, tb)
+        for record in records if on_epoch_end and distributed.is_main_process() else ():
+          on_epoch_end(dict(record), state)  # the user's hook (digitjax.fit)
       if signals.received:  # during the last validation: saved above; test on rerun
         return _interrupted(signals.received, state, saves, workdir)
     results = evaluate.final_test(trainer, state, loop, saves.ckpts, workdir)
