@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from digitjax import checkpoints, data, distributed, fingerprint, provenance, reporting
+from digitjax import seed_stats
 from digitjax import config as config_lib
 from digitjax import trainer as trainer_lib
 from digitjax import workdir as workdir_lib
@@ -47,7 +48,7 @@ def final_test(trainer, state, loop: LoopState, ckpts, workdir: str) -> dict:
         train_accuracy=final.get("accuracy"), **val,
         test_accuracy_last_epoch=(float(last_test["accuracy"][k]) if last_test
                                   else res["test_accuracy"]))
-  results.update(reporting.combine_seeds(per_seed))  # the aggregate, now with val figures
+  results.update(seed_stats.combine_seeds(per_seed))  # the aggregate, now with val figures
   results.update(model=config.model.name, dataset=config.dataset.name, num_seeds=r,
                  devices=jax.device_count(), processes=jax.process_count(),
                  device_kind=jax.devices()[0].device_kind,
@@ -88,7 +89,7 @@ def evaluate_checkpoint(config, workdir: str, trainer: trainer_lib.Trainer | Non
         confusion_matrix=cm.tolist()))
   total = sum(np.array(p["confusion_matrix"]) for p in per_seed)
   # every seed's figures, and their aggregate: means, stds and the pooled confusion matrix
-  results = dict(reporting.combine_seeds(per_seed), test_examples=len(test),
+  results = dict(seed_stats.combine_seeds(per_seed), test_examples=len(test),
                  confusion_matrix=total.tolist(),
                  per_class=reporting.per_class(total, trainer.info.class_names))
   if evaluated:

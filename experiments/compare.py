@@ -102,12 +102,12 @@ def load_side(spec: str, metric: str, workroot: str):
 def _check_metric(a: str, b: str, metric: str) -> None:
   """A reproduce row gives the accuracy (%) its report published, whatever --metric says:
   beside a folder's loss it would compare a loss with a percentage."""
-  from digitjax import reporting
+  from digitjax import seed_stats
   from experiments.reproduce import catalogue
 
-  if metric not in reporting.SEED_STATS:
+  if metric not in seed_stats.SEED_STATS:
     raise ValueError(f"--metric {metric!r} is not a figure a run reports; known: "
-                     f"{', '.join(reporting.SEED_STATS)}")
+                     f"{', '.join(seed_stats.SEED_STATS)}")
   rows = [x for x in (a, b) if not os.path.isdir(x) and x in {r.id for r in catalogue.ROWS}]
   if rows and "accuracy" not in metric:
     raise ValueError(f"row {rows[0]} gives the accuracy (%) its report published, not "
@@ -124,17 +124,17 @@ def paired(a: dict, b: dict, confidence: float = 0.95) -> dict:
   """The paired t-test of b - a over the seeds both hold ({seed: value} each, the same
   seeds; scipy.stats.ttest_rel): each side summarized, the mean difference with its
   t-interval (n - 1 dof), t, dof and p, and Hedges' g (as welch gives it)."""
-  from digitjax import reporting
+  from digitjax import seed_stats
   from scipy import stats
 
   seeds = sorted(a)
   if sorted(b) != seeds or len(seeds) < 2:
     raise ValueError("a paired t-test needs the same 2 or more seeds on both sides")
   va, vb = [a[k] for k in seeds], [b[k] for k in seeds]
-  d = reporting.summarize([y - x for x, y in zip(va, vb)], confidence)
-  sa, sb = reporting.summarize(va, confidence), reporting.summarize(vb, confidence)
+  d = seed_stats.summarize([y - x for x, y in zip(va, vb)], confidence)
+  sa, sb = seed_stats.summarize(va, confidence), seed_stats.summarize(vb, confidence)
   out = dict(a=sa, b=sb, diff=d["mean"], diff_ci=d["ci"], dof=float(len(seeds) - 1),
-             seeds=seeds, hedges_g=reporting.hedges_g(sa, sb))
+             seeds=seeds, hedges_g=seed_stats.hedges_g(sa, sb))
   if d["std"] == 0:  # every seed moved by the same amount: t undefined
     return dict(out, t=float("nan"), p=0.0 if d["mean"] else 1.0)
   test = stats.ttest_rel(vb, va)
@@ -169,7 +169,7 @@ def _verdict(p: float) -> str:
 def compare(a: str, b: str, metric: str = "test_accuracy",
             workroot: str = os.path.join("runs", "reproduce"), unpaired: bool = False) -> str:
   """The report `python -m experiments.compare A B` prints."""
-  from digitjax import reporting
+  from digitjax import seed_stats
 
   _check_metric(a, b, metric)
   (va, sa, what_a), (vb, sb, what_b) = (load_side(x, metric, workroot) for x in (a, b))
@@ -183,7 +183,7 @@ def compare(a: str, b: str, metric: str = "test_accuracy",
             f"{_seeds_text(w['seeds'])}; scipy.stats.ttest_rel)")
   else:
     try:
-      w = reporting.welch(sa or list(va.values()), sb or list(vb.values()))
+      w = seed_stats.welch(sa or list(va.values()), sb or list(vb.values()))
     except ValueError as e:
       raise ValueError(f"{e}: run more seeds") from None
     how = "difference of the means, Welch"

@@ -415,6 +415,7 @@ def test_reproduce_finds_the_shared_data_like_launch_sh(tmp_path, monkeypatch):
 def _finished_seed(folder, config, seed, accuracy):
   """A finished one-seed run of config as training leaves it: config.json, results.json."""
   from digitjax import reporting, workdir as workdir_lib
+  from digitjax import seed_stats
 
   c = config.copy_and_resolve_references()
   c.seed, c.num_seeds = seed, 1
@@ -424,7 +425,7 @@ def _finished_seed(folder, config, seed, accuracy):
   per_seed = [dict(seed=seed, test_accuracy=accuracy, test_accuracy_last_epoch=accuracy,
                    epochs_run=c.num_epochs)]
   (workdir / "results.json").write_text(json.dumps(dict(
-      reporting.combine_seeds(per_seed), wall_seconds=10.0,
+      seed_stats.combine_seeds(per_seed), wall_seconds=10.0,
       provenance=dict(commit="a" * 40, date="2026-11-30T10:00:00+00:00"))))
 
 

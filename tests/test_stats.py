@@ -11,22 +11,23 @@ from scipy import stats
 
 from conftest import ROOT
 from digitjax import reporting
+from digitjax import seed_stats
 from experiments import compare
 
 
 def test_t_interval_is_mean_plus_minus_t_times_standard_error():
-  low, high = reporting.t_interval(99.0, 0.1, 3)
+  low, high = seed_stats.t_interval(99.0, 0.1, 3)
   assert high - 99.0 == pytest.approx(4.302653 * 0.1 / np.sqrt(3), rel=1e-6)
   assert 99.0 - low == pytest.approx(high - 99.0)
-  assert reporting.t_interval(99.0, 0.0, 1) is None  # one seed: no interval
-  s = reporting.summarize([0.97, 0.98, 0.99])
+  assert seed_stats.t_interval(99.0, 0.0, 1) is None  # one seed: no interval
+  s = seed_stats.summarize([0.97, 0.98, 0.99])
   assert (s["n"], s["mean"], s["std"]) == (3, pytest.approx(0.98), pytest.approx(0.01))
   assert s["ci"] == pytest.approx((0.98 - 0.024841, 0.98 + 0.024841), abs=1e-6)
 
 
 def test_welch_matches_scipy_and_gives_the_difference_with_its_interval():
   a, b = [99.46, 99.39, 99.43], [99.53, 99.32, 99.49, 99.50]
-  w = reporting.welch(a, b)
+  w = seed_stats.welch(a, b)
   ref = stats.ttest_ind(b, a, equal_var=False)
   assert w["t"] == pytest.approx(ref.statistic) and w["p"] == pytest.approx(ref.pvalue)
   assert w["dof"] == pytest.approx(ref.df)
@@ -34,15 +35,15 @@ def test_welch_matches_scipy_and_gives_the_difference_with_its_interval():
   assert w["diff"] == pytest.approx(np.mean(b) - np.mean(a))
   assert w["diff_ci"] == pytest.approx((ci.low, ci.high))
   # from summaries alone (a committed table row): the same test
-  s = reporting.welch(reporting.summarize(a), reporting.summarize(b))
+  s = seed_stats.welch(seed_stats.summarize(a), seed_stats.summarize(b))
   assert s["t"] == pytest.approx(w["t"]) and s["p"] == pytest.approx(w["p"])
   with pytest.raises(ValueError, match="at least 2 values"):
-    reporting.welch([1.0], [1.0, 2.0])
+    seed_stats.welch([1.0], [1.0, 2.0])
 
 
 def test_the_multi_seed_summary_line_has_the_interval():
   per_seed = [dict(test_accuracy=v) for v in (0.97, 0.98, 0.99)]
-  line = reporting.test_summary(reporting.combine_seeds(
+  line = reporting.test_summary(seed_stats.combine_seeds(
       [dict(p, seed=k) for k, p in enumerate(per_seed)]))
   assert line == "accuracy 98.00% ± 1.00 (95% CI 95.52%-100.48%) over 3 seeds"
 

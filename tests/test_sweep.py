@@ -132,11 +132,12 @@ def _finish(workdir, config, per_seed):
   """What a finished run leaves for the sweep: config.json (as training writes it) and
   results.json (per_seed and the aggregate, as every run writes it)."""
   import json
-  from digitjax import reporting, workdir as workdir_lib
+  from digitjax import reporting, seed_stats, workdir as workdir_lib
+  from digitjax import seed_stats
 
   workdir_lib.create(str(workdir))
   workdir_lib.record_config(config, str(workdir))
-  body = dict(reporting.combine_seeds(per_seed), wall_seconds=1.0)
+  body = dict(seed_stats.combine_seeds(per_seed), wall_seconds=1.0)
   (workdir / "results.json").write_text(json.dumps(body))
 
 
@@ -164,8 +165,8 @@ def _fake_run(ran):
 
 
 def _results_of(c):
-  from digitjax import reporting
-  return reporting.combine_seeds([PER_SEED[s] for s in range(c.seed, c.seed + c.num_seeds)])
+  from digitjax import reporting, seed_stats
+  return seed_stats.combine_seeds([PER_SEED[s] for s in range(c.seed, c.seed + c.num_seeds)])
 
 
 PER_SEED = [dict(seed=0, test_accuracy=0.9, epochs_run=30),

@@ -20,6 +20,7 @@ import re
 import statistics
 
 from digitjax import reporting
+from digitjax import seed_stats
 from experiments.reproduce import catalogue
 
 VERDICT_RULE = ("verdict: *reproduced* when the published figure lies inside the 95% "
@@ -36,7 +37,7 @@ def verdict(published, mean, std, n) -> str:
   sign = f"{diff:+.2f} pts"
   if n < 3:  # REPORTS.md: mean +- std over at least 3 seeds before a verdict
     return f"{n} seed{'s' if n > 1 else ''}: {sign}, no verdict yet"
-  low, high = reporting.t_interval(mean, std, n)
+  low, high = seed_stats.t_interval(mean, std, n)
   if low <= published <= high:
     return f"reproduced ({sign})"
   return f"{'above' if diff > 0 else 'below'} ({sign})"
@@ -44,7 +45,7 @@ def verdict(published, mean, std, n) -> str:
 
 def _ci_cell(mean, std, n) -> str:
   """The 95% interval of the mean as 'low-high' (2 decimals); '' below 2 seeds."""
-  ci = reporting.t_interval(mean, std, n)
+  ci = seed_stats.t_interval(mean, std, n)
   return "" if ci is None else f"{ci[0]:.2f}-{ci[1]:.2f}"
 
 

@@ -42,6 +42,7 @@ import numpy as np
 from digitjax import config as config_lib
 from digitjax import config_files
 from digitjax import reporting
+from digitjax import seed_stats
 from digitjax.errors import UserError
 from experiments import whole
 from experiments.reproduce import runner
@@ -77,9 +78,9 @@ def load_sweep(path: str) -> dict:
     if not isinstance(values, (list, tuple)) or not values:
       raise UserError(f"{path}: axis {axis!r} has no values ({values!r}); give it a list, "
                       "e.g. {'model.dropout': [0.0, 0.5]}.")
-  if sweep["metric"] not in reporting.SEED_STATS:
+  if sweep["metric"] not in seed_stats.SEED_STATS:
     raise UserError(f"{path}: metric={sweep['metric']!r} is not a figure a run reports; "
-                    f"known: {', '.join(reporting.SEED_STATS)}.")
+                    f"known: {', '.join(seed_stats.SEED_STATS)}.")
   if isinstance(sweep["seeds"], bool) or not isinstance(sweep["seeds"], int) or (
       sweep["seeds"] < 1):
     raise UserError(f"{path}: seeds={sweep['seeds']!r} must be a whole number of at least 1.")
@@ -196,7 +197,7 @@ def aggregate(sweep: dict, rows: list[dict], folder: str) -> str:
   metric, axes = sweep["metric"], list(sweep["axes"])
   figures, select = _figures(metric), selection_metric(metric)
   for row in rows:
-    row["stats"] = {m: reporting.summarize([s[m] for s in row["per_seed"]
+    row["stats"] = {m: seed_stats.summarize([s[m] for s in row["per_seed"]
                                             if s.get(m) is not None]) for m in figures}
     mine = row["stats"][metric]
     row.update(n=mine["n"], mean=mine["mean"], std=mine["std"], ci=mine["ci"],
