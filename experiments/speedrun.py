@@ -83,7 +83,7 @@ def load_data(config, split: str = "test", limit: int = 0):
 class Speedrun:
   """The trainer and what it trains and tests on, placed once for every seed."""
   trainer: object  # digitjax.trainer.Trainer
-  data: object  # digitjax.trainer.TrainData: the training split, on the device
+  data: object  # digitjax.trainer.TrainData: the training split, placed once
   test: object  # digitjax.data.Split: the eval images, on the host as evaluate reads them
   active: object  # every replica trains (the trainer's per-replica mask)
 
