@@ -24,9 +24,6 @@ PLACEMENTS = ("auto", "device", "host")
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 ON_NONFINITE = ("stop", "skip")
-# Top-level groups a config may add for a tool of its own, beside the schema: their fields
-# are that tool's to check. Any other field a config file adds is refused (a misspelling).
-TOOL_GROUPS = ("speedrun",)  # configs/speedrun_mnist.py, read by experiments.speedrun
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -232,7 +229,7 @@ def unknown_fields(config: ml_collections.ConfigDict) -> list[str]:
   others = {f"model.{k}" for family in models.FAMILIES.values() for k in family.fields} - own
   errors = []
   for key, value in flat(config).items():
-    if key in known or key.split(".")[0] in TOOL_GROUPS:
+    if key in known:
       continue
     if key in groups:
       errors.append(f"config.{key}={value!r} replaces a group of fields; set its fields "

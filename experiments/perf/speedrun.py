@@ -1,32 +1,32 @@
 """MNIST to 99% test accuracy in seconds: python -m experiments.perf.speedrun [options].
 
   python -m experiments.perf.speedrun [--config=configs/speedrun_mnist.py] [--seeds N]
-      [--target 99.0] [--json PATH] [--npz DIR] [--limit N] [--loop auto]
+      [--target 99.0] [--json PATH] [--npz DIR] [--limit N] [--split test|val]
 
 Why: "how long until MNIST is at 99%" is the number people compare frameworks by
-(tuomaso/train_mnist_fast: PyTorch, one epoch, 99.04%). This command runs such a recipe
-(configs/speedrun_mnist.py) the way its time is quoted: the data read once and put on
-the device as uint8 before any clock starts, the program compiled once ahead (timed and
-reported apart), then each seed, one after another, timed from the call to its test
-accuracy on the host: PyTorch-style init, one epoch of training, the test pass.
+(tuomaso/train_mnist_fast: PyTorch, one epoch, 99.04%). configs/speedrun_mnist.py is
+that recipe as an ordinary config (`python -m digitjax.main` trains it); this command
+times it as such times are quoted, through digitjax's trainer, with no training code of
+its own: the data read once and placed on the device as uint8 (TrainData), untimed; the
+trainer's programs compiled once ahead (Trainer.compile_ahead), timed apart; then each
+seed timed from its init to its test accuracy on the host: Trainer.reseed (new keys,
+the same programs), init_state, the epoch's block(s) of steps as digitjax.train runs
+them (seeded order, last partial batch dropped), evaluate on the test split. The same
+seed gives the same accuracy; compilations during the timed seeds are counted (JSON
+compiles_during_seeds: 0, none was timed).
 
-Each seed is one call of one jitted program (init, a lax.scan over the epoch's batches in
-their fixed order, a scan over the test batches): no host work, no dispatch per step, so
-the same command runs unchanged on CPU, GPU or TPU. The seed only changes the initial
-parameters; the same seed gives the same accuracy.
-
---npz DIR reads experiments.without_tfds's exported .npz files instead of TFDS (for a machine
+--npz DIR reads experiments.npz_data's exported .npz files instead of TFDS (a machine
 without TensorFlow). --limit N trains on the first N training images and tests on the
-first N test images (tests, smoke runs). --loop steps runs one compiled call per batch
-instead (chosen by --loop auto only for --conv-impl xla on CPU, whose weight-gradient
-convolutions XLA:CPU runs ~10x slower in a scan).
---split val trains on the first 50,000 training
+first N test images (tests, smoke runs). --split val trains on the first 50,000 training
 images and reports accuracy on the last 10,000 (for searching recipes without the test
-set). `run_torch` is the same recipe in eager PyTorch, for experiments.perf.bench --compare.
+set). The trainer's scan is the only loop (the old --loop steps is gone). `run_torch` is
+the same recipe in eager PyTorch, for experiments.bench --compare.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import os
 import sys
 import time
@@ -42,240 +42,23 @@ REPO_CONFIG = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     DEFAULT_CONFIG)  # the same file from any working directory
 VAL_SIZE = 10_000  # --split val: the last 10,000 training images
-
-
-def onecycle(total, peak, pct_start, div_factor, final_div_factor):
-  """torch.optim.lr_scheduler.OneCycleLR(anneal_strategy='cos', three_phase=False) as an
-  optax schedule of the step, bit for bit in its phase boundaries (optax's own one-cycle
-  schedules put them one step later): cosine from peak/div up to peak until step
-  pct_start*total - 1, then cosine down to peak/div/final_div at step total - 1."""
-  import jax.numpy as jnp
-
-  start = peak / div_factor
-  end1, end2 = float(pct_start * total) - 1, float(total - 1)
-
-  def cos(a, b, pct):
-    return b + (a - b) / 2.0 * (jnp.cos(jnp.pi * pct) + 1.0)
-
-  def schedule(step):
-    step = jnp.asarray(step, jnp.float32)
-    up = cos(start, peak, step / end1)
-    down = cos(peak, start / final_div_factor, (step - end1) / (end2 - end1))
-    return jnp.where(step <= end1, up, down)
-
-  return schedule
-
-
-def torch_init(params, key):
-  """PyTorch's default init for Conv2d and Linear: kaiming_uniform(a=sqrt(5)) kernels
-  and uniform biases, both uniform in +-1/sqrt(fan_in) (fan_in = k*k*C_in or inputs).
-  The recipe's speed depends on it: Keras's glorot init with zero biases trains slower."""
-  import jax
-
-  out = {}
-  for i, (name, layer) in enumerate(sorted(params.items())):
-    if "kernel" not in layer:
-      out[name] = layer
-      continue
-    kernel, bias = layer["kernel"], layer["bias"]
-    bound = 1.0 / np.sqrt(np.prod(kernel.shape[:-1]))
-    kk, kb = jax.random.split(jax.random.fold_in(key, i))
-    out[name] = dict(layer,
-                     kernel=jax.random.uniform(kk, kernel.shape, kernel.dtype, -bound, bound),
-                     bias=jax.random.uniform(kb, bias.shape, bias.dtype, -bound, bound))
-  return out
-
-
-def _batched(fn, carry, images, labels, bs):
-  """carry = fn(carry, x, y) over consecutive batches of bs in order, the last one
-  shorter (as PyTorch's DataLoader without drop_last): a lax.scan, then one more call."""
-  import jax
-  import jax.numpy as jnp
-
-  n = len(labels)
-  full = n // bs
-
-  def body(carry, i):
-    x = jax.lax.dynamic_slice_in_dim(images, i * bs, bs)
-    y = jax.lax.dynamic_slice_in_dim(labels, i * bs, bs)
-    return fn(carry, x, y), None
-
-  carry, _ = jax.lax.scan(body, carry, jnp.arange(full, dtype=jnp.int32))
-  if n % bs:
-    carry = fn(carry, images[full * bs:], labels[full * bs:])
-  return carry
-
-
-def make_parts(config, n_train: int):
-  """The speedrun's pure pieces: init(seed) -> (params, opt state); step((params, opt
-  state), images, labels) -> the same after one batch; count(params, images, labels,
-  correct) -> correct + the batch's correct predictions."""
-  import jax
-  import jax.numpy as jnp
-  import optax
-
-  from digitjax import models, steps
-
-  s = config.speedrun
-  model = models.build(config, 10)
-  lr = onecycle(-(-n_train // config.batch_size), config.optimizer.learning_rate,
-                s.pct_start, s.div_factor, s.final_div_factor)
-  tx = optax.adam(lr, b1=s.b1, b2=s.b2, eps=s.eps)
-
-  def forward(params, images):
-    x = (images.astype(jnp.float32) / 255.0 - s.mean) / s.std
-    return model.apply({"params": params}, x)
-
-  def loss_fn(params, images, labels):
-    logits = forward(params, images)
-    return steps.compute_loss(logits, labels, "cross_entropy", "softmax").mean()
-
-  def init(seed):
-    key = jax.random.key(seed)
-    params = model.init(key, jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
-    if s.init == "torch":
-      params = torch_init(params, jax.random.fold_in(key, 1))
-    return params, tx.init(params)
-
-  def step(carry, images, labels):
-    params, opt_state = carry
-    grads = jax.grad(loss_fn)(params, images, labels)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
-
-  def count(params, images, labels, correct):
-    return correct + (forward(params, images).argmax(-1) == labels).sum()
-
-  return init, step, count
-
-
-def make_run(config, n_train: int):
-  """The whole speedrun of one seed as one pure function (loop "scan"):
-  (seed, train images, train labels, test images, test labels) -> test correct count."""
-  import jax.numpy as jnp
-
-  init, step, count = make_parts(config, n_train)
-
-  def run(seed, train_images, train_labels, test_images, test_labels):
-    params, _ = _batched(step, init(seed), train_images, train_labels, config.batch_size)
-    return _batched(lambda c, x, y: count(params, x, y, c), jnp.zeros((), jnp.int32),
-                    test_images, test_labels, config.eval_batch_size)
-
-  return run
-
-
-def compile_steps(config, arrays):
-  """Loop "steps": the same run as make_run's, as one compiled call per batch from a
-  host loop (init, each batch shape, each test-chunk shape compiled ahead). XLA:CPU runs
-  lax.conv ~10x slower inside a scan than in a call of its own, and the host's
-  dispatch costs little next to a CPU step, so this is the CPU's loop."""
-  import jax
-  import jax.numpy as jnp
-
-  images, labels, test_images, test_labels = arrays
-  init, step, count = make_parts(config, len(labels))
-  at = lambda a, i, n: jax.lax.dynamic_slice_in_dim(a, i, n)
-  i0 = np.int32(0)
-  init_c = jax.jit(init).lower(i0).compile()
-  carry = jax.eval_shape(init, i0)
-  steps, evals = {}, {}
-  for n in {min(config.batch_size, len(labels)), len(labels) % config.batch_size} - {0}:
-    fn = lambda c, x, y, i, n=n: step(c, at(x, i, n), at(y, i, n))
-    steps[n] = jax.jit(fn, donate_argnums=0).lower(carry, images, labels, i0).compile()
-  eb = config.eval_batch_size
-  for n in {min(eb, len(test_labels)), len(test_labels) % eb} - {0}:
-    fn = lambda p, x, y, i, c, n=n: count(p, at(x, i, n), at(y, i, n), c)
-    evals[n] = jax.jit(fn).lower(carry[0], test_images, test_labels, i0,
-                                 jnp.zeros((), jnp.int32)).compile()
-
-  def run(seed, images, labels, test_images, test_labels):
-    carry = init_c(seed)
-    for i in range(0, len(labels), config.batch_size):
-      carry = steps[min(config.batch_size, len(labels) - i)](carry, images, labels,
-                                                              np.int32(i))
-    correct = jnp.zeros((), jnp.int32)
-    for i in range(0, len(test_labels), eb):
-      correct = evals[min(eb, len(test_labels) - i)](carry[0], test_images, test_labels,
-                                                      np.int32(i), correct)
-    return correct
-
-  return run
-
-
-def torch_model():
-  """speedrun_cnn in PyTorch: the recipe's own network, PyTorch's default init."""
-  import torch.nn as tnn
-
-  return tnn.Sequential(tnn.Conv2d(1, 24, 5), tnn.MaxPool2d(2), tnn.ReLU(),
-                        tnn.Conv2d(24, 32, 3), tnn.MaxPool2d(2), tnn.ReLU(), tnn.Flatten(),
-                        tnn.Linear(800, 256), tnn.ReLU(), tnn.Linear(256, 10))
-
-
-def run_torch(config, seed: int, arrays) -> tuple[float, float]:
-  """(test accuracy %, seconds) of the same recipe in eager PyTorch, timed as time_seed:
-  from init to the test accuracy, data already in memory as uint8 tensors (NCHW), each
-  batch scaled and normalised as it is used (as the JAX program does)."""
-  import torch
-  import torch.nn.functional as F
-
-  s, bs = config.speedrun, config.batch_size
-  x, y, tx, ty = arrays
-  steps = -(-len(y) // bs)
-  t0 = time.perf_counter()
-  torch.manual_seed(seed)
-  model = torch_model()
-  opt = torch.optim.Adam(model.parameters(), lr=config.optimizer.learning_rate,
-                         betas=(s.b1, s.b2), eps=s.eps)
-  sched = torch.optim.lr_scheduler.OneCycleLR(
-      opt, max_lr=config.optimizer.learning_rate, total_steps=steps, pct_start=s.pct_start,
-      div_factor=s.div_factor, final_div_factor=s.final_div_factor, cycle_momentum=False)
-  norm = lambda b: (b.float() / 255.0 - s.mean) / s.std
-  model.train()
-  for i in range(0, len(y), bs):
-    loss = F.cross_entropy(model(norm(x[i:i + bs])), y[i:i + bs])
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    sched.step()
-  model.eval()
-  correct = 0
-  with torch.no_grad():
-    for i in range(0, len(ty), config.eval_batch_size):
-      logits = model(norm(tx[i:i + config.eval_batch_size]))
-      correct += int((logits.argmax(1) == ty[i:i + config.eval_batch_size]).sum())
-  return 100.0 * correct / len(ty), time.perf_counter() - t0
-
-
-def torch_arrays(host):
-  """The numpy split as PyTorch tensors: uint8 NCHW images, int64 labels (untimed)."""
-  import torch
-
-  to_x = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
-  to_y = lambda a: torch.from_numpy(a.astype(np.int64))
-  return to_x(host[0]), to_y(host[1]), to_x(host[2]), to_y(host[3])
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax._src.dispatch's
 
 
 def load_config(path: str):
-  """(config, problems): the file's get_config() with its get_speedrun() fields added
-  as config.speedrun (digitjax's schema has no place for them), and what makes the pair
-  unusable here."""
-  import importlib.util
-
+  """(config, problems): the file's config and what makes it unusable here."""
   from digitjax import config as config_lib
+  from digitjax import config_files
+  from digitjax.errors import UserError
 
-  spec = importlib.util.spec_from_file_location("speedrun_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  try:
+    config = config_files.from_file(path)
+  except UserError as e:
+    return None, [str(e)]
   problems = config_lib.validate(config)
-  if not hasattr(module, "get_speedrun"):
-    problems.append(f"{path} has no get_speedrun(); start from {DEFAULT_CONFIG}.")
-    return config, problems
-  config.speedrun = module.get_speedrun()
-  if config.speedrun.init not in ("torch", "keras"):
-    problems.append(f"speedrun.init={config.speedrun.init!r}: torch or keras.")
-  if config.dataset.name != "mnist":
-    problems.append(f"config.dataset.name={config.dataset.name!r}: the speedrun is MNIST's.")
+  if config.num_seeds != 1:
+    problems.append(f"config.num_seeds={config.num_seeds}: the speedrun times one seed at "
+                    "a time (--seeds N); leave it 1.")
   return config, problems
 
 
@@ -298,48 +81,114 @@ def load_data(config, split: str = "test", limit: int = 0):
           full.labels[cut:cut + n_val])
 
 
-def compile_run(config, arrays, loop: str = "scan"):
-  """The seed's program(s) compiled ahead for these (device) arrays, and the seconds that
-  took: tracing, lowering and XLA's compilation, reported apart from the seeds' time.
-  loop "scan": one program per seed; "steps": one call per batch (compile_steps)."""
+@dataclasses.dataclass
+class Speedrun:
+  """The trainer and what it trains and tests on, placed once for every seed."""
+  trainer: object  # digitjax.trainer.Trainer
+  data: object  # digitjax.trainer.TrainData: the training split, placed once
+  test: object  # digitjax.data.Split: the eval images, on the host as evaluate reads them
+  active: object  # every replica trains (the trainer's per-replica mask)
+
+
+def place(config, host) -> Speedrun:
+  """A Trainer for config and the arrays of load_data placed for it (untimed)."""
   import jax
 
-  t0 = time.perf_counter()
-  if loop == "steps":
-    compiled = compile_steps(config, arrays)
-  else:
-    compiled = jax.jit(make_run(config, len(arrays[1]))).lower(np.int32(0), *arrays).compile()
-  return compiled, time.perf_counter() - t0
+  from digitjax import data
+  from digitjax.errors import UserError
+  from digitjax.trainer import TrainData, Trainer
+
+  steps = len(host[1]) // config.batch_size
+  if steps < 1:
+    raise UserError(f"{len(host[1])} training images are fewer than batch_size="
+                    f"{config.batch_size}; raise --limit.")
+  trainer = Trainer(config, steps)
+  train = TrainData(trainer, data.Split(host[0], host[1]))
+  active = trainer.replicate(np.ones(trainer.num_replicas, bool))
+  jax.block_until_ready((train.images, active))
+  return Speedrun(trainer, train, data.Split(host[2], host[3]), active)
 
 
-def time_seed(compiled, seed: int, arrays) -> tuple[float, float]:
-  """(test accuracy %, seconds) of one seed: the clock runs from the call until the
-  correct count is on the host, so init, training and the test pass all count."""
+def compile_run(run: Speedrun) -> tuple[float, list[int]]:
+  """Compiles the trainer's programs ahead (Trainer.compile_ahead: init, the sort keys
+  of an epoch's order, each block length, the eval batch) and returns the seconds that
+  took, reported apart from the seeds', and the epoch's block lengths. Init and the
+  epoch order run once here; no step of training or evaluation does."""
   t0 = time.perf_counter()
-  correct = int(compiled(np.int32(seed), *arrays))
-  seconds = time.perf_counter() - t0
-  return 100.0 * correct / len(arrays[3]), seconds
+  trainer = run.trainer
+  trainer.reseed(trainer.config.seed)
+  state = trainer.init_state()
+  lengths = []
+  for _, n, block in run.data.blocks(1, 0):
+    if n not in lengths:
+      trainer.compile_ahead(state, block, n, run.active, run.test)
+    lengths.append(n)
+  return time.perf_counter() - t0, lengths
+
+
+def time_seed(run: Speedrun, seed: int) -> tuple[float, float]:
+  """(test accuracy %, seconds) of one seed: the clock runs from reseeding the trainer
+  through init, every epoch's blocks of steps and the test pass, until the accuracy is
+  on the host."""
+  trainer = run.trainer
+  t0 = time.perf_counter()
+  trainer.reseed(seed)
+  state = trainer.init_state()
+  for epoch in range(1, trainer.config.num_epochs + 1):
+    for _, n, block in run.data.blocks(epoch, 0):
+      state, _ = trainer.train_steps(state, *block, n, run.active)
+  metrics, _ = trainer.evaluate(state, run.test)
+  accuracy = 100.0 * float(metrics["accuracy"][0])
+  return accuracy, time.perf_counter() - t0
+
+
+class CompileCounter:
+  """Counts XLA compilations while open (jax.monitoring's events): a timed seed that
+  compiled something would time the compiler too."""
+
+  def __enter__(self):
+    import jax
+
+    self.count = 0
+    self._listen = lambda event, *_, **__: setattr(self, "count",
+                                                    self.count + (event == COMPILE_EVENT))
+    jax.monitoring.register_event_duration_secs_listener(self._listen)
+    return self
+
+  def __exit__(self, *exc):
+    import jax
+
+    jax.monitoring.unregister_event_duration_listener(self._listen)
 
 
 def work_gflop(config, n_train: int, n_eval: int) -> float:
-  """GFLOP one seed computes (XLA's cost analysis of one training step and one test
-  batch, times their counts): with a device's matmul rate, the floor on its seconds."""
+  """GFLOP one seed computes: XLA's cost analysis of the trainer's train step and eval
+  step (digitjax.steps, as the Trainer builds them from config), times how often a seed
+  runs them. With a device's matmul rate, the floor on its seconds."""
   import jax
   import jax.numpy as jnp
 
-  init, step, count = make_parts(config, n_train)
-  carry = jax.eval_shape(init, np.int32(0))
-  flops = lambda fn, *args: _flops(jax.jit(fn).lower(*args).compile())
-  batch = lambda n: (jax.ShapeDtypeStruct((n, 28, 28, 1), jnp.uint8),
+  from digitjax import steps
+  from digitjax.trainer import Trainer
+
+  t = Trainer(config, max(n_train // config.batch_size, 1))
+  state = jax.eval_shape(lambda k: steps.create_train_state(
+      t.model, t.tx, t.plateau_tx, t.input_shape, k, config.model.init), jax.random.key(0))
+  batch = lambda n: (jax.ShapeDtypeStruct((n, *t.input_shape), jnp.uint8),
                      jax.ShapeDtypeStruct((n,), jnp.int32))
-  per_step = flops(step, carry, *batch(config.batch_size))
-  per_eval = flops(count, carry[0], *batch(config.eval_batch_size), jnp.zeros((), jnp.int32))
-  return (per_step * n_train / config.batch_size
-          + per_eval * n_eval / config.eval_batch_size) / 1e9
+  train = functools.partial(steps.train_step, model=t.model, tx=t.tx, config=config)
+  evaluate = functools.partial(steps.eval_step, model=t.model, config=config)
+  eb = config.eval_batch_size
+  per_step = _flops(train, state, *batch(config.batch_size), jax.random.key(0))
+  per_eval = _flops(evaluate, state.params, state.batch_stats, *batch(eb),
+                    jax.ShapeDtypeStruct((eb,), jnp.float32))
+  return (per_step * (n_train // config.batch_size) + per_eval * -(-n_eval // eb)) / 1e9
 
 
-def _flops(compiled) -> float:
-  cost = compiled.cost_analysis()
+def _flops(fn, *args) -> float:
+  import jax
+
+  cost = jax.jit(fn).lower(*args).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost.get("flops", 0.0))
 
@@ -352,21 +201,61 @@ def roofline(config, n_train: int, n_eval: int, median_seconds: float) -> str:
           f"GFLOP/s float32 matmul rate; floor at that rate {gflop / peak:.2f} s per seed")
 
 
-def resolve(config, conv_impl: str = "config", loop: str = "auto") -> str:
-  """Sets config.model.conv_impl (unless "config": the file's) and returns the loop.
+def torch_model():
+  """speedrun_cnn in PyTorch (its input Rescaling apart), PyTorch's default init."""
+  import torch.nn as tnn
 
-  "auto" is the one-program scan, except for conv_impl "xla" on CPU: there autodiff's
-  weight-gradient convolution runs ~10x slower inside a lax.scan (132 ms a step alone,
-  1.4 s in a scan), so one call per batch. "mixed" (the config's) has no such
-  convolution and runs fastest as the scan (experiments/BENCH.md)."""
-  import jax
+  return tnn.Sequential(tnn.Conv2d(1, 24, 5), tnn.MaxPool2d(2), tnn.ReLU(),
+                        tnn.Conv2d(24, 32, 3), tnn.MaxPool2d(2), tnn.ReLU(), tnn.Flatten(),
+                        tnn.Linear(800, 256), tnn.ReLU(), tnn.Linear(256, 10))
 
-  if conv_impl != "config":
-    config.model.conv_impl = conv_impl
-  if loop == "auto":
-    cpu_xla = jax.default_backend() == "cpu" and config.model.conv_impl == "xla"
-    loop = "steps" if cpu_xla else "scan"
-  return loop
+
+def run_torch(config, seed: int, arrays) -> tuple[float, float]:
+  """(test accuracy %, seconds) of the config's recipe (its optimizer and onecycle
+  fields, model.input_scale/offset) in eager PyTorch, timed as time_seed; uint8 NCHW
+  tensors in memory, each batch scaled as it is used; as digitjax's trainer, a seeded
+  order each epoch and the last partial batch dropped."""
+  import torch
+  import torch.nn.functional as F
+
+  o, m, bs = config.optimizer, models.settings(config.model), config.batch_size
+  x, y, tx, ty = arrays
+  steps = len(y) // bs
+  t0 = time.perf_counter()
+  torch.manual_seed(seed)
+  model = torch_model()
+  opt = torch.optim.Adam(model.parameters(), lr=o.learning_rate, betas=(o.beta_1, o.beta_2),
+                         eps=o.epsilon)
+  sched = torch.optim.lr_scheduler.OneCycleLR(
+      opt, max_lr=o.learning_rate, total_steps=steps * config.num_epochs,
+      pct_start=o.pct_start, div_factor=o.div_factor, final_div_factor=o.final_div_factor,
+      cycle_momentum=False)
+  norm = lambda b: b.float() / 255.0 * m.input_scale + m.input_offset
+  model.train()
+  for _ in range(config.num_epochs):
+    order = torch.randperm(len(y))
+    for i in range(steps):
+      idx = order[i * bs:(i + 1) * bs]
+      loss = F.cross_entropy(model(norm(x[idx])), y[idx])
+      opt.zero_grad(set_to_none=True)
+      loss.backward()
+      opt.step()
+      sched.step()
+  model.eval()
+  correct, eb = 0, config.eval_batch_size
+  with torch.no_grad():
+    for i in range(0, len(ty), eb):
+      correct += int((model(norm(tx[i:i + eb])).argmax(1) == ty[i:i + eb]).sum())
+  return 100.0 * correct / len(ty), time.perf_counter() - t0
+
+
+def torch_arrays(host):
+  """The numpy split as PyTorch tensors: uint8 NCHW images, int64 labels (untimed)."""
+  import torch
+
+  to_x = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+  to_y = lambda a: torch.from_numpy(a.astype(np.int64))
+  return to_x(host[0]), to_y(host[1]), to_x(host[2]), to_y(host[3])
 
 
 def device_name() -> str:
@@ -395,7 +284,7 @@ def _parser():
   p.add_argument("--seeds", type=whole(1), default=10, help="seeds config.seed .. +N-1")
   p.add_argument("--target", type=float, default=99.0, help="accuracy %% to count seeds at")
   p.add_argument("--json", help="write {seconds, accuracy, compile_seconds, device} here")
-  p.add_argument("--npz", help="read experiments.without_tfds's exported files from this dir "
+  p.add_argument("--npz", help="read experiments.npz_data's exported files from this dir "
                  "(the same as setting $DIGITJAX_NPZ_DIR)")
   p.add_argument("--limit", type=whole(0), default=0,
                  help="only the first N training and N test images (0: all)")
@@ -403,18 +292,15 @@ def _parser():
                  help="val: train on train[:50000], report accuracy on train[50000:]")
   p.add_argument("--conv-impl", choices=("config", *models.CONV_IMPLS), default="config",
                  help="config: the config's model.conv_impl")
-  p.add_argument("--loop", choices=("auto", "scan", "steps"), default="auto",
-                 help="scan: one program per seed; steps: one call per batch; auto: "
-                      "steps for --conv-impl xla on CPU, scan otherwise")
   p.add_argument("--roofline", action="store_true",
                  help="also print the seed's GFLOP (XLA's count), the rate it ran at and "
                       "its floor at this device's float32 matmul rate")
   return p
 
 
-def main(argv=None) -> dict:
-  p = _parser()
-  a = p.parse_args(argv)
+def _setup(p, a):
+  """(config, Speedrun, host arrays) for the parsed arguments; data and placement
+  printed, untimed. A bad config or missing data is a usage error / one line."""
   if a.config == DEFAULT_CONFIG and not os.path.isfile(a.config):
     a.config = REPO_CONFIG
   if not os.path.isfile(a.config):
@@ -426,35 +312,47 @@ def main(argv=None) -> dict:
   if a.npz:
     from digitjax import npz_source
     os.environ[npz_source.ENV] = os.path.abspath(a.npz)
-  import jax
-
-  loop = resolve(config, a.conv_impl, a.loop)
+  if a.conv_impl != "config":
+    config.model.conv_impl = a.conv_impl
+  print(f"device: {device_name()}; conv {config.model.conv_impl}, loop scan", flush=True)
   t0 = time.perf_counter()
   try:
     host = load_data(config, a.split, a.limit)
+    run = place(config, host)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  arrays = jax.block_until_ready(jax.device_put(host))
-  device = device_name()
-  print(f"device: {device}; conv {config.model.conv_impl}, loop {loop}\n"
-        f"data: {len(host[1]):,} train, {len(host[3]):,} {a.split} images on the device as "
+  print(f"data: {len(host[1]):,} train, {len(host[3]):,} {a.split} images on the device as "
         f"uint8 ({time.perf_counter() - t0:.1f} s, not timed below)", flush=True)
-  compiled, compile_s = compile_run(config, arrays, loop)
-  print(f"compile: {compile_s:.2f} s (once, before the first seed)", flush=True)
+  return config, run, host
+
+
+def main(argv=None) -> dict:
+  p = _parser()
+  a = p.parse_args(argv)
+  config, run, host = _setup(p, a)
+  compile_s, blocks = compile_run(run)
+  print(f"compile: {compile_s:.2f} s (once, before the first seed; an epoch is "
+        f"{len(blocks)} Trainer.train_block call(s) of {'+'.join(map(str, blocks))} steps)",
+        flush=True)
   accuracy, seconds = [], []
-  for seed in range(config.seed, config.seed + a.seeds):
-    acc, sec = time_seed(compiled, seed, arrays)
-    accuracy.append(acc)
-    seconds.append(sec)
-    print(f"seed {seed}: {a.split} accuracy {acc:.2f}%, {sec:.2f} s", flush=True)
+  with CompileCounter() as compiles:
+    for seed in range(config.seed, config.seed + a.seeds):
+      acc, sec = time_seed(run, seed)
+      accuracy.append(acc)
+      seconds.append(sec)
+      print(f"seed {seed}: {a.split} accuracy {acc:.2f}%, {sec:.2f} s", flush=True)
   print(summarize(accuracy, seconds, a.target))
+  if compiles.count:
+    print(f"note: {compiles.count} compilation(s) ran during the timed seeds.")
   if a.roofline:
     print(roofline(config, len(host[1]), len(host[3]), float(np.median(seconds))))
-  result = dict(seconds=seconds, accuracy=accuracy, compile_seconds=compile_s, device=device,
+  result = dict(seconds=seconds, accuracy=accuracy, compile_seconds=compile_s,
+                device=device_name(),
                 config=a.config, split=a.split, target=a.target,
                 train_images=len(host[1]), eval_images=len(host[3]),
-                conv_impl=config.model.conv_impl, loop=loop)
+                conv_impl=config.model.conv_impl, loop="scan", blocks_per_epoch=blocks,
+                compiles_during_seeds=compiles.count)
   if a.json:
     os.makedirs(os.path.dirname(a.json) or ".", exist_ok=True)
     reporting.write_json(a.json, result)

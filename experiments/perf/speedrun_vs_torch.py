@@ -7,7 +7,6 @@ extra) and real MNIST.
 """
 from __future__ import annotations
 
-import jax
 import numpy as np
 
 from experiments.perf import speedrun, torch_keras
@@ -25,18 +24,18 @@ def time_both(k: int, limit: int = 0, threads: int | None = None) -> dict:
   config, problems = speedrun.load_config(speedrun.REPO_CONFIG)
   if problems:
     raise ValueError(" ".join(problems))
-  loop = speedrun.resolve(config)
   host = speedrun.load_data(config, "test", limit)
-  arrays = jax.block_until_ready(jax.device_put(host))
+  run = speedrun.place(config, host)
   tensors = speedrun.torch_arrays(host)
-  compiled, compile_s = speedrun.compile_run(config, arrays, loop)
+  compile_s, _ = speedrun.compile_run(run)
   ours, theirs = [], []
   for seed in range(k):
-    ours.append(speedrun.time_seed(compiled, seed, arrays))
+    ours.append(speedrun.time_seed(run, seed))
     theirs.append(speedrun.run_torch(config, seed, tensors))
   median = lambda runs: float(np.median([sec for _, sec in runs]))
   return dict(seeds=k, train_images=len(host[1]), compile_s=compile_s,
-              conv_impl=config.model.conv_impl, loop=loop, torch_threads=torch.get_num_threads(),
+              conv_impl=config.model.conv_impl, loop="scan",
+              torch_threads=torch.get_num_threads(),
               seconds=[sec for _, sec in ours], accuracy=[acc for acc, _ in ours],
               torch_seconds=[sec for _, sec in theirs],
               torch_accuracy=[acc for acc, _ in theirs],
