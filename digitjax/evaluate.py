@@ -14,8 +14,7 @@ import jax
 import numpy as np
 
 from digitjax import checkpoints, data, distributed, fingerprint, provenance, reporting
-from digitjax import seed_stats
-from digitjax import config as config_lib
+from digitjax import seed_stats, validation
 from digitjax import trainer as trainer_lib
 from digitjax import workdir as workdir_lib
 from digitjax.callbacks import LoopState, holds_best
@@ -40,7 +39,7 @@ def final_test(trainer, state, loop: LoopState, ckpts, workdir: str) -> dict:
     best = next((h for h in mine if h["epoch"] == loop.best_epoch[k]), {})
     # without a validation set (validation_fraction 0) no val keys, as in metrics.jsonl
     val = (dict(val_loss=best.get("val_loss"), val_accuracy=best.get("val_accuracy"))
-           if config_lib.has_validation(config) else {})
+           if validation.has_validation(config) else {})
     res.update(
         seed=trainer.seeds[k], epochs_run=loop.epochs_run[k],
         best_epoch=loop.best_epoch[k],

@@ -193,9 +193,9 @@ def _build(config, variables, seed, source) -> Model:
   config.json or export edited afterwards (another model family, another width) would
   otherwise fail deep in Flax, or predict with a model the weights were not made for."""
   import jax
-  from digitjax import config as config_lib, data, models
+  from digitjax import data, models, validation
 
-  errors = config_lib.validate(config)
+  errors = validation.validate(config)
   if errors:
     raise UserError(f"{source}: its config is not a valid one ({errors[0]}); was it "
                     "edited after training?")

@@ -63,9 +63,9 @@ _FRESH = flags.DEFINE_bool("fresh", False, "Set an existing workdir aside (renam
 
 
 def _validate(config) -> None:
-  from digitjax import config as config_lib
+  from digitjax import validation
 
-  errors = config_lib.validate(config)
+  errors = validation.validate(config)
   if errors:
     raise UserError("invalid config:\n  " + "\n  ".join(errors))
 
@@ -186,14 +186,14 @@ def _exit_if_another_models_field(config, argv):
   """--config.model.FIELD where FIELD is another model family's own (flowers_cnn's
   batch_norm on the MLP): one line naming the fields this family has, where
   ml_collections would only say that the config has no such field."""
-  from digitjax import config as config_lib
+  from digitjax import validation
 
   for arg in argv[1:]:
     field = arg.split("=", 1)[0].removeprefix("--config.model.")
     if arg.startswith("--config.model.") and field not in config.model:
       probe = config.copy_and_resolve_references()
       probe.model[field] = None
-      errors = [e for e in config_lib.unknown_fields(probe)
+      errors = [e for e in validation.unknown_fields(probe)
                 if e.startswith(f"config.model.{field} is not a field of model")]
       if errors:
         print(f"error: {arg}: {errors[0]}", file=sys.stderr)

@@ -6,6 +6,7 @@ import pytest
 
 from digitjax import augment
 from digitjax import config as base
+from digitjax import validation
 
 
 def _cfg(**fields):
@@ -112,5 +113,5 @@ def test_noise_only_uses_the_step_key_as_before():
 def test_out_of_range_augment_fields_are_refused(field, value):
   c = base.get_config()
   c.augment[field] = value
-  errors = base.validate(c)
+  errors = validation.validate(c)
   assert len(errors) == 1 and f"augment.{field}" in errors[0], errors

@@ -17,13 +17,13 @@ SCRIPT = textwrap.dedent("""
     from jax.sharding import Mesh, PartitionSpec as P
     sys_path = __import__("sys").path.insert(0, "tests")
     from conftest import tiny_config
-    from digitjax import config as config_lib, models, optim, steps
+    from digitjax import config as config_lib, models, optim, steps, validation
 
     assert jax.device_count() == 2, jax.devices()
     c = config_lib.choose_model(tiny_config(), "flowers_cnn")  # Conv -> BN -> MaxPool
     c.model.batch_norm, c.model.hidden_units, c.batch_size = True, (16,), 8
     c.optimizer.name = "sgd"
-    assert config_lib.validate(c) == []
+    assert validation.validate(c) == []
     tx, plateau = optim.make(c, 1), optim.plateau(c)
     one = models.build(c, 10)
     state = steps.create_train_state(one, tx, plateau, (28, 28, 1), jax.random.key(0))

@@ -24,6 +24,7 @@ import pytest
 
 from conftest import ROOT
 from digitjax import config as config_lib
+from digitjax import validation
 from digitjax import data, main, trainer as trainer_lib
 from experiments.reproduce import catalogue, runner, tables
 from experiments.reproduce import run as reproduce
@@ -84,14 +85,14 @@ def test_every_row_of_the_catalogue_has_a_valid_config():
     assert row.config in ALL_SPECS, row
     assert row.metric in ("test", "val") and row.epochs >= 1
     c = catalogue.load_config(row.config)
-    assert config_lib.validate(c) == [], (row.id, config_lib.validate(c))
+    assert validation.validate(c) == [], (row.id, validation.validate(c))
     assert c.num_epochs == row.epochs, row.id
 
 
 @pytest.mark.parametrize("spec", STEPPED)
 def test_config_trains_one_step(spec):
   c = runner.quick(catalogue.load_config(spec))
-  assert config_lib.validate(c) == []
+  assert validation.validate(c) == []
   shape = data.image_shape(c)
   trainer = trainer_lib.Trainer(c, steps_per_epoch=4)
   # Parameters do not depend on the conv implementation; lax.conv initialises eagerly
@@ -114,7 +115,7 @@ def test_config_trains_one_step(spec):
 
 @pytest.mark.parametrize("spec,stepped", SHARING)
 def test_config_shares_a_stepped_configs_train_step(spec, stepped):
-  assert config_lib.validate(catalogue.load_config(spec)) == []
+  assert validation.validate(catalogue.load_config(spec)) == []
   assert _step_key(spec) == _step_key(stepped)
   assert spec in ALL_SPECS and stepped in STEPPED
 

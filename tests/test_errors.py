@@ -7,6 +7,7 @@ import pytest
 
 from conftest import ROOT, needs_mnist, tiny_config
 from digitjax import config as config_lib
+from digitjax import validation
 from digitjax import data
 from digitjax.errors import UserError
 
@@ -28,18 +29,18 @@ from digitjax.errors import UserError
     ("checkpoint_every_epochs", 0, r"checkpoint_every_epochs=0 is out of range"),
 ])
 def test_validation_names_the_field_and_the_fix(field, value, message):
-  errors = config_lib.validate(tiny_config(**{field: value}))
+  errors = validation.validate(tiny_config(**{field: value}))
   assert len(errors) == 1
   import re
   assert re.search(message, errors[0]), errors[0]
 
 
 def test_eps_placement_is_an_rmsprop_setting():
-  errors = config_lib.validate(tiny_config(**{"optimizer.name": "adam",
+  errors = validation.validate(tiny_config(**{"optimizer.name": "adam",
                                               "optimizer.eps_in_sqrt": False}))
   assert errors == ["config.optimizer.eps_in_sqrt=False applies to rmsprop only, not 'adam'; "
                     "leave it True."]
-  assert config_lib.validate(tiny_config(**{"optimizer.name": "rmsprop",
+  assert validation.validate(tiny_config(**{"optimizer.name": "rmsprop",
                                              "optimizer.eps_in_sqrt": False})) == []
 
 
@@ -47,16 +48,16 @@ def test_optimizer_and_schedule_fields_apply_where_they_are_read():
   """beta_1/beta_2 are Adam's, epsilon the four adaptive optimizers', the one-cycle
   fields the onecycle schedule's: set elsewhere they would change nothing."""
   adam = {"optimizer.name": "adam"}
-  assert config_lib.validate(tiny_config(**adam, **{"optimizer.beta_1": 0.7,
+  assert validation.validate(tiny_config(**adam, **{"optimizer.beta_1": 0.7,
                                                     "optimizer.epsilon": 1e-8})) == []
-  assert config_lib.validate(tiny_config(**{"optimizer.name": "rmsprop",
+  assert validation.validate(tiny_config(**{"optimizer.name": "rmsprop",
                                              "optimizer.beta_2": 0.9})) == [
       "config.optimizer.beta_2=0.9 applies to adam only, not 'rmsprop'; leave it 0.999."]
-  assert config_lib.validate(tiny_config(**{"optimizer.name": "sgd",
+  assert validation.validate(tiny_config(**{"optimizer.name": "sgd",
                                              "optimizer.epsilon": 1e-8})) == [
       "config.optimizer.epsilon=1e-08 applies to rmsprop, adam, adadelta, adagrad only, "
       "not 'sgd'; leave it 1e-07."]
-  assert config_lib.validate(tiny_config(**{"optimizer.schedule": "cosine",
+  assert validation.validate(tiny_config(**{"optimizer.schedule": "cosine",
                                              "optimizer.pct_start": 0.25})) == [
       "config.optimizer.pct_start=0.25 applies to schedule onecycle only, not 'cosine'; "
       "leave it 0.3."]
@@ -65,27 +66,27 @@ def test_optimizer_and_schedule_fields_apply_where_they_are_read():
                                  "must lie in (0, 1)"),
                                 ("div_factor", 0.0, "div_factor=0.0 is out of range"),
                                 ("final_div_factor", -1.0, "final_div_factor=-1.0 is out")):
-    errors = config_lib.validate(tiny_config(**onecycle, **{f"optimizer.{field}": value}))
+    errors = validation.validate(tiny_config(**onecycle, **{f"optimizer.{field}": value}))
     assert len(errors) == 1 and message in errors[0], errors
 
 
 def test_no_validation_set_refuses_what_watches_it():
   no_val = {"dataset.validation_fraction": 0.0}
-  assert config_lib.validate(tiny_config(**no_val)) == []
-  assert config_lib.validate(tiny_config(**no_val, **{"early_stopping.enabled": True})) == [
+  assert validation.validate(tiny_config(**no_val)) == []
+  assert validation.validate(tiny_config(**no_val, **{"early_stopping.enabled": True})) == [
       "config.early_stopping.enabled=True watches val_loss on the validation set, and "
       "config.dataset.validation_fraction=0 holds none back; set a validation_fraction "
       "(e.g. 0.1) or --config.early_stopping.enabled=False."]
-  errors = config_lib.validate(tiny_config(**no_val, **{"reduce_on_plateau.enabled": True,
+  errors = validation.validate(tiny_config(**no_val, **{"reduce_on_plateau.enabled": True,
                                                         "monitor": "val_accuracy"}))
   assert len(errors) == 1 and "reduce_on_plateau.enabled=True watches val_accuracy" in errors[0]
   # a validation_split is a validation set, whatever the fraction
-  assert config_lib.validate(tiny_config(**no_val, **{"early_stopping.enabled": True,
+  assert validation.validate(tiny_config(**no_val, **{"early_stopping.enabled": True,
                                                       "dataset.validation_split": "test"})) == []
 
 
 def test_default_and_flagship_configs_are_valid():
-  assert config_lib.validate(config_lib.get_config()) == []
+  assert validation.validate(config_lib.get_config()) == []
 
 
 def test_missing_dataset_offline_names_tfds_data_dir(tmp_path, caplog):
@@ -186,32 +187,32 @@ def _model(name, **overrides):
 
 
 def test_new_model_fields_are_validated():
-  assert config_lib.validate(_model("flowers_cnn")) == []
-  assert config_lib.validate(_model("cnn3_v1")) == []
-  errors = config_lib.validate(_model("flowers_cnn", **{"model.head": "avg"}))
+  assert validation.validate(_model("flowers_cnn")) == []
+  assert validation.validate(_model("cnn3_v1")) == []
+  errors = validation.validate(_model("flowers_cnn", **{"model.head": "avg"}))
   assert len(errors) == 1 and "model.head='avg' is not known; valid: flatten, gap" in errors[0]
-  errors = config_lib.validate(_model("flowers_cnn", **{"model.kernel_sizes": (3, 3)}))
+  errors = validation.validate(_model("flowers_cnn", **{"model.kernel_sizes": (3, 3)}))
   assert len(errors) == 1 and "one kernel size per conv block" in errors[0]
-  errors = config_lib.validate(_model("flowers_cnn", **{"model.input_scale": 0.0}))
+  errors = validation.validate(_model("flowers_cnn", **{"model.input_scale": 0.0}))
   assert len(errors) == 1 and "input_scale=0.0 is out of range" in errors[0]
-  errors = config_lib.validate(_model("flowers_cnn", **{"model.padding": "full"}))
+  errors = validation.validate(_model("flowers_cnn", **{"model.padding": "full"}))
   assert len(errors) == 1 and "model.padding='full' is not known" in errors[0]
-  errors = config_lib.validate(_model("flowers_cnn", **{"model.block_dropout": (0.5, 0.2)}))
+  errors = validation.validate(_model("flowers_cnn", **{"model.block_dropout": (0.5, 0.2)}))
   assert len(errors) == 1 and "one rate in [0, 1) per conv block" in errors[0]
-  errors = config_lib.validate(_model("flowers_cnn", **{"model.block_dropout": (.5, .5, 1.)}))
+  errors = validation.validate(_model("flowers_cnn", **{"model.block_dropout": (.5, .5, 1.)}))
   assert len(errors) == 1 and "block_dropout=(0.5, 0.5, 1.0)" in errors[0]
-  errors = config_lib.validate(_model("cnn3_v1", **{"model.conv_paddings": ("same", "valid")}))
+  errors = validation.validate(_model("cnn3_v1", **{"model.conv_paddings": ("same", "valid")}))
   assert len(errors) == 1 and "must be three of valid, same, one per conv" in errors[0]
-  errors = config_lib.validate(tiny_config(**{"loss": "mse", "loss_clip": 1e-7}))
+  errors = validation.validate(tiny_config(**{"loss": "mse", "loss_clip": 1e-7}))
   assert len(errors) == 1 and "loss_clip=1e-07 applies to cross_entropy only" in errors[0]
-  errors = config_lib.validate(_model("cnn3_v1", **{"model.pool_padding": "full"}))
+  errors = validation.validate(_model("cnn3_v1", **{"model.pool_padding": "full"}))
   assert len(errors) == 1 and "model.pool_padding='full' is not known" in errors[0]
-  errors = config_lib.validate(_model("googlenet", **{"model.aux_weight": -1.0}))
+  errors = validation.validate(_model("googlenet", **{"model.aux_weight": -1.0}))
   assert len(errors) == 1 and "aux_weight=-1.0 is out of range" in errors[0]
   # A family's own field left out (--config.model.name=flowers_cnn on another family's
   # config) takes its default, and is checked as such.
   c = tiny_config(**{"model.name": "flowers_cnn"})
-  assert config_lib.validate(c) == []
+  assert validation.validate(c) == []
   from digitjax import models
   assert models.settings(c.model).filters == (16, 32, 64)
 
@@ -220,9 +221,9 @@ def test_a_field_of_another_model_is_refused_naming_the_models_fields():
   """flowers_cnn's batch_norm on the MLP used to pass and change the workdir's identity."""
   shared = ("name, hidden_units, hidden_activation, output_activation, dropout, l2, "
             "conv_impl, init")
-  assert config_lib.validate(tiny_config(**{"model.batch_norm": True})) == [
+  assert validation.validate(tiny_config(**{"model.batch_norm": True})) == [
       f"config.model.batch_norm is not a field of model 'mlp'; its fields: {shared}."]
-  assert config_lib.validate(_model("cnn3_v1", **{"model.aux_weight": 0.3})) == [
+  assert validation.validate(_model("cnn3_v1", **{"model.aux_weight": 0.3})) == [
       "config.model.aux_weight is not a field of model 'cnn3_v1'; its fields: "
       f"{shared}, conv_paddings, pool_padding."]
   r = _cli("--config=tests/tiny_config.py", "--config.model.batch_norm=True")

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import ROOT, tiny_config
 from digitjax import config as config_lib
+from digitjax import validation
 from digitjax import config_files
 from digitjax import main
 
@@ -68,7 +69,7 @@ def test_misspelt_field_in_a_config_file_is_refused_naming_the_nearest(tmp_path)
       "optimizer.learning_rate, optimizer.eps_in_sqrt, optimizer.name.\n")
   assert not workdir.exists()  # nothing computed or written
   # the runners' route (experiments.reproduce.catalogue.load_config -> config.from_file)
-  errors = config_lib.validate(config_files.from_file(str(path)))
+  errors = validation.validate(config_files.from_file(str(path)))
   assert len(errors) == 2 and "config.model.hiden_units is not a field" in errors[0]
 
 
@@ -93,16 +94,16 @@ def test_a_group_the_schema_lacks_is_refused_and_shipped_configs_have_no_unknown
   """Every shipped config is the schema's fields (the speedrun's too: its recipe is
   ordinary fields now, no group of a tool's own)."""
   for path in sorted((ROOT / "configs").glob("*.py")):
-    assert config_lib.unknown_fields(config_files.from_file(str(path))) == [], path
+    assert validation.unknown_fields(config_files.from_file(str(path))) == [], path
   c = tiny_config()
   c.speedrun = type(c)()
   c.speedrun.peak_lr = 0.01
-  (error,) = config_lib.unknown_fields(c)
+  (error,) = validation.unknown_fields(c)
   assert error.startswith("config.speedrun.peak_lr is not a field of the config; nearest "
                           "valid: name, seed, num_seeds, ")
   c = tiny_config()
   c.modle = 3
-  assert config_lib.unknown_fields(c) == [
+  assert validation.unknown_fields(c) == [
       "config.modle is not a field of the config; nearest valid: model, model.l2."]
 
 
@@ -213,7 +214,7 @@ def test_nonfinite_field_in_a_config_file_is_refused(tmp_path):
       c.model.hidden_units = (32,)
       return c
   """)
-  assert config_lib.validate(config_files.from_file(str(path))) == [
+  assert validation.validate(config_files.from_file(str(path))) == [
       "config.model.dropout=nan must be a finite number, not NaN or infinity."]
 
 
@@ -242,8 +243,8 @@ def test_seeds_outside_32_bits_are_refused(tmp_path, seed):
                       "in [0, 2**32): JAX's seeds are 32-bit, so 2**32 and above would "
                       "repeat the numbers of a smaller seed (2**32 those of seed 0).\n")
   assert not workdir.exists()
-  assert config_lib.validate(tiny_config(seed=2**32 - 1)) == []
-  assert config_lib.validate(tiny_config(seed=2**32 - 2, num_seeds=3)) == [
+  assert validation.validate(tiny_config(seed=2**32 - 1)) == []
+  assert validation.validate(tiny_config(seed=2**32 - 2, num_seeds=3)) == [
       "config.seed=4294967294 with config.num_seeds=3 trains seeds up to 4294967296; they "
       "must stay below 2**32 (4294967296)."]
 

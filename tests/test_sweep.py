@@ -7,6 +7,7 @@ import pytest
 
 from conftest import ROOT, with_overrides
 from digitjax import config as config_lib
+from digitjax import validation
 from experiments.sweep import run as sweep_lib
 
 SWEEP = '''
@@ -58,7 +59,7 @@ def test_shipped_sweeps_define_valid_points(path):
   grid = list(sweep_lib.points(sweep))
   assert len(grid) >= 2 and sweep["seeds"] >= 3
   for _, setting in grid:
-    assert config_lib.validate(sweep_lib.point_config(sweep, setting)) == []
+    assert validation.validate(sweep_lib.point_config(sweep, setting)) == []
 
 
 def test_sweep_with_unknown_axis_is_a_clear_error(tmp_path):
@@ -133,7 +134,6 @@ def _finish(workdir, config, per_seed):
   results.json (per_seed and the aggregate, as every run writes it)."""
   import json
   from digitjax import reporting, seed_stats, workdir as workdir_lib
-  from digitjax import seed_stats
 
   workdir_lib.create(str(workdir))
   workdir_lib.record_config(config, str(workdir))

@@ -48,6 +48,7 @@ COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax._src.dispatc
 def load_config(path: str):
   """(config, problems): the file's config and what makes it unusable here."""
   from digitjax import config as config_lib
+  from digitjax import validation
   from digitjax import config_files
   from digitjax.errors import UserError
 
@@ -55,7 +56,7 @@ def load_config(path: str):
     config = config_files.from_file(path)
   except UserError as e:
     return None, [str(e)]
-  problems = config_lib.validate(config)
+  problems = validation.validate(config)
   if config.num_seeds != 1:
     problems.append(f"config.num_seeds={config.num_seeds}: the speedrun times one seed at "
                     "a time (--seeds N); leave it 1.")

@@ -40,6 +40,7 @@ import sys
 import numpy as np
 
 from digitjax import config as config_lib
+from digitjax import validation
 from digitjax import config_files
 from digitjax import reporting
 from digitjax import seed_stats
@@ -113,7 +114,7 @@ def point_configs(sweep: dict, quick: bool = False) -> list[tuple[str, dict, obj
   checked = []
   for name, setting in points(sweep):
     config = point_config(sweep, setting)
-    errors = config_lib.validate(config)
+    errors = validation.validate(config)
     if errors:
       raise UserError(f"sweep point {name}: {errors[0]} Nothing has trained; fix the "
                       "sweep file's axes or base.")
