@@ -130,7 +130,7 @@ def print_epoch(config, records: list[dict]) -> None:
   if distributed.is_main_process():
     for record, line in zip(records, reporting.epoch_lines(records, config.num_epochs)):
       skipped = record["skipped_steps"]
-      print(line + (f" - skipped: {skipped}" if skipped else ""), flush=True)
+      print(line + (f" skipped {skipped}" if skipped else ""), flush=True)
 
 
 def log_epoch(config, workdir: str, loop: LoopState, records: list[dict], tb) -> None:

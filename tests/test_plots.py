@@ -55,8 +55,9 @@ def test_epoch_lines_and_test_summaries_give_accuracy_in_percent():
   record = dict(epoch=2, time=3.0, loss=0.1, accuracy=0.98765, val_loss=0.2,
                 val_accuracy=0.9943, lr=1e-3)
   assert reporting.epoch_line(record, 30) == (
-      "Epoch 2/30 - 3.0s - loss: 0.1000 - accuracy: 98.77% - val_loss: 0.2000 - "
-      "val_accuracy: 99.43% - lr: 1.00e-03")
+      "Epoch 2/30 3s loss 0.100 acc 98.77% val_loss 0.200 val_acc 99.43% lr 0.001")
+  long = dict(record, epoch=150, time=867.3, loss=1.51344, val_loss=0.88491, lr=3e-4)
+  assert len(reporting.epoch_line(long, 150)) <= 80  # a report-E epoch fits a terminal
   one = dict(per_seed=[{}], test_loss=0.02, test_accuracy=0.9943)
   assert reporting.test_summary(one) == "loss 0.0200, accuracy 99.43%"
 

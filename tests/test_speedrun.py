@@ -58,7 +58,7 @@ def test_digitjax_main_trains_the_speedrun_config(tmp_path):
        "--config.dataset.max_train_examples=1024", "--config.dataset.max_test_examples=500",
        f"--workdir={tmp_path}"], capture_output=True, text=True, cwd=ROOT, timeout=600)
   assert r.returncode == 0, r.stderr
-  assert "Epoch 1/1 - " in r.stdout and "val_loss" not in r.stdout, r.stdout
+  assert "Epoch 1/1 " in r.stdout and "val_loss" not in r.stdout, r.stdout
   assert "Test (best epoch 1): " in r.stdout
   history = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert len(history) == 1 and "val_loss" not in history[0] and history[0]["loss"] > 0
