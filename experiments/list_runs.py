@@ -150,16 +150,6 @@ def _slug(value) -> str:
   return str(value)
 
 
-def _flatten(d, prefix=""):
-  out = {}
-  for k, v in (d or {}).items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      out[prefix + k] = v
-  return out
-
-
 def overrides(flat: dict, skip=()) -> dict:
   """The fields of a run's flattened config.json that differ from the schema's defaults
   (digitjax.config.schema(); imported here, it needs ml_collections, not jax), in the
@@ -221,7 +211,8 @@ def describe(workdir: str) -> dict:
   if not isinstance(config, dict):
     out["status"] = "failed: damaged config.json"
     return out
-  flat = _flatten(config)
+  from digitjax import config as config_lib
+  flat = config_lib.flatten(config)
   point = sweep_point(workdir, flat)
   out.update(name=str(config.get("name", "?")), sweep_point=point, seeds=_seeds(config),
              num_epochs=config.get("num_epochs"), started=_started(workdir, config),
