@@ -112,7 +112,7 @@ def test_a_run_without_validation_trains_every_image_and_keeps_the_last_epoch(
   """validation_fraction 0: all 600 mock images train (6 steps of 100 an epoch, not 5),
   nothing is validated, no record, line or result holds val figures, and the best
   checkpoint is the last epoch's, the one --mode=eval then tests."""
-  from experiments import runs
+  from experiments import list_runs
   c = tiny_config(**{"dataset.validation_fraction": 0.0, "num_seeds": 2})
   r = main.run(c, str(tmp_path))
   lines = [l for l in capsys.readouterr().out.splitlines() if "Epoch " in l]
@@ -126,7 +126,7 @@ def test_a_run_without_validation_trains_every_image_and_keeps_the_last_epoch(
     assert "val_loss" not in seed and seed["test_accuracy"] == seed["test_accuracy_last_epoch"]
   assert (tmp_path / "history.png").exists()
   assert main.run(c, str(tmp_path), mode="eval")["test_accuracy"] == r["test_accuracy"]
-  assert runs.describe(str(tmp_path))["best_val"] is None
+  assert list_runs.describe(str(tmp_path))["val_accuracy"] is None
 
 
 def test_nonfinite_loss_stops_with_message_and_keeps_checkpoint(mock_mnist, tmp_path):
