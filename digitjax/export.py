@@ -79,8 +79,8 @@ def meta(model: inference.Model) -> dict:
 
 def to_jax(source, path: str, which: str = "best", seed: int | None = None) -> str:
   """Writes the model as one .npz: its jax.export program (any batch size, lowered for
-  PLATFORMS) and its weights; README's "Exports" shows the loader, which needs only jax
-  and numpy. Written whole or not at all. Returns path."""
+  PLATFORMS) and its weights; docs/using_models.md's "Exports" shows the loader, which
+  needs only jax and numpy. Written whole or not at all. Returns path."""
   import jax
 
   _target(path, folder=False)

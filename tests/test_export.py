@@ -1,6 +1,7 @@
 """Exports that run elsewhere (digitjax.export): the jax.export .npz with jax and numpy
 alone, the TensorFlow SavedModel with TensorFlow alone, each giving digitjax's own
-probabilities on real MNIST test images; the README's loader snippets are what runs."""
+probabilities on real MNIST test images; the loader snippets of docs/using_models.md are
+what runs."""
 import json
 import os
 import re
@@ -35,11 +36,14 @@ def run(tmp_path_factory):
   return str(tmp / "w"), data.load_test(c).images
 
 
-def readme_snippet(marker: str) -> str:
-  """The README's ```python block that contains marker."""
-  blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+GUIDE = ROOT / "docs" / "using_models.md"  # where a user reads how to load an export
+
+
+def guide_snippet(marker: str) -> str:
+  """The guide's ```python block that contains marker."""
+  blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.S)
   found = [b for b in blocks if marker in b]
-  assert len(found) == 1, f"README has {len(found)} python blocks with {marker!r}"
+  assert len(found) == 1, f"{GUIDE.name} has {len(found)} python blocks with {marker!r}"
   return found[0]
 
 
@@ -61,10 +65,10 @@ def test_the_jax_export_predicts_with_jax_alone_as_digitjax_does(run, tmp_path):
   workdir, images = run
   want = digitjax.load(workdir).predict(images)
   (tmp_path / "alone").mkdir()
-  # the names the README's snippets load
+  # the names the guide's snippets load
   path = export.to_jax(workdir, str(tmp_path / "alone" / "bn.npz"))
   assert os.listdir(tmp_path / "alone") == ["bn.npz"]  # one file, no .tmp left
-  got = run_alone(tmp_path / "alone", readme_snippet("jax.export.deserialize"),
+  got = run_alone(tmp_path / "alone", guide_snippet("jax.export.deserialize"),
                   ("digitjax", "flax", "tensorflow", "optax", "orbax"), images)
   np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)  # the same XLA: equal in fact
   np.testing.assert_array_equal(got.argmax(1), want.argmax(1))
@@ -84,7 +88,7 @@ def test_the_savedmodel_predicts_with_tensorflow_alone_as_digitjax_does(run, tmp
   (tmp_path / "alone").mkdir()
   export.to_savedmodel(workdir, str(tmp_path / "alone" / "bn_tf"))
   assert os.listdir(tmp_path / "alone") == ["bn_tf"]
-  got = run_alone(tmp_path / "alone", readme_snippet("tf.saved_model.load"),
+  got = run_alone(tmp_path / "alone", guide_snippet("tf.saved_model.load"),
                   ("digitjax", "flax", "jax", "jaxlib"), images)
   # TensorFlow runs the program with its own XLA build: equal up to float rounding
   np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
