@@ -7,6 +7,7 @@ through `restore` here) open checkpoints read-only and write nothing in the work
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -72,9 +73,10 @@ def evaluate_checkpoint(config, workdir: str, trainer: trainer_lib.Trainer | Non
   if trainer is None:
     workdir_lib.check_config(config, workdir, reading=True)
     trainer = trainer_lib.Trainer(config, steps_per_epoch=1)
-  from_training = ckpts is not None
-  ckpts = ckpts or checkpoints.Checkpoints(workdir, read_only=True)
-  state, loop, evaluated = _restore_for_eval(trainer, ckpts, config, workdir)
+  from_training = ckpts is not None  # training closes its own; a reader's is closed here
+  with (contextlib.nullcontext(ckpts) if from_training else
+        contextlib.closing(checkpoints.Checkpoints(workdir, read_only=True))) as ckpts:
+    state, loop, evaluated = _restore_for_eval(trainer, ckpts, config, workdir)
   test = data.load_test(config)
   metrics, preds = trainer.evaluate(state, test)
   per_seed = []
@@ -103,14 +105,21 @@ def evaluate_checkpoint(config, workdir: str, trainer: trainer_lib.Trainer | Non
   return results
 
 
+def _read(trainer: trainer_lib.Trainer, ckpts: checkpoints.Checkpoints, config,
+          which: str):
+  """The `which` checkpoint's (state, meta), or None when every step of it is unreadable:
+  the one way every reader restores. A checkpoint of another config is refused."""
+  read = ckpts.restore_best if which == "best" else ckpts.restore_latest
+  return read(trainer.abstract_state(), fingerprint.checkpoint_check(config, ckpts.read_only))
+
+
 def _restore_for_eval(trainer: trainer_lib.Trainer, ckpts: checkpoints.Checkpoints, config,
                       workdir: str):
   """(state, loop, evaluated) of the best checkpoint, else of the latest (evaluated then
   says why, unless the latest holds the same best state)."""
-  check = fingerprint.checkpoint_check(config, reading=ckpts.read_only)
-  restored, evaluated = ckpts.restore_best(trainer.abstract_state(), check), None
+  restored, evaluated = _read(trainer, ckpts, config, "best"), None
   if restored is None:  # the best lost: the latest, which may hold the same state
-    restored = ckpts.restore_latest(trainer.abstract_state(), check)
+    restored = _read(trainer, ckpts, config, "latest")
     if restored is None:
       raise UserError(f"every checkpoint in {workdir} is unreadable; train it again "
                       "with --fresh (the old run is set aside, not deleted).")
@@ -141,13 +150,8 @@ def restore(workdir: str, config, which: str = "best"):
     raise UserError(f"{workdir} holds no {which} checkpoint. Train first (--mode=train) "
                     "or point at a trained run.")
   trainer = trainer_lib.Trainer(config, steps_per_epoch=1)
-  ckpts = checkpoints.Checkpoints(workdir, read_only=True)  # loading never moves a file
-  try:
-    read = ckpts.restore_best if which == "best" else ckpts.restore_latest
-    # a checkpoint of another config than config.json's is refused, as eval refuses it
-    restored = read(trainer.abstract_state(), fingerprint.checkpoint_check(config, True))
-  finally:
-    ckpts.close()
+  with contextlib.closing(checkpoints.Checkpoints(workdir, read_only=True)) as ckpts:
+    restored = _read(trainer, ckpts, config, which)  # loading never moves a file
   if restored is None:
     raise UserError(f"every {which} checkpoint in {workdir} is unreadable; retrain.")
   return trainer, restored[0]
@@ -175,13 +179,17 @@ def evaluate_on(config, workdir: str, split: str | None = None,
   if split:
     other.dataset.test_split = split
     other.dataset.max_test_examples = 0
-  trainer, state = restore(workdir, config, "best")
+  trainer = trainer_lib.Trainer(config, steps_per_epoch=1)
+  with contextlib.closing(checkpoints.Checkpoints(workdir, read_only=True)) as ckpts:
+    state, _, evaluated = _restore_for_eval(trainer, ckpts, config, workdir)
   test = data.load_test(other)
-  metrics, _ = trainer.evaluate(trainer.replicate(state), test)
+  metrics, _ = trainer.evaluate(state, test)
   out = dict(dataset=other.dataset.name, split=other.dataset.test_split,
              test_examples=len(test), seeds=trainer.seeds,
              test_loss=[float(v) for v in metrics["loss"]],
              test_accuracy=[float(v) for v in metrics["accuracy"]])
+  if evaluated:
+    out["evaluated"] = evaluated
   acc = ", ".join(reporting.percent(a) for a in out["test_accuracy"])
   loss = ", ".join(f"{v:.4f}" for v in out["test_loss"])
   print(f"Eval on {out['dataset']} {out['split']!r} ({len(test)} images, best checkpoint): "

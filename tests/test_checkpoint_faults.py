@@ -95,6 +95,9 @@ def test_lost_best_not_in_latest_evaluates_latest_and_records_it(run, capsys):
   assert got["test_accuracy"] == recorded["test_accuracy"]  # the latest's weights
   assert got["evaluated"].startswith("latest checkpoint (epoch 2")
   assert "evaluating the latest checkpoint" in capsys.readouterr().err
+  other = main.run(tiny_config(), str(wd), mode="eval", eval_split="test")  # the same way
+  assert other["evaluated"] == got["evaluated"]
+  assert other["test_accuracy"] == [got["test_accuracy"]]
   got = main.run(tiny_config(), str(wd))  # train: finishes, on the latest, and says so
   assert got["evaluated"].startswith("latest checkpoint (epoch 2")
   assert json.loads((wd / "results.json").read_text())["evaluated"] == got["evaluated"]
