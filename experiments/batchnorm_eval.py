@@ -67,13 +67,16 @@ def recalibrated(module, variables, images, momentum: float = BatchNorm.momentum
 
 def compare(workdir: str, which: str = "best") -> dict:
   """{running, per_batch, recalibrated}: the val accuracy of workdir's `which` checkpoint."""
-  from digitjax import data, inference
+  from digitjax import data, inference, validation
   from digitjax.errors import UserError
 
   model = inference.load(workdir, which)
   if not model.variables.get("batch_stats"):
     raise UserError(f"{workdir}: {model.config.model.name} has no BatchNorm layers; "
                     "its val accuracy does not depend on moving averages.")
+  if not validation.has_validation(model.config):
+    raise UserError(f"{workdir} trained with no validation set "
+                    "(dataset.validation_fraction=0): there is no val split to compare on.")
   train, val = data.load_train_val(model.config)
   x_val = model.prepare(val.images)  # as the model saw them: float32 in [0, 1]
   stats = recalibrated(model.module, model.variables, model.prepare(train.images))

@@ -57,3 +57,13 @@ def test_a_model_without_batch_norm_is_one_clear_error(tmp_path, capsys):
   err = capsys.readouterr().err
   assert err.startswith("error: ") and "has no BatchNorm layers" in err
   assert len(err.strip().splitlines()) == 1
+
+
+def test_a_run_without_a_validation_set_is_one_clear_error(tmp_path):
+  from digitjax.errors import UserError
+
+  c = _bn_config()
+  c.dataset.validation_fraction = 0.0  # every training image trains: nothing to compare on
+  main.run(c, str(tmp_path))
+  with pytest.raises(UserError, match="trained with no validation set"):
+    batchnorm_eval.compare(str(tmp_path), "best")

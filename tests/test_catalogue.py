@@ -415,7 +415,7 @@ def test_reproduce_finds_the_shared_data_like_launch_sh(tmp_path, monkeypatch):
 
 def _finished_seed(folder, config, seed, accuracy):
   """A finished one-seed run of config as training leaves it: config.json, results.json."""
-  from digitjax import reporting, workdir as workdir_lib
+  from digitjax import workdir as workdir_lib
   from digitjax import seed_stats
 
   c = config.copy_and_resolve_references()

@@ -10,7 +10,6 @@ import textwrap
 import pytest
 
 from conftest import ROOT, tiny_config
-from digitjax import config as config_lib
 from digitjax import validation
 from digitjax import config_files
 from digitjax import main

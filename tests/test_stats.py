@@ -1,7 +1,6 @@
 """Statistics over seeds: t-based 95% intervals, Welch's and the paired t-test,
 experiments.compare."""
 import json
-import os
 import subprocess
 import sys
 

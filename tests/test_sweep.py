@@ -92,6 +92,18 @@ def test_a_sweep_file_is_checked_whole_before_any_point_trains(extra, axes, mess
   assert r.stdout == "" and not (tmp_path / "runs").exists()  # nothing trained or written
 
 
+def test_a_point_without_a_validation_set_is_refused_before_any_trains():
+  """A sweep picks its best point on val: a point with nothing held back would be scored
+  on nothing (its row blank, the pick silently made among the others)."""
+  from digitjax.errors import UserError
+
+  sweep = dict(name="noval", base=config_lib.get_config(), seeds=1, metric="test_accuracy",
+               axes={"dataset.validation_fraction": [0.1, 0.0]}, vmap_seeds=False)
+  with pytest.raises(UserError, match=r"point dataset.validation_fraction=0[.0]*: dataset."
+                     r"validation_fraction=0 holds no validation set.*on val_accuracy"):
+    sweep_lib.point_configs(sweep)
+
+
 def test_slurm_script_is_written(tmp_path):
   out = tmp_path / "jobs" / "bn.sbatch"
   r = subprocess.run(["./launch.sh", "--slurm", "--nodes", "2", "--gpus-per-node", "4",
@@ -133,7 +145,7 @@ def _finish(workdir, config, per_seed):
   """What a finished run leaves for the sweep: config.json (as training writes it) and
   results.json (per_seed and the aggregate, as every run writes it)."""
   import json
-  from digitjax import reporting, seed_stats, workdir as workdir_lib
+  from digitjax import seed_stats, workdir as workdir_lib
 
   workdir_lib.create(str(workdir))
   workdir_lib.record_config(config, str(workdir))
@@ -165,7 +177,7 @@ def _fake_run(ran):
 
 
 def _results_of(c):
-  from digitjax import reporting, seed_stats
+  from digitjax import seed_stats
   return seed_stats.combine_seeds([PER_SEED[s] for s in range(c.seed, c.seed + c.num_seeds)])
 
 

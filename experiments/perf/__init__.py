@@ -14,3 +14,13 @@
   reference_layers.py  flax's stock max-pool, dropout and conv (bench --reference-layers)
   bench_cpu*.json    the runs BENCH.md quotes
 """
+import os
+
+from digitjax import reporting
+
+
+def write_result(path: str, result: dict) -> None:
+  """Writes a measurement's JSON (its folder made) and says where: bench and speedrun."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  reporting.write_json(path, result)
+  print(f"JSON: {path}")

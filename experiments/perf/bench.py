@@ -41,8 +41,7 @@ import numpy as np
 
 from digitjax import config as base
 from digitjax import trainer as trainer_lib
-from digitjax import reporting
-from experiments import whole
+from experiments import perf, whole
 from experiments.perf import reference_layers, seed_timing, speedrun_vs_torch, torch_keras
 from experiments.perf.peak import matmul_gflops
 
@@ -306,9 +305,7 @@ def main(argv=None):
     speedrun_vs_torch.compare(a.speedrun_seeds, a.torch_threads or None, results)
   if a.seeds:
     _time_seeds(a, images, labels, results)
-  os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-  reporting.write_json(a.out, results)
-  print(f"\nJSON: {a.out}")
+  perf.write_result(a.out, results)
   return results
 
 if __name__ == "__main__":

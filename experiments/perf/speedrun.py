@@ -19,8 +19,8 @@ compiles_during_seeds: 0, none was timed).
 without TensorFlow). --limit N trains on the first N training images and tests on the
 first N test images (tests, smoke runs). --split val trains on the first 50,000 training
 images and reports accuracy on the last 10,000 (for searching recipes without the test
-set). The trainer's scan is the only loop (the old --loop steps is gone). `run_torch` is
-the same recipe in eager PyTorch, for experiments.bench --compare.
+set). The trainer's scan is the only loop; the same recipe in eager PyTorch is
+speedrun_vs_torch.run_torch, for experiments.perf.bench --compare.
 """
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ import time
 
 import numpy as np
 
-from digitjax import models, reporting
-from experiments import whole
+from digitjax import models
+from experiments import perf, whole
 from experiments.perf.peak import matmul_gflops
 
 DEFAULT_CONFIG = "configs/speedrun_mnist.py"
@@ -47,7 +47,6 @@ COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax._src.dispatc
 
 def load_config(path: str):
   """(config, problems): the file's config and what makes it unusable here."""
-  from digitjax import config as config_lib
   from digitjax import validation
   from digitjax import config_files
   from digitjax.errors import UserError
@@ -202,63 +201,6 @@ def roofline(config, n_train: int, n_eval: int, median_seconds: float) -> str:
           f"GFLOP/s float32 matmul rate; floor at that rate {gflop / peak:.2f} s per seed")
 
 
-def torch_model():
-  """speedrun_cnn in PyTorch (its input Rescaling apart), PyTorch's default init."""
-  import torch.nn as tnn
-
-  return tnn.Sequential(tnn.Conv2d(1, 24, 5), tnn.MaxPool2d(2), tnn.ReLU(),
-                        tnn.Conv2d(24, 32, 3), tnn.MaxPool2d(2), tnn.ReLU(), tnn.Flatten(),
-                        tnn.Linear(800, 256), tnn.ReLU(), tnn.Linear(256, 10))
-
-
-def run_torch(config, seed: int, arrays) -> tuple[float, float]:
-  """(test accuracy %, seconds) of the config's recipe (its optimizer and onecycle
-  fields, model.input_scale/offset) in eager PyTorch, timed as time_seed; uint8 NCHW
-  tensors in memory, each batch scaled as it is used; as digitjax's trainer, a seeded
-  order each epoch and the last partial batch dropped."""
-  import torch
-  import torch.nn.functional as F
-
-  o, m, bs = config.optimizer, models.settings(config.model), config.batch_size
-  x, y, tx, ty = arrays
-  steps = len(y) // bs
-  t0 = time.perf_counter()
-  torch.manual_seed(seed)
-  model = torch_model()
-  opt = torch.optim.Adam(model.parameters(), lr=o.learning_rate, betas=(o.beta_1, o.beta_2),
-                         eps=o.epsilon)
-  sched = torch.optim.lr_scheduler.OneCycleLR(
-      opt, max_lr=o.learning_rate, total_steps=steps * config.num_epochs,
-      pct_start=o.pct_start, div_factor=o.div_factor, final_div_factor=o.final_div_factor,
-      cycle_momentum=False)
-  norm = lambda b: b.float() / 255.0 * m.input_scale + m.input_offset
-  model.train()
-  for _ in range(config.num_epochs):
-    order = torch.randperm(len(y))
-    for i in range(steps):
-      idx = order[i * bs:(i + 1) * bs]
-      loss = F.cross_entropy(model(norm(x[idx])), y[idx])
-      opt.zero_grad(set_to_none=True)
-      loss.backward()
-      opt.step()
-      sched.step()
-  model.eval()
-  correct, eb = 0, config.eval_batch_size
-  with torch.no_grad():
-    for i in range(0, len(ty), eb):
-      correct += int((model(norm(tx[i:i + eb])).argmax(1) == ty[i:i + eb]).sum())
-  return 100.0 * correct / len(ty), time.perf_counter() - t0
-
-
-def torch_arrays(host):
-  """The numpy split as PyTorch tensors: uint8 NCHW images, int64 labels (untimed)."""
-  import torch
-
-  to_x = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
-  to_y = lambda a: torch.from_numpy(a.astype(np.int64))
-  return to_x(host[0]), to_y(host[1]), to_x(host[2]), to_y(host[3])
-
-
 def device_name() -> str:
   import jax
 
@@ -355,9 +297,7 @@ def main(argv=None) -> dict:
                 conv_impl=config.model.conv_impl, loop="scan", blocks_per_epoch=blocks,
                 compiles_during_seeds=compiles.count)
   if a.json:
-    os.makedirs(os.path.dirname(a.json) or ".", exist_ok=True)
-    reporting.write_json(a.json, result)
-    print(f"JSON: {a.json}")
+    perf.write_result(a.json, result)
   return result
 
 

@@ -19,7 +19,6 @@ import os
 import re
 import statistics
 
-from digitjax import reporting
 from digitjax import seed_stats
 from experiments.reproduce import catalogue
 

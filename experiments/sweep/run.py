@@ -37,12 +37,8 @@ import itertools
 import os
 import sys
 
-import numpy as np
-
-from digitjax import config as config_lib
 from digitjax import validation
 from digitjax import config_files
-from digitjax import reporting
 from digitjax import seed_stats
 from digitjax.errors import UserError
 from experiments import whole
@@ -115,6 +111,10 @@ def point_configs(sweep: dict, quick: bool = False) -> list[tuple[str, dict, obj
   for name, setting in points(sweep):
     config = point_config(sweep, setting)
     errors = validation.validate(config)
+    if not validation.has_validation(config):
+      errors.append("dataset.validation_fraction=0 holds no validation set, and a sweep "
+                    f"picks its best point on {selection_metric(sweep['metric'])}; set a "
+                    "validation_fraction (e.g. 0.1) or a validation_split.")
     if errors:
       raise UserError(f"sweep point {name}: {errors[0]} Nothing has trained; fix the "
                       "sweep file's axes or base.")
