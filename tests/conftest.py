@@ -34,6 +34,26 @@ def _split_cache(tmp_path_factory):  # digitjax.data caches read splits here, no
   os.environ["DIGITJAX_CACHE"] = str(tmp_path_factory.mktemp("digitjax_cache"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _compilation_cache(tmp_path_factory):
+  """One JAX persistent compilation cache for this session's tests and the CLI processes
+  they start: most tests compile the same tiny programs again in a fresh process, and a
+  compiled program read back is the very executable, so results are unchanged. A size
+  limit turns on JAX's file lock (filelock), so processes side by side never read an
+  entry half written. Both pytest-xdist workers share the session's folder."""
+  import jax
+
+  base = tmp_path_factory.getbasetemp()
+  folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "xla_cache"
+  folder.mkdir(exist_ok=True)
+  settings = {"jax_compilation_cache_dir": str(folder),
+              "jax_persistent_cache_min_compile_time_secs": 0,
+              "jax_compilation_cache_max_size": 2 << 30}
+  for name, value in settings.items():
+    os.environ[name.upper()] = str(value)
+    jax.config.update(name, value)
+
+
 def mnist_available() -> bool:
   d = os.environ.get("TFDS_DATA_DIR")
   return bool(d) and (pathlib.Path(d) / "mnist").is_dir()
