@@ -84,7 +84,8 @@ def straight(tmp_path_factory):
   return workdir
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+@pytest.mark.parametrize("sig", [  # one handler for both; SIGTERM: test_robustness's runs
+    pytest.param(signal.SIGTERM, marks=pytest.mark.slow), signal.SIGINT], ids=lambda s: s.name)
 def test_signal_with_one_block_per_epoch_stops_at_the_epoch_end_and_resumes_exactly(
     tmp_path, straight, sig):
   proc = _start(tmp_path, *ONE_BLOCK)
