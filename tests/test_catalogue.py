@@ -87,6 +87,8 @@ def test_every_row_of_the_catalogue_has_a_valid_config():
     c = catalogue.load_config(row.config)
     assert validation.validate(c) == [], (row.id, validation.validate(c))
     assert c.num_epochs == row.epochs, row.id
+    # reproduce, keras_check and the tables read each row's val figures
+    assert validation.has_validation(c), row.id
 
 
 @pytest.mark.parametrize("spec", STEPPED)
