@@ -70,13 +70,12 @@ def evaluate_checkpoint(config, workdir: str, trainer: trainer_lib.Trainer | Non
   archive, or one a training is writing meanwhile, is evaluated all the same).
   """
   checkpoints.require_best(workdir)
-  if trainer is None:
-    workdir_lib.check_config(config, workdir, reading=True)
-    trainer = trainer_lib.Trainer(config, steps_per_epoch=1)
-  from_training = ckpts is not None  # training closes its own; a reader's is closed here
-  with (contextlib.nullcontext(ckpts) if from_training else
-        contextlib.closing(checkpoints.Checkpoints(workdir, read_only=True))) as ckpts:
+  from_training = ckpts is not None
+  if from_training:  # its own trainer and checkpoints, which training closes
     state, loop, evaluated = _restore_for_eval(trainer, ckpts, config, workdir)
+  else:
+    workdir_lib.check_config(config, workdir, reading=True)
+    trainer, state, loop, evaluated = _read_for_eval(config, workdir)
   test = data.load_test(config)
   metrics, preds = trainer.evaluate(state, test)
   per_seed = []
@@ -136,6 +135,19 @@ def _restore_for_eval(trainer: trainer_lib.Trainer, ckpts: checkpoints.Checkpoin
   return trainer.replicate(restored[0]), LoopState.from_meta(restored[1]), evaluated
 
 
+def _reader(workdir: str):
+  """The workdir's checkpoints opened read-only (a reader never moves a file), closed on
+  leaving the with block."""
+  return contextlib.closing(checkpoints.Checkpoints(workdir, read_only=True))
+
+
+def _read_for_eval(config, workdir: str):
+  """(trainer, state, loop, evaluated): _restore_for_eval for a reader."""
+  trainer = trainer_lib.Trainer(config, steps_per_epoch=1)
+  with _reader(workdir) as ckpts:
+    return (trainer, *_restore_for_eval(trainer, ckpts, config, workdir))
+
+
 def _has_steps(folder: str) -> bool:
   return os.path.isdir(folder) and any(n.isdigit() for n in os.listdir(folder))
 
@@ -150,8 +162,8 @@ def restore(workdir: str, config, which: str = "best"):
     raise UserError(f"{workdir} holds no {which} checkpoint. Train first (--mode=train) "
                     "or point at a trained run.")
   trainer = trainer_lib.Trainer(config, steps_per_epoch=1)
-  with contextlib.closing(checkpoints.Checkpoints(workdir, read_only=True)) as ckpts:
-    restored = _read(trainer, ckpts, config, which)  # loading never moves a file
+  with _reader(workdir) as ckpts:
+    restored = _read(trainer, ckpts, config, which)
   if restored is None:
     raise UserError(f"every {which} checkpoint in {workdir} is unreadable; retrain.")
   return trainer, restored[0]
@@ -179,9 +191,7 @@ def evaluate_on(config, workdir: str, split: str | None = None,
   if split:
     other.dataset.test_split = split
     other.dataset.max_test_examples = 0
-  trainer = trainer_lib.Trainer(config, steps_per_epoch=1)
-  with contextlib.closing(checkpoints.Checkpoints(workdir, read_only=True)) as ckpts:
-    state, _, evaluated = _restore_for_eval(trainer, ckpts, config, workdir)
+  trainer, state, _, evaluated = _read_for_eval(config, workdir)
   test = data.load_test(other)
   metrics, _ = trainer.evaluate(state, test)
   out = dict(dataset=other.dataset.name, split=other.dataset.test_split,
