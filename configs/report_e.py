@@ -3,7 +3,7 @@
   python -m digitjax.main --config=configs/report_e.py:e2_alexnet_sgd
 
 Shared by every row (REPORTS.md): TFDS tf_flowers (3,670 images; the report's Kaggle
-copy had 4,317), resized to 150x150 (224x224 for E4), 80/20 train/val split as TFDS
+copy had 4,317), resized to 150x150 (224x224 for E4 and E5), 80/20 train/val split as TFDS
 split strings (train "train[:80%]", val "train[80%:]"). The published figures are the
 best validation accuracy, so the monitor is val_accuracy (the best checkpoint is the
 best-val epoch) and the "test" split is that same validation split: the figure we
@@ -11,8 +11,8 @@ compare is best val, as published, not a held-out test accuracy.
 EarlyStopping patience 10 (on val_accuracy, best weights restored), up to 150 epochs;
 batch 32. Optimizers at Keras (tf.keras 2.x) defaults: SGD 0.01, Adam / Adadelta /
 Adagrad 1e-3. Where the authors' notebooks (the repository the report links) say
-otherwise, they are followed and say so below: the E6 ladder (V7_STEPS), E2 and E3
-(NOTEBOOKS); docs/report_e.md note 5 quotes them.
+otherwise, they are followed and say so below: the E6 ladder (V7_STEPS), E2-E5
+(NOTEBOOKS); docs/report_e.md notes 5 and 8 quote them.
 """
 from digitjax import config as base
 from digitjax import config_files
@@ -131,28 +131,43 @@ def e6_v7_step5():
   return _v7_step(5)
 
 
-def _net(row, model, image_size=150, notebook=None):
+def _net(row, model, notebook=None):
   """E2-E5: one variant per optimizer, e.g. e2_alexnet_sgd; `notebook` holds what the
   authors' notebooks set beyond that (see NOTEBOOKS)."""
   def make(optimizer):
-    c = _report_e(f"{row}_{model}_{optimizer}", model, image_size, optimizer)
     nb = notebook or {}
+    c = _report_e(f"{row}_{model}_{optimizer}", model, nb.get("image_size", 150), optimizer)
     for key, value in nb.get("model", {}).items():
       c.model[key] = value
     c.num_epochs = nb.get("num_epochs", c.num_epochs)
+    c.early_stopping.enabled = nb.get("early_stopping", True)
     c.early_stopping.patience = nb.get("patience", c.early_stopping.patience)
     c.optimizer.learning_rate = nb.get("lr", {}).get(optimizer)
     return c
   return {f"{row}_{model}_{o}": (lambda o=o: make(o)) for o in OPTIMIZERS}
 
 
-# What the authors' notebooks of E2 and E3 set (Isac-AS/FSI-PL-RedesNeuronales-Flores:
-# AlexNet_SGD_Kaggle, the three VGG16 ones; docs/report_e.md note 5): both networks
-# behind Rescaling(1/127.5, offset=-1); AlexNet's SGD at lr 0.001; VGG16 for up to 200
-# epochs, patience 15. E4's and E5's notebooks are not published: Keras's defaults.
+# What the authors' notebooks set (Isac-AS/FSI-PL-RedesNeuronales-Flores, one branch per
+# version: Version_3_AlexNet, Version_4_VGG16, Version_5_VGG16_importado,
+# Version_6_GoogleNet; docs/report_e.md note 5 and note 8), batch 32 and the optimizer's
+# Keras default rate unless said:
+# - E2 AlexNet, E3 VGG16: behind Rescaling(1/127.5, offset=-1); AlexNet's SGD at lr
+#   0.001; VGG16 for up to 200 epochs, patience 15.
+# - E4 keras.applications VGG16 at 224: raw [0, 255] pixels (no Rescaling), SGD at lr
+#   0.001, up to 200 epochs, patience 15.
+# - E5 GoogLeNet at 224: raw [0, 255] pixels, SGD at lr 0.001, the three outputs compiled
+#   with one loss (Keras weighs each 1.0), 200 epochs. Its EarlyStopping(monitor=
+#   'val_accuracy', patience=15) never fired: a three-output Keras model logs
+#   val_dense_39_accuracy and the like, no val_accuracy, so both notebooks ran all 200
+#   epochs; here early stopping is off and the best epoch is still kept.
+RAW_PIXELS = dict(input_scale=255.0)  # digitjax's [0, 1] images back to [0, 255]
 NOTEBOOKS = {
     "e2": dict(model=RESCALE_127, lr={"sgd": 0.001}),
     "e3": dict(model=RESCALE_127, num_epochs=200, patience=15),
+    "e4": dict(model=RAW_PIXELS, image_size=224, lr={"sgd": 0.001}, num_epochs=200,
+               patience=15),
+    "e5": dict(model=dict(RAW_PIXELS, aux_weight=1.0), image_size=224, lr={"sgd": 0.001},
+               num_epochs=200, early_stopping=False),
 }
 
 
@@ -162,16 +177,16 @@ NOTEBOOKS = {
 #   (~27%), Adagrad 61.61.
 # E4 keras.applications VGG16, weights=None, 224x224 (imagenet.vgg16_app): Adadelta 61.76,
 #   Adagrad 65.93, SGD 63.73, Adam never learned.
-# E5 GoogLeNet with its two auxiliary heads (imagenet.GoogLeNet; aux loss weight 0.3):
-#   Adadelta ~70, SGD ~80 (only those two were published; Adam/Adagrad also defined).
+# E5 GoogLeNet with its two auxiliary heads (imagenet.GoogLeNet), 224x224: Adadelta ~70,
+#   SGD ~80 (only those two were published; Adam/Adagrad also defined).
 VARIANTS = {
     "e1_flowers_base_v1": e1_flowers_base_v1,
     **{f.__name__: f for f in (e6_v7_step0, e6_v7_step1, e6_v7_step2, e6_v7_step3,
                                e6_v7_step4, e6_v7_step5)},
     **_net("e2", "alexnet", notebook=NOTEBOOKS["e2"]),
     **_net("e3", "vgg16", notebook=NOTEBOOKS["e3"]),
-    **_net("e4", "vgg16_app", image_size=224),
-    **_net("e5", "googlenet"),
+    **_net("e4", "vgg16_app", notebook=NOTEBOOKS["e4"]),
+    **_net("e5", "googlenet", notebook=NOTEBOOKS["e5"]),
 }
 
 

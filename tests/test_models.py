@@ -25,7 +25,7 @@ def _summary(spec, image_size=None):
     ("configs/report_e.py:e4_vgg16_app_sgd", 134_281_029, 134_281_029),  # 224, as Keras says
     ("configs/report_e.py:e3_vgg16_sgd", 65_075_013, 65_075_013),  # 150x150: 4x4x512 map
     ("configs/report_e.py:e2_alexnet_sgd", 29_995_781, 29_993_029),  # BN moving stats
-    ("configs/report_e.py:e5_googlenet_sgd", 7_172_927, 7_172_927),  # with both aux heads
+    ("configs/report_e.py:e5_googlenet_sgd", 8_483_647, 8_483_647),  # 224, both aux heads
     ("configs/report_e.py:e1_flowers_base_v1", 2_678_565, 2_678_565),
     ("configs/report_e.py:e6_v7_step0", 4_828_997, 4_828_997),
     ("configs/report_e.py:e6_v7_step1", 1_175_493, 1_175_493),
@@ -40,13 +40,14 @@ def test_report_e_param_counts_equal_keras(spec, total, trainable):
   assert f"Total params: {total:,}" in text
 
 
-def test_googlenet_at_224_equals_keras():
-  _, totals = _summary("configs/report_e.py:e5_googlenet_sgd", image_size=224)
-  # Keras, same layers at 224x224x3. The KhuyenLE notebook report E took prints
-  # 10,523,397 at 224 with 1000-class main and aux-2 heads: 2 x (1,025,000 - 5,125) more.
-  # (Until the stem's 'valid' conv and pools were fixed, digitjax had the Analytics
-  # Vidhya layout: same count at 150, 10,318,655 here.)
-  assert totals["total"] == 8_483_647
+def test_googlenet_at_150_equals_keras():
+  """E5 at 224 (above): the KhuyenLE notebook report E took prints 10,523,397 there with
+  1000-class main and aux-2 heads, 2 x (1,025,000 - 5,125) more. At 150 the aux heads'
+  maps are 2x2, not 3x3: Keras's count, and the one the 'valid' stem must give (the
+  Analytics Vidhya layout, 'same' stem pools, has this count at 150 too but 10,318,655 at
+  224)."""
+  _, totals = _summary("configs/report_e.py:e5_googlenet_sgd", image_size=150)
+  assert totals["total"] == 7_172_927
 
 
 def test_vgg16_app_summary_reads_like_keras():
@@ -63,12 +64,13 @@ def test_googlenet_summary_lists_blocks_in_call_order_and_adds_up():
   text, totals = _summary("configs/report_e.py:e5_googlenet_sgd")
   rows = [l.split() for l in text.splitlines() if l[:1].islower() and "(None" in l]
   names = [r[0] for r in rows]
-  assert names[:3] == ["conv_1_7x7_2", "max_pool_1_3x3_2", "conv_2a_1x1_1"]
+  # E5 feeds raw pixels: digitjax's [0, 1] images times 255 first
+  assert names[:4] == ["rescaling", "conv_1_7x7_2", "max_pool_1_3x3_2", "conv_2a_1x1_1"]
   assert names.index("inception_4a") < names.index("aux_1") < names.index("inception_4b")
   assert names.index("inception_4d") < names.index("aux_2") < names.index("inception_4e")
   assert names[-1] == "output"
   assert sum(int(r[-1].replace(",", "")) for r in rows) == totals["total"]
-  assert "(None, 8, 8, 512)" in next(l for l in text.splitlines() if "inception_4a" in l)
+  assert "(None, 12, 12, 512)" in next(l for l in text.splitlines() if "inception_4a" in l)
 
 
 def _googlenet(size=99):  # the smallest input the aux heads accept

@@ -184,7 +184,8 @@ FAMILIES = {f.build.__name__: f for f in (
     Family(speedrun_cnn, INPUT_FIELDS, check_input_fields),
     Family(flowers_cnn, flowers.FIELDS, flowers.check),
     Family(alexnet, imagenet.ALEXNET_FIELDS, check_input_fields),
-    Family(vgg16, imagenet.VGG16_FIELDS, check_input_fields), Family(vgg16_app),
+    Family(vgg16, imagenet.VGG16_FIELDS, check_input_fields),
+    Family(vgg16_app, imagenet.VGG16_APP_FIELDS, check_input_fields),
     Family(googlenet, imagenet.GOOGLENET_FIELDS, imagenet.check_googlenet))}
 
 

@@ -11,11 +11,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from digitjax.models.layers import (INPUT_FIELDS, Conv, Dense, Dropout, GlobalAvgPool,
-                                    MaxPool, Sequential, input_rescaling)
+                                    MaxPool, Rescaling, Sequential, check_input_fields,
+                                    input_rescaling)
 
-# alexnet's and vgg16's own config.model fields: the authors' notebooks feed both
-# Rescaling(1/127.5, offset=-1), configs/report_e.py sets it (input_scale 2, offset -1)
-ALEXNET_FIELDS = VGG16_FIELDS = INPUT_FIELDS
+# alexnet's, vgg16's and vgg16_app's own config.model fields: the input's scale and
+# offset. The authors' notebooks feed AlexNet and VGG16 Rescaling(1/127.5, offset=-1)
+# (input_scale 2, offset -1 on digitjax's [0, 1] images), keras.applications' VGG16 raw
+# [0, 255] pixels (input_scale 255); configs/report_e.py sets them.
+ALEXNET_FIELDS = VGG16_FIELDS = VGG16_APP_FIELDS = INPUT_FIELDS
 
 
 def alexnet(m, num_classes, impl):
@@ -75,9 +78,10 @@ def vgg16_app(m, num_classes, impl):
 
   Same layer names as Keras (block1_conv1 ... block5_pool, flatten, fc1, fc2,
   predictions) so the summary reads like Keras's; at 224x224x3 with 5 classes Keras
-  reports 134,281,029 parameters, and so does this.
+  reports 134,281,029 parameters, and so does this. model.input_scale / input_offset:
+  the authors fed it raw [0, 255] pixels, no Rescaling (E4's configs set scale 255).
   """
-  layers = []
+  layers = input_rescaling(m)
   for b, (filters, n) in enumerate(VGG16_BLOCKS, start=1):
     layers += [("Conv", dict(features=filters, kernel_size=3, padding="same", impl=impl,
                              name=f"block{b}_conv{i}")) for i in range(1, n + 1)]
@@ -137,21 +141,28 @@ class GoogLeNet(nn.Module):
   150x150 but other maps: 4a 10x10 there, 8x8 here.)
 
   The auxiliary heads' logits are sown into the 'aux' collection in training only; the
-  train step adds their loss with weight `aux_weight` (config.model.aux_weight: 0.3, the
-  paper's loss weight; the notebook does not compile the model) and evaluation uses the
-  main head alone. Their parameters exist (and count) always, as in the Keras model, which
-  has three outputs.
+  train step adds their loss with weight `aux_weight` (config.model.aux_weight: 0.3 by
+  default, the paper's; report E's authors compiled the three outputs with one loss, so
+  Keras weighed each 1.0, and E5's configs say so) and evaluation uses the main head
+  alone. Their parameters exist (and count) always, as in the Keras model, which has
+  three outputs. `input_scale` / `input_offset` rescale digitjax's [0, 1] images first
+  (E5's authors fed raw [0, 255] pixels: scale 255).
 
-  At report E's 150x150 the maps run 72 -> 35 -> 17 -> 8 (4a: 8x8x512, each auxiliary
-  AvgPool 5/3 leaves 2x2x128) -> 3 (5b); the smallest input the auxiliary heads accept
-  is 99x99 (4a 5x5).
+  At E5's 224x224 (the authors' notebooks) the maps run 109 -> 54 -> 26 -> 12 (4a:
+  12x12x512, each auxiliary AvgPool 5/3 leaves 3x3x128) -> 5 (5b); at 150x150, 72 -> 35
+  -> 17 -> 8 (2x2x128) -> 3; the smallest input the auxiliary heads accept is 99x99 (4a
+  5x5).
   """
   num_classes: int
   impl: str = "matmul"
   aux_weight: float = 0.3  # the weight of the auxiliary heads' losses (the train step's)
+  input_scale: float = 1.0
+  input_offset: float = 0.0
 
   @nn.compact
   def __call__(self, x, train: bool = False):
+    if (self.input_scale, self.input_offset) != (1.0, 0.0):
+      x = Rescaling(self.input_scale, self.input_offset, name="rescaling")(x)
     conv = lambda f, k, s, padding, name: Conv(f, k, strides=s, padding=padding,
                                                impl=self.impl, name=name)
     pool = lambda name: MaxPool(3, strides=2, name=name)
@@ -187,16 +198,18 @@ class GoogLeNet(nn.Module):
       self.sow("aux", "logits", logits)
 
 
-# GoogLeNet's own config.model field: the weight of the auxiliary heads' losses in
-# training (0.3, the paper's).
-GOOGLENET_FIELDS = dict(aux_weight=0.3)
+# GoogLeNet's own config.model fields: the weight of the auxiliary heads' losses in
+# training (0.3, the paper's), and the input's scale and offset.
+GOOGLENET_FIELDS = dict(aux_weight=0.3, **INPUT_FIELDS)
 
 
 def googlenet(m, num_classes, impl):
   """E5: see GoogLeNet. A module rather than layer specs: it branches."""
-  return GoogLeNet(num_classes=num_classes, impl=impl, aux_weight=m.aux_weight)
+  return GoogLeNet(num_classes=num_classes, impl=impl, aux_weight=m.aux_weight,
+                   input_scale=m.input_scale, input_offset=m.input_offset)
 
 
 def check_googlenet(check, m) -> None:
-  """config.validate's check of GoogLeNet's own field."""
+  """config.validate's checks of GoogLeNet's own fields."""
   check.in_range("model.aux_weight", m.aux_weight, 0, float("inf"))
+  check_input_fields(check, m)
