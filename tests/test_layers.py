@@ -10,9 +10,11 @@ from digitjax.models import layers as L
 
 
 def _init_apply(layer, x, train=False):
-  v = layer.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, train=train)
-  y = layer.apply(v, x, train=train, rngs={"dropout": jax.random.key(2)},
-                  mutable=["batch_stats", "losses"])[0]
+  """Jitted, as models run: op by op, a matmul conv's slices each compile apart."""
+  v = jax.jit(lambda x: layer.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
+                                   x, train=train))(x)
+  y = jax.jit(lambda v, x: layer.apply(v, x, train=train, rngs={"dropout": jax.random.key(2)},
+                                       mutable=["batch_stats", "losses"])[0])(v, x)
   n = sum(p.size for p in jax.tree.leaves(v.get("params", {})))
   return y, n, v
 
@@ -59,14 +61,16 @@ def test_kernel_l2_is_sown_as_a_loss():
     (3, 1, "VALID"), (3, 1, "SAME"), (1, 1, "VALID"), (3, 2, "VALID"), (4, 1, "VALID"),
     (2, 1, "SAME"), (5, 2, "SAME"), (11, 4, "VALID")])
 def test_matmul_conv_matches_lax_conv(k, stride, padding):
+  """Jitted, as models run them: op by op, the matmul form's k*k slices each compile
+  apart (11x11: ~60 s under load)."""
   kx, kk = jax.random.split(jax.random.key(0))
   x = jax.random.normal(kx, (3, 23, 23, 5))
   w = jax.random.normal(kk, (k, k, 5, 7))
-  ref = L.conv_xla(x, w, (stride, stride), padding)
-  out = L.conv_matmul(x, w, (stride, stride), padding)
+  conv = lambda impl: jax.jit(lambda x, w: impl(x, w, (stride, stride), padding))
+  ref, out = conv(L.conv_xla)(x, w), conv(L.conv_matmul)(x, w)
   np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
-  g_ref = jax.grad(lambda w: jnp.sum(L.conv_xla(x, w, (stride, stride), padding) ** 2))(w)
-  g_out = jax.grad(lambda w: jnp.sum(L.conv_matmul(x, w, (stride, stride), padding) ** 2))(w)
+  grad = lambda impl: jax.jit(jax.grad(lambda w: jnp.sum(conv(impl)(x, w) ** 2)))
+  g_ref, g_out = grad(L.conv_xla)(w), grad(L.conv_matmul)(w)
   np.testing.assert_allclose(g_out, g_ref, rtol=1e-3, atol=1e-2)
 
 
@@ -97,8 +101,8 @@ def test_mixed_conv_is_a_model_option_with_the_same_numbers():
     c.model.conv_impl = impl
     model = models.build(c, 10)
     built[impl] = model
-  v = built["matmul"].init(jax.random.key(3), x)
-  a, b = (built[i].apply(v, x) for i in ("matmul", "mixed"))
+  v = jax.jit(built["matmul"].init)(jax.random.key(3), x)  # jitted: op by op is ~60 s
+  a, b = (jax.jit(built[i].apply)(v, x) for i in ("matmul", "mixed"))
   np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
 
 
