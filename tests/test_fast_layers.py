@@ -39,16 +39,18 @@ def test_max_pool_layer_gradient_matches_in_a_conv_bn_block():
   """Pool after Conv -> ReLU -> BatchNorm, as in cnn_bn; gradients wrt the kernel agree."""
   x = jax.random.normal(jax.random.key(0), (4, 8, 8, 2))
   conv, bn = L.Conv(4, 3), L.BatchNorm()
-  v = conv.init(jax.random.key(1), x)
-  bv = bn.init(jax.random.key(2), conv.apply(v, x))
+  v = jax.jit(conv.init)(jax.random.key(1), x)  # jitted: op by op is ~50 s under load
+  bv = jax.jit(bn.init)(jax.random.key(2), jax.jit(conv.apply)(v, x))
 
-  def loss(params, pool):
-    h = conv.apply({"params": params}, x)
-    h, _ = bn.apply(bv, h, train=True, mutable=["batch_stats"])
-    return jnp.sum(pool(h) ** 2)
+  def grad(pool):
+    def loss(params):
+      h = conv.apply({"params": params}, x)
+      h, _ = bn.apply(bv, h, train=True, mutable=["batch_stats"])
+      return jnp.sum(pool(h) ** 2)
+    return jax.jit(jax.grad(loss))(v["params"])
 
-  ref = jax.grad(loss)(v["params"], lambda h: nn.max_pool(h, (2, 2), (2, 2)))
-  new = jax.grad(loss)(v["params"], lambda h: L.MaxPool(2).apply({}, h))
+  ref = grad(lambda h: nn.max_pool(h, (2, 2), (2, 2)))
+  new = grad(lambda h: L.MaxPool(2).apply({}, h))
   for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(ref)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -87,12 +89,13 @@ class _Two(nn.Module):
 def test_dropout_layer_draws_the_same_masks_and_gradients_as_nn_dropout():
   x = jax.random.normal(jax.random.key(0), (8, 13, 13, 8))
   rngs = {"dropout": jax.random.fold_in(jax.random.key(9), 4)}
-  f_ref = lambda x: _Two(_RefDropout).apply({}, x, rngs=rngs)
+  f_ref = jax.jit(lambda x: _Two(_RefDropout).apply({}, x, rngs=rngs))
   f_new = jax.jit(lambda x: _Two(L.Dropout).apply({}, x, rngs=rngs))
   np.testing.assert_array_equal(f_new(x), f_ref(x))
   assert 0.55 < float((f_new(x) == 0).mean()) < 0.75  # 1 - 0.7 * 0.5 = 0.65 dropped
   g = jax.random.normal(jax.random.key(1), x.shape)
-  np.testing.assert_array_equal(jax.vjp(f_new, x)[1](g)[0], jax.vjp(f_ref, x)[1](g)[0])
+  vjp = lambda f: jax.jit(lambda x, g: jax.vjp(f, x)[1](g)[0])(x, g)
+  np.testing.assert_array_equal(vjp(f_new), vjp(f_ref))
   np.testing.assert_array_equal(_Two(L.Dropout).apply({}, x, train=False), x)
 
 
