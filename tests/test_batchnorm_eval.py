@@ -28,12 +28,13 @@ def test_recalibrated_statistics_are_the_averages_of_the_batch_statistics():
   """The first BatchNorm's re-estimated mean and var are the averages over the batches of
   its input's per-batch mean and (biased) variance, computed here from the conv output."""
   module = models.build(_bn_config(), 10)
-  variables = module.init(jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32))
+  # jitted, as models run (op by op, each matmul conv's slices compile apart)
+  variables = jax.jit(module.init)(jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32))
   images = np.random.default_rng(0).uniform(0, 1, (3 * batchnorm_eval.BATCH + 5, 28, 28, 1))
   images = images.astype(np.float32)
   stats = batchnorm_eval.recalibrated(module, variables, images)["batch_stats"]["01_batch_norm"]
-  _, inter = module.apply(variables, images, capture_intermediates=True,
-                          mutable=["intermediates"])
+  _, inter = jax.jit(lambda v, x: module.apply(v, x, capture_intermediates=True,
+                                               mutable=["intermediates"]))(variables, images)
   conv = np.asarray(inter["intermediates"]["00_conv"]["__call__"][0], np.float64)
   batches = conv[:3 * batchnorm_eval.BATCH].reshape(3, batchnorm_eval.BATCH, -1, conv.shape[-1])
   np.testing.assert_allclose(stats["BatchNorm_0"]["mean"], batches.mean((1, 2)).mean(0),
