@@ -127,8 +127,9 @@ def test_aux_logits_join_the_training_loss_with_aux_weight_and_not_eval():
     state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats={},
                              opt_state=tx.init(params),
                              plateau=optim.plateau(c).init(params))
-    _, m = steps.train_step(state, images, labels, jax.random.key(2), model=model, tx=tx,
-                            config=c)
+    step = jax.jit(lambda *a: steps.train_step(*a, model=model, tx=tx, config=c))
+    _, m = step(state, images, labels, jax.random.key(2))  # jitted: op by op is slow
     np.testing.assert_allclose(m["loss"], main_loss + weight * aux_loss, rtol=1e-5)
-  out, _ = steps.eval_step(params, {}, images, labels, jnp.ones(4), model=model, config=c)
+  out, _ = jax.jit(lambda *a: steps.eval_step(*a, model=model, config=c))(
+      params, {}, images, labels, jnp.ones(4))
   np.testing.assert_allclose(out["loss"], 4 * main_loss, rtol=1e-5)

@@ -133,8 +133,9 @@ def test_the_config_is_the_recipe():
                              rtol=1e-5)
   model = models.build(c, 10)
   x = jnp.full((1, 28, 28, 1), 0.1307)  # MNIST's mean pixel normalises to 0
-  normalised = model.apply(model.init(jax.random.key(0), x), x,
-                           capture_intermediates=True, mutable=["intermediates"])[1]
+  forward = jax.jit(lambda v, x: model.apply(v, x, capture_intermediates=True,
+                                             mutable=["intermediates"])[1])
+  normalised = forward(jax.jit(model.init)(jax.random.key(0), x), x)  # op by op: ~25 s
   np.testing.assert_allclose(
       normalised["intermediates"]["00_rescaling"]["__call__"][0], 0.0, atol=1e-6)
 
@@ -144,9 +145,10 @@ def test_torch_init_draws_pytorchs_bounds_and_keras_init_draws_nothing_more(init
   c = config_files.from_file(CONFIG)
   model = models.build(c, 10)
   key = jax.random.key(7)
-  state = steps.create_train_state(model, optim.make(c, 10), optim.plateau(c),
-                                   (28, 28, 1), key, init)
-  keras = model.init({"params": key}, jnp.zeros((1, 28, 28, 1)), train=False)["params"]
+  state = jax.jit(lambda k: steps.create_train_state(  # jitted, as the Trainer runs it
+      model, optim.make(c, 10), optim.plateau(c), (28, 28, 1), k, init))(key)
+  keras = jax.jit(lambda k: model.init({"params": k}, jnp.zeros((1, 28, 28, 1)),
+                                      train=False))(key)["params"]
   for name, layer in state.params.items():
     fan_in = np.prod(layer["kernel"].shape[:-1])
     if init == "keras":  # the layers' own draw, unchanged
