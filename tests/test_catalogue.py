@@ -5,8 +5,9 @@ One training step per distinct train step runs at --quick sizes
 on random uint8 images, through the real Trainer (the jitted step with augmentation).
 Configs that differ from a stepped one only in what the loop does around the step
 (epochs, early stopping, plateau, splits, name) share its step; so do the optimizer
-variants of E2-E5 (every optimizer itself steps in test_optim) and VGG16 hand-written vs
-keras.applications (same layers, checked). Each sharing is asserted, so a variant that
+variants of E2-E5 with their rates (every optimizer itself steps in test_optim) and VGG16
+hand-written vs keras.applications (same layers, checked; their input scales differ, and
+tests/test_keras_equivalence steps E4's own). Each sharing is asserted, so a variant that
 starts to differ in anything else fails until it gets its own step.
 """
 import csv
@@ -45,8 +46,12 @@ LOOP_FIELDS = ("name", "num_epochs", "early_stopping", "reduce_on_plateau", "mon
                "checkpoint_every_epochs", "steps_per_dispatch",  # same step, see test_train
                "dataset.train_split", "dataset.test_split", "dataset.validation_split",
                "dataset.validation_fraction")
-SHARED_FIELDS = {"_alexnet_": ("optimizer.name",), "_vgg16_": ("optimizer.name",),
-                 "_googlenet_": ("optimizer.name",)}  # _vgg16_ matches _vgg16_app_ too
+# E2-E5's optimizer variants (with the rates the notebooks set); E3 and E4 also differ in
+# the input's Rescaling, a layer test_models covers
+OPTIMIZER = ("optimizer.name", "optimizer.learning_rate")
+SHARED_FIELDS = {"_alexnet_": OPTIMIZER, "_googlenet_": OPTIMIZER,
+                 "_vgg16_": (*OPTIMIZER, "model.input_scale", "model.input_offset")}
+# (_vgg16_ matches _vgg16_app_ too)
 
 
 def _step_key(spec):
