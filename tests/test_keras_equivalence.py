@@ -202,7 +202,8 @@ def _close(actual, expected, what, rtol=RTOL, atol=ATOL):
 
 
 def _keras_input(name, x):
-  """The images as the Keras model was fed them: raw pixels for the E6 ladder."""
+  """The images as the Keras model was fed them (KERAS_PIXELS): raw pixels for E2-E5 and
+  the E6 ladder."""
   return x * KERAS_PIXELS.get(name, 1.0)
 
 

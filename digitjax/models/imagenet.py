@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from digitjax.models.layers import (INPUT_FIELDS, Conv, Dense, Dropout, GlobalAvgPool,
                                     MaxPool, Rescaling, Sequential, check_input_fields,
-                                    input_rescaling)
+                                    input_rescaling, rescales)
 
 # alexnet's, vgg16's and vgg16_app's own config.model fields: the input's scale and
 # offset. The authors' notebooks feed AlexNet and VGG16 Rescaling(1/127.5, offset=-1)
@@ -161,7 +161,7 @@ class GoogLeNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    if (self.input_scale, self.input_offset) != (1.0, 0.0):
+    if rescales(self):
       x = Rescaling(self.input_scale, self.input_offset, name="rescaling")(x)
     conv = lambda f, k, s, padding, name: Conv(f, k, strides=s, padding=padding,
                                                impl=self.impl, name=name)

@@ -298,9 +298,15 @@ def check_input_fields(check, m) -> None:
   check.in_range("model.input_offset", m.input_offset, -float("inf"), float("inf"))
 
 
+def rescales(m) -> bool:
+  """Whether model.input_scale / input_offset (or a module's own) ask for a Rescaling:
+  not at 1 and 0, which add no layer."""
+  return (m.input_scale, m.input_offset) != (1.0, 0.0)
+
+
 def input_rescaling(m) -> list:
   """[the Rescaling layer spec] for model.input_scale / input_offset, [] at 1 and 0."""
-  if (m.input_scale, m.input_offset) == (1.0, 0.0):
+  if not rescales(m):
     return []
   return [("Rescaling", dict(scale=m.input_scale, offset=m.input_offset))]
 
