@@ -95,7 +95,8 @@ last_signal: str | None = None
 def guard():
   """For the block: Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt where it can
   propagate (`last_signal` names which), and a swallowed one is raised again; if the
-  block still completes after one, raises KeyboardInterrupt then. Training's own
+  block still completes after one, raises KeyboardInterrupt then, and so it does if the
+  block fails after one with another error (one the interrupt caused). Training's own
   handler (_Signals, which checkpoints instead) takes over while it runs. Does nothing
   off the main thread, where Python delivers no signals; a signal that is ignored (a
   background job's SIGINT, nohup's SIGHUP) stays ignored."""
@@ -115,6 +116,12 @@ def guard():
          if signal.getsignal(sig) != signal.SIG_IGN}
   try:
     yield
+  except Exception as e:
+    if received:  # the stop surfaced as another error, and would print as a traceback:
+      # an extension module whose import it cut short raises ImportError("initialization
+      # failed") in its place (pybind11's, e.g. matplotlib's ft2font)
+      raise KeyboardInterrupt from e
+    raise
   finally:
     for sig, previous in old.items():
       signal.signal(sig, previous)

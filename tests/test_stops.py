@@ -168,6 +168,36 @@ def test_ctrl_c_in_a_gc_callback_is_never_swallowed():
   assert "Exception ignored" not in guarded.stderr, guarded.stderr
 
 
+# (7) A Ctrl-C that cut short the import of an extension module (matplotlib's ft2font,
+# imported by the final test's confusion plot) surfaced as pybind11's "ImportError:
+# initialization failed": a traceback, then a crash in Python's shutdown (exit -6),
+# instead of the stop message. Provoked here as pybind11 does it, at a moment we choose.
+
+CUT_SHORT = textwrap.dedent("""\
+    import os, signal, time
+    from digitjax import ctrl_c
+
+    def import_cut_short():  # an extension's init, interrupted, reports an ImportError
+      try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(10)
+      except KeyboardInterrupt:
+        raise ImportError("initialization failed") from None
+
+    try:
+      with ctrl_c.guard():
+        import_cut_short()
+    except KeyboardInterrupt as e:
+      print("stopped:", ctrl_c.last_signal, type(e.__cause__).__name__)
+""")
+
+
+def test_a_stop_that_surfaces_as_another_error_is_still_a_stop():
+  r = subprocess.run([sys.executable, "-c", CUT_SHORT], cwd=ROOT, capture_output=True,
+                     text=True, timeout=60)
+  assert r.returncode == 0 and r.stdout == "stopped: SIGINT ImportError\n", r.stderr
+
+
 def _interrupt_at(workdir, delay, *args):
   """The CLI, SIGINT `delay` seconds after it started; None if it ended before."""
   proc = _start(workdir, *args)
