@@ -110,15 +110,15 @@ class TensorBoard:
     for writer in (self.main, self.train, self.val):
       writer.flush()
 
-  def finish(self, config, results: dict, history: list[dict], class_names) -> None:
-    """The end of a run: its figures, and its hparams with the final val and test."""
+  def finish(self, config, results: dict, history: list[dict], figures) -> None:
+    """The end of a run: its figures and its hparams with the final val and test.
+    figures: (tag, PNG path) pairs, the plots the run just saved in its workdir, shown
+    as those very pixels (drawing a figure again, its text above all, cost each run
+    about a second)."""
     step = max((r["epoch"] for r in history), default=0)
-    if history:
-      self.main.add_figure("history", history_figure(history, config.name, config.monitor),
-                           step)
-    self.main.add_figure("confusion_matrix",
-                         confusion_figure(np.array(results["confusion_matrix"]), class_names),
-                         step)
+    for tag, path in figures:
+      if os.path.exists(path):
+        self.main.add_image(tag, _png_pixels(path), step, dataformats="HWC")
     from digitjax import config as config_lib
     flat = config_lib.flat(config)
     hparams = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
@@ -131,6 +131,14 @@ class TensorBoard:
   def close(self):
     for writer in (self.main, self.train, self.val):
       writer.close()
+
+
+def _png_pixels(path: str) -> np.ndarray:
+  """A PNG's pixels as uint8 RGB (H, W, 3)."""
+  from PIL import Image
+
+  with Image.open(path) as image:
+    return np.asarray(image.convert("RGB"))
 
 
 def test_summary(results: dict) -> str:

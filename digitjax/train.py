@@ -153,10 +153,12 @@ def _write_results(trainer: Trainer, loop: LoopState, results: dict, workdir: st
                    tb: reporting.TensorBoard | None) -> None:
   if not distributed.is_main_process():
     return
-  if loop.history:
-    reporting.plot_history(loop.history, os.path.join(workdir, "history.png"))
+  figures = [("history", os.path.join(workdir, "history.png")),
+             ("confusion_matrix", os.path.join(workdir, "confusion_matrix.png"))]
+  if loop.history:  # the confusion matrix is plotted by evaluate.final_test
+    reporting.plot_history(loop.history, figures[0][1])
   reporting.write_json(os.path.join(workdir, "results.json"), results)
-  tb.finish(trainer.config, results, loop.history, trainer.info.class_names)
+  tb.finish(trainer.config, results, loop.history, figures)
   print(f"Test (best epoch{'s' if trainer.num_replicas > 1 else ''} "
         f"{', '.join(map(str, loop.best_epoch))}): {reporting.test_summary(results)}. "
         f"Results in {workdir}/results.json")

@@ -1,9 +1,12 @@
 """TensorBoard events of a tiny run, read back: train and val on one chart, lr, the
 config as text, the figures and the hparams."""
 import glob
+import io
 import os
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import tiny_config
 from digitjax import main
@@ -40,8 +43,11 @@ def test_tensorboard_holds_one_chart_per_metric_hparams_figures_and_config(
   assert [v.simple_value for v in val[prefix[0] + "accuracy"]] != []
   assert "val_loss" not in train and "loss" not in top  # no stray single-line charts
   assert top["config/text_summary"][0].tensor.string_val[0].decode().count('"num_epochs"')
-  for figure in ("history", "confusion_matrix"):
-    assert top[figure][0].image.encoded_image_string.startswith(b"\x89PNG")
+  for figure in ("history", "confusion_matrix"):  # the very pixels of the run's PNGs
+    shown = top[figure][0].image.encoded_image_string
+    assert shown.startswith(b"\x89PNG")
+    with Image.open(io.BytesIO(shown)) as a, Image.open(tmp_path / f"{figure}.png") as b:
+      assert np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))
   hparams = _events(tb / "hparams")
   assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(hparams)
   start = hparams["_hparams_/session_start_info"][0].metadata.plugin_data.content
