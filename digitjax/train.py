@@ -218,6 +218,7 @@ def train_and_evaluate(config, workdir: str, fresh: bool = False, on_epoch_end=N
   is not refused as a run of a different config; --fresh moves the old run aside only
   then. on_epoch_end(record, state): the Python hook of digitjax.fit."""
   t_start = time.time()
+  workdir_lib.refuse_if_busy(workdir)
   if not fresh:
     workdir_lib.check_config(config, workdir)  # refused at once, not after reading data
   train, val = data.load_train_val(config)

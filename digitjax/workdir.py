@@ -153,14 +153,36 @@ def lock(workdir: str):
     except OSError as e:  # other errors: this filesystem cannot lock; run unlocked
       busy = e.errno in (errno.EWOULDBLOCK, errno.EACCES)
     if busy:
-      holder = os.pread(fd, 1000, 0).decode(errors="replace").strip() or "unknown"
-      raise UserError(
-          f"workdir {workdir} is in use by another run ({holder}). Wait for it to end, "
-          "stop it (Ctrl-C or kill PID: it saves a checkpoint, and rerunning resumes), "
-          "or use another --workdir.")
+      raise _in_use(workdir, fd)
     yield
   finally:
     os.close(fd)  # closing drops the lock
+
+
+def refuse_if_busy(workdir: str) -> None:
+  """The refusal lock() would give, at once: before a run reads its data and compiles
+  (a minute for GoogLeNet) only to be refused. Writes nothing; lock() still decides."""
+  if not distributed.is_main_process():
+    return
+  try:
+    fd = os.open(os.path.join(workdir, LOCK), os.O_RDONLY)
+  except OSError:  # no lock file (a new workdir), or one lock() will report on
+    return
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the close below
+  except OSError as e:
+    if e.errno in (errno.EWOULDBLOCK, errno.EACCES):
+      raise _in_use(workdir, fd) from None
+  finally:
+    os.close(fd)
+
+
+def _in_use(workdir: str, fd: int) -> UserError:
+  holder = os.pread(fd, 1000, 0).decode(errors="replace").strip() or "unknown"
+  return UserError(
+      f"workdir {workdir} is in use by another run ({holder}). Wait for it to end, "
+      "stop it (Ctrl-C or kill PID: it saves a checkpoint, and rerunning resumes), "
+      "or use another --workdir.")
 
 
 def set_aside(workdir: str) -> str | None:

@@ -104,6 +104,22 @@ def test_data_dir_that_does_not_exist(tmp_path):
     data.load_train_val(c)
 
 
+def test_a_busy_workdir_is_refused_before_the_data_are_read(tmp_path):
+  """Refused at once, not after reading the data and compiling (a minute for GoogLeNet):
+  here the data are missing too, and the first thing said is that the workdir is busy."""
+  from digitjax import main, workdir as workdir_lib
+
+  c = tiny_config(**{"dataset.data_dir": str(tmp_path / "nope")})
+  run = tmp_path / "run"
+  run.mkdir()
+  with workdir_lib.lock(str(run)):  # as another training holds it
+    lock_file = (run / ".lock").read_text()
+    for fresh in (False, True):
+      with pytest.raises(UserError, match=f"workdir {run} is in use by another run"):
+        main.run(c, str(run), fresh=fresh)
+    assert (run / ".lock").read_text() == lock_file and os.listdir(run) == [".lock"]
+
+
 @needs_mnist
 def test_unknown_split_lists_the_real_ones():
   c = tiny_config(**{"dataset.test_split": "validation"})

@@ -128,11 +128,13 @@ def test_a_second_run_on_a_busy_workdir_is_refused_and_changes_nothing(tmp_path)
   for line in proc.stdout:
     if line.startswith("Epoch 1/"):
       break
+  proc.send_signal(signal.SIGSTOP)  # it holds its lock, and leaves the CPU to the others
   for extra in ([], ["--fresh"]):
     code, out, err = _cli(tmp_path, *long_run, *extra)
     assert code == 2, err
     assert f"workdir {tmp_path} is in use by another run (pid {proc.pid} on" in err
     assert "Traceback" not in err and "Resuming" not in out
+  proc.send_signal(signal.SIGCONT)
   proc.send_signal(signal.SIGTERM)
   out, err = proc.communicate(timeout=300)
   assert proc.returncode == 0 and "Received SIGTERM" in err, err
