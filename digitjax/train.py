@@ -249,6 +249,7 @@ def _train_and_evaluate(trainer: Trainer, workdir: str, train: data.Split,
   else:
     state, loop = restored
     print(f"Resuming from {workdir}: epoch {loop.epoch}, step {step_of(state)}.")
+  earlier = loop.train_seconds  # trained by the processes this one resumes
   train_data = TrainData(trainer, train)
   _say_where(train_data, config)
   tb = (reporting.TensorBoard(workdir, config, loop.epoch) if distributed.is_main_process()
@@ -282,7 +283,8 @@ def _train_and_evaluate(trainer: Trainer, workdir: str, train: data.Split,
       if signals.received:  # during the last validation: saved above; test on rerun
         return _interrupted(signals.received, state, saves, workdir)
     results = evaluate.final_test(trainer, state, loop, saves.ckpts, workdir)
-    results.update(params=totals, wall_seconds=time.time() - t_start)
+    # the run's wall time: this process's, and the training of those it resumed
+    results.update(params=totals, wall_seconds=time.time() - t_start + earlier)
     _write_results(trainer, loop, results, workdir, tb)
   finally:
     if tb:

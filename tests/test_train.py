@@ -69,6 +69,8 @@ def test_resume_equals_uninterrupted_run(mock_mnist, tmp_path):
   main.run(tiny_config(**{"num_epochs": 1, "model.dropout": 0.2}), resumed_dir)
   resumed = main.run(tiny_config(**{"num_epochs": 3, "model.dropout": 0.2}), resumed_dir)
   assert resumed["test_loss"] == straight["test_loss"]
+  # its wall time covers the training of every process, not the last one's alone
+  assert resumed["wall_seconds"] >= resumed["train_seconds"] > 0
   strip = lambda d: [{k: v for k, v in json.loads(l).items() if k != "time"}
                      for l in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
   assert strip("resumed") == strip("straight")
