@@ -8,26 +8,28 @@ import sys
 
 import pytest
 
-from conftest import MOCK_MAIN, ROOT, mock_data, tiny_config
+from conftest import ROOT, npz_data, tiny_config
 from digitjax import main
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _mock_data(tmp_path_factory):
-  """Mock MNIST (600 examples a split), in this process and in the CLI's (MOCK_MAIN, with
-  TFDS_DATA_DIR the empty folder set here): these faults are in the plumbing."""
-  with mock_data(tmp_path_factory.mktemp("empty_tfds")):
+def _npz_data(tmp_path_factory):
+  """Random MNIST-shaped .npz splits (600 examples each), read through $DIGITJAX_NPZ_DIR
+  in this process and in the CLI's: these faults are in the plumbing, and the CLI then
+  starts without TensorFlow."""
+  with npz_data(tmp_path_factory.mktemp("npz")):
     yield
 
 
-# digitjax.main's command line on mock data (the environment's TFDS_DATA_DIR is empty)
-MAIN = ("-c", MOCK_MAIN)
+# digitjax.main's command line
+MAIN = ("-m", "digitjax.main")
 # the same, with SIGHUP at its default, as from a terminal, even when pytest itself runs
 # under nohup (whose ignored SIGHUP a child inherits and training rightly keeps). Reset
 # in the child's first line, not by a preexec_fn: that would fork this JAX-threaded
 # process into Python code (JAX's "os.fork() was called" warning).
-FROM_A_TERMINAL = ("-c", "import signal; signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
-                   + MOCK_MAIN)
+FROM_A_TERMINAL = ("-c", "import runpy, signal\n"
+                   "signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
+                   "runpy.run_module('digitjax.main', run_name='__main__', alter_sys=True)\n")
 
 
 def _cli(workdir, *overrides, wait=True):
@@ -51,7 +53,7 @@ def _results(workdir):
   return json.loads((pathlib.Path(workdir) / "results.json").read_text())
 
 
-# 1 epoch = 180 steps of 3 (540 mock images); a signal lands mid-epoch almost surely.
+# 1 epoch = 180 steps of 3 (540 training images); a signal lands mid-epoch almost surely.
 # Host checks every step so a signal is handled at once; kill -9 loses the work since the
 # last checkpoint.
 ARGS = ("--config.num_epochs=3", "--config.batch_size=3",
@@ -63,9 +65,7 @@ def straight(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("straight")
   code, _, err = _cli(workdir, *ARGS)
   assert code == 0, err
-  # a clean run writes nothing on stderr: no TensorFlow C++ notices from reading the data
-  # (oneDNN at import, TFDS's cache cut short by the subset) among the user's messages
-  assert err == "", err
+  assert err == "", err  # a clean run writes nothing on stderr (TFDS's way: test_stops)
   return workdir
 
 
@@ -80,8 +80,10 @@ def _interrupt_after_first_epoch(workdir, sig):
   return proc.returncode, out, err
 
 
-@pytest.mark.parametrize("sig", [  # SIGINT: tests/test_stops.py's one-block epochs
-    signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGHUP,
+@pytest.mark.parametrize("sig", [  # one handler for SIGINT, SIGTERM and SIGHUP: SIGINT's
+    # exact resume is tests/test_stops.py's, SIGTERM's save and resume the busy workdir's
+    pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
+    pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGHUP,
     signal.SIGKILL], ids=lambda sig: sig.name)
 def test_interrupted_run_resumes_exactly(tmp_path, straight, sig):
   """SIGHUP is a closed terminal: before, it killed the run with no checkpoint."""

@@ -81,6 +81,9 @@ def straight(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("straight")
   code, _, err = _cli(workdir, *ONE_BLOCK)
   assert code == 0, err
+  # a clean run writes nothing on stderr: no TensorFlow C++ notices from reading the data
+  # (oneDNN at import, TFDS's cache cut short by the subset) among the user's messages
+  assert err == "", err
   return workdir
 
 
