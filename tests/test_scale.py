@@ -9,15 +9,15 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import MOCK_MAIN, ROOT, mock_data, tiny_config
+from conftest import ROOT, npz_data, tiny_config
 from digitjax import checkpoints, main, trainer as trainer_lib
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _mock_data(tmp_path_factory):
-  """Mock MNIST (600 examples a split), in this process and in the CLI's (MOCK_MAIN, with
-  TFDS_DATA_DIR the empty folder set here): the same numbers, whatever the data."""
-  with mock_data(tmp_path_factory.mktemp("empty_tfds")):
+def _npz_data(tmp_path_factory):
+  """Random MNIST-shaped .npz splits (600 examples each) through $DIGITJAX_NPZ_DIR, in
+  this process and in the CLI's: the same numbers, whatever the data."""
+  with npz_data(tmp_path_factory.mktemp("npz")):
     yield
 
 TOL = dict(rtol=2e-4, atol=2e-5)
@@ -55,7 +55,7 @@ def test_vmapped_seeds_equal_separate_runs(tmp_path):
 
 
 def _cli(workdir, env=None, *extra):
-  cmd = [sys.executable, "-c", MOCK_MAIN, "--config=tests/tiny_config.py",
+  cmd = [sys.executable, "-m", "digitjax.main", "--config=tests/tiny_config.py",
          f"--workdir={workdir}", "--config.model.dropout=0.2", *extra]
   return subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, **(env or {})),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
