@@ -10,8 +10,8 @@ Photos of varying size (tf_flowers) travel as their encoded JPEG bytes
 (`<split>.jpeg.npz`: 38 MB, where decoded 150x150 arrays would be 250 MB) and are decoded
 here with Pillow (libjpeg's exact IDCT, as data.py asks TensorFlow for) and resized by
 `resize_bilinear`, TensorFlow's bilinear resize written in numpy: the same pixels as
-TFDS + `tf.image.resize`. TFDS percent slices such as "train[:80%]" are cut from the
-whole split with TFDS's rounding.
+TFDS + `tf.image.resize`. TFDS slices such as "train[:80%]" or "test[:1000]" are cut from
+the whole split's file, percentages with TFDS's rounding.
 """
 from __future__ import annotations
 
@@ -39,9 +39,8 @@ def encoded(name: str) -> bool:
 
 def split_path(folder: str, name: str, split: str) -> str:
   """Where the export of dataset `name`'s `split` lives under folder."""
-  if encoded(name):
-    return os.path.join(folder, name, f"{slice_of(split, 1)[0]}.jpeg.npz")
-  return os.path.join(folder, name, f"{split}.npz")
+  base = slice_of(split, 1)[0]  # a slice ("test[:10%]") is cut from its whole split
+  return os.path.join(folder, name, f"{base}.jpeg.npz" if encoded(name) else f"{base}.npz")
 
 
 def is_exported(folder: str, config) -> bool:
@@ -71,7 +70,8 @@ def read(folder: str, config, split: str, limit: int = 0):
     if encoded(name):
       images, labels = _decode(arrays, config.dataset.image_size, split)
     else:
-      images, labels = arrays["images"], arrays["labels"]
+      rows = slice_of(split, len(arrays["labels"]))[1]
+      images, labels = arrays["images"][rows], arrays["labels"][rows]
   except UserError:
     raise
   except Exception as e:  # truncated or damaged: zipfile, zlib, EOF, key or JPEG errors

@@ -92,12 +92,9 @@ def mock_data(empty_dir, num_examples=600):
       yield
 
 
-@contextlib.contextmanager
-def npz_data(folder, num_examples=600):
-  """Random MNIST-shaped train and test splits (num_examples each) exported as .npz under
-  folder, and $DIGITJAX_NPZ_DIR pointing there (digitjax.npz_source), for any fixture
-  scope. Runs, here and in the processes a test starts, read them without TensorFlow:
-  for tests of the plumbing, where TFDS's mock data cost each process ~3 s of imports."""
+def write_npz_mnist(folder, num_examples=600) -> None:
+  """Random MNIST-shaped train and test splits as digitjax.npz_source reads them; the same
+  arrays on every call."""
   import numpy as np
 
   rng = np.random.default_rng(0)
@@ -106,6 +103,15 @@ def npz_data(folder, num_examples=600):
     np.savez(pathlib.Path(folder) / "mnist" / f"{split}.npz",
              images=rng.integers(0, 256, (num_examples, 28, 28, 1), dtype=np.uint8),
              labels=rng.integers(0, 10, num_examples).astype(np.int32))
+
+
+@contextlib.contextmanager
+def npz_data(folder, num_examples=600):
+  """Random MNIST-shaped train and test splits (num_examples each) exported as .npz under
+  folder, and $DIGITJAX_NPZ_DIR pointing there (digitjax.npz_source), for any fixture
+  scope. Runs, here and in the processes a test starts, read them without TensorFlow:
+  for tests of the plumbing, where TFDS's mock data cost each process ~3 s of imports."""
+  write_npz_mnist(folder, num_examples)
   with pytest.MonkeyPatch.context() as mp:
     mp.setenv("DIGITJAX_NPZ_DIR", str(folder))
     yield
@@ -148,36 +154,33 @@ def pytest_collection_modifyitems(config, items):
       item.add_marker(skip)
 
 
-# digitjax.main's command line on TFDS mock data (random images at MNIST's shapes, 600 an
-# split): real training end to end in a subprocess, whatever data this machine holds.
-MOCK_MAIN = ("import logging\n"
-             "from absl import app\n"
-             "from experiments.reproduce import runner\n"
-             "from digitjax import main\n"
-             "logging.getLogger('absl').addFilter(  # mock_data's own deprecated call\n"
-             "    lambda r: 'TensorInfo.dtype' not in r.getMessage())\n"
-             "with runner.mock_tfds(num_examples=600):\n"
-             "  app.run(main.main, flags_parser=main.parse_flags)\n")
-# tests/tiny_config.py on it: 10 steps an epoch, metrics to the host every 2 steps
+# tests/tiny_config.py on mock data: 10 steps an epoch, metrics to the host every 2 steps
 MOCK_TINY = ("--config=tests/tiny_config.py", "--config.batch_size=50",
              "--config.steps_per_dispatch=2", "--config.log_every_steps=2")
 
 
-def mock_cli_env(tmp_path, **extra) -> dict:
+def mock_cli_env(tmp_path, npz=True, **extra) -> dict:
+  """A CLI process's environment with TFDS_DATA_DIR empty, so real training end to end
+  sees the same data whatever this machine holds: npz_data's random splits (written under
+  tmp_path), or with npz=False none (for a process that mocks TFDS itself)."""
   empty = tmp_path / "no_tfds_data"
   empty.mkdir(exist_ok=True)
   env = {k: v for k, v in os.environ.items()  # rich's overrides of terminal detection
-         if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")}
+         if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "DIGITJAX_NPZ_DIR")}
+  if npz:
+    write_npz_mnist(tmp_path / "npz")
+    env["DIGITJAX_NPZ_DIR"] = str(tmp_path / "npz")
   return dict(env, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1", TFDS_DATA_DIR=str(empty),
               **extra)
 
 
 def mock_cli(tmp_path, *args, timeout=300, **env):
-  """`python -m digitjax.main *args` on mock data, stdout and stderr piped (text); env:
+  """`python -m digitjax.main *args` on npz_data's random splits, stdout and stderr piped
+  (text); env:
   extra environment variables."""
   import subprocess
   import sys
 
-  return subprocess.run([sys.executable, "-c", MOCK_MAIN, *args], cwd=ROOT,
+  return subprocess.run([sys.executable, "-m", "digitjax.main", *args], cwd=ROOT,
                         env=mock_cli_env(tmp_path, **env), capture_output=True, text=True,
                         timeout=timeout)

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import mock_data, tiny_config
+from conftest import npz_data, tiny_config
 from digitjax import config as config_lib, main, models
 from experiments import batchnorm_eval
 
@@ -19,8 +19,8 @@ def _bn_config():
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _mock_data(tmp_path_factory):
-  with mock_data(tmp_path_factory.mktemp("empty_tfds")):
+def _npz_data(tmp_path_factory):
+  with npz_data(tmp_path_factory.mktemp("npz")):
     yield
 
 

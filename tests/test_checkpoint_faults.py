@@ -10,15 +10,15 @@ import shutil
 
 import pytest
 
-from conftest import mock_data, tiny_config
+from conftest import npz_data, tiny_config
 from digitjax import main
 from digitjax.errors import UserError
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _mock_data(tmp_path_factory):
-  """Mock MNIST (600 examples a split): these faults are on disk, not in learning."""
-  with mock_data(tmp_path_factory.mktemp("empty_tfds")):
+def _npz_data(tmp_path_factory):
+  """Random MNIST-shaped splits (npz_data): these faults are on disk, not in learning."""
+  with npz_data(tmp_path_factory.mktemp("npz")):
     yield
 
 

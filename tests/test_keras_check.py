@@ -1,7 +1,7 @@
 """experiments/keras/check.py: a report row trained in Keras itself, on digitjax's splits."""
 import pytest
 
-from conftest import needs_mnist
+from conftest import mock_data, needs_mnist
 from digitjax import optim
 from experiments.keras import check as keras_check
 
@@ -95,7 +95,14 @@ def test_e6_ladder_transcriptions_count_digitjaxs_parameters(step):
   assert model.count_params() == totals["total"]
 
 
-def test_e6_row_trains_in_keras_on_raw_pixels_with_logits(mock_mnist):
+@pytest.fixture
+def mock_flowers(tmp_path_factory):
+  """TFDS's mock data, which serves any dataset (here tf_flowers' photos)."""
+  with mock_data(tmp_path_factory.mktemp("empty_tfds")):
+    yield
+
+
+def test_e6_row_trains_in_keras_on_raw_pixels_with_logits(mock_flowers):
   """The ladder's Keras models rescale [0, 255] pixels themselves: a [0, 1] input would
   train on near-black images and still run, so the scale is asserted, not assumed."""
   row, config, splits = keras_check.load_row("E6.1", limit=48)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, mock_data, tiny_config
+from conftest import ROOT, npz_data, tiny_config
 import digitjax
 from digitjax import checkpoints, data, inference, main, predict, steps
 from digitjax import trainer as trainer_lib
@@ -15,9 +15,10 @@ from digitjax.errors import UserError
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _mock_data(tmp_path_factory):
-  """Mock MNIST (600 examples a split): predict = eval whatever the weights learned."""
-  with mock_data(tmp_path_factory.mktemp("empty_tfds")):
+def _npz_data(tmp_path_factory):
+  """Random MNIST-shaped splits (600 examples each, npz_data's, the same arrays as
+  mock_cli's): predict = eval whatever the weights learned."""
+  with npz_data(tmp_path_factory.mktemp("npz")):
     yield
 
 
@@ -121,7 +122,7 @@ def test_cli_predict_and_eval_split(run, tmp_path, monkeypatch):
                           config, split, limit))
   out = main.run(c, str(tmp / "w"), mode="eval", eval_split="test[:10%]")
   assert read == ["test[:10%]"] and out["split"] == "test[:10%]"
-  assert out["test_examples"] == 600  # mock data: TFDS's slicing is not simulated
+  assert out["test_examples"] == 60  # 10% of the 600 test examples
   after = {f: os.path.getmtime(os.path.join(d, f)) for d, _, fs in os.walk(tmp / "w")
            for f in fs}
   assert before == after

@@ -19,7 +19,7 @@ def _check(record: dict) -> None:
   assert record["host"] and record["cpu"] and re.fullmatch(r"3\.\d+\.\d+", record["python"])
   assert record["command"].startswith("python -m digitjax.main ")
   assert "--config.num_epochs=1" in record["overrides"] and record["config_file"]
-  assert record["dataset"]["name"] == "mnist"  # mock data: no prepared TFDS version
+  assert record["dataset"]["name"] == "mnist"  # npz data: no prepared TFDS version
 
 
 def test_results_and_config_record_provenance_and_per_seed(tmp_path):

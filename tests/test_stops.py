@@ -41,7 +41,7 @@ def _start(workdir, *args, mock=True):
   """The CLI on mock data (TFDS_DATA_DIR empty), or with mock=False on this machine's."""
   cmd = [sys.executable, "-c", MOCK_MAIN if mock else MAIN, "--config=tests/tiny_config.py",
          f"--workdir={workdir}", *args]
-  env = (mock_cli_env(pathlib.Path(workdir).parent) if mock else
+  env = (mock_cli_env(pathlib.Path(workdir).parent, npz=False) if mock else
          dict(os.environ, PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu"))
   return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)

@@ -16,11 +16,15 @@ def test_exported_splits_read_back_exactly_as_tfds_reads_them(tmp_path, monkeypa
   config = tiny_config()
   tfds_test = data.read_split(config, "test", 500)
   tfds_train, tfds_val = data.load_train_val(config)
+  tfds_slice = data.read_split(config, "test[10%:20%]")
   monkeypatch.setenv("DIGITJAX_NPZ_DIR", str(tmp_path))
   monkeypatch.setattr(data, "read_tfds", None)  # nothing may reach TFDS now
   npz_test = data.read_split(config, "test", 500)
   np.testing.assert_array_equal(npz_test.images, tfds_test.images)
   np.testing.assert_array_equal(npz_test.labels, tfds_test.labels)
+  npz_slice = data.read_split(config, "test[10%:20%]")  # cut from test.npz
+  np.testing.assert_array_equal(npz_slice.images, tfds_slice.images)
+  np.testing.assert_array_equal(npz_slice.labels, tfds_slice.labels)
   npz_train, npz_val = data.load_train_val(config)  # same seeded validation carve-out
   np.testing.assert_array_equal(npz_train.images, tfds_train.images)
   np.testing.assert_array_equal(npz_val.labels, tfds_val.labels)
