@@ -179,6 +179,7 @@ def test_ctrl_c_in_a_gc_callback_is_never_swallowed():
 CUT_SHORT = textwrap.dedent("""\
     import os, signal, time
     from digitjax import ctrl_c
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as MAIN: not ignored
 
     def import_cut_short():  # an extension's init, interrupted, reports an ImportError
       try:
