@@ -2,7 +2,7 @@
 # Report E's CPU campaign (docs/report_e.md, note 7): one seed of each AlexNet row, seeds
 # 1-2 of the ladder's steps 2-4, then one seed of each GoogLeNet row, in this order, one
 # run at a time. Each run is `digitjax.main` in the reproduce layout (runs/reproduce/<row>/seed<k>):
-# a finished one (results.json) is skipped, an interrupted one resumes from its
+# a finished one (results.json, or its line in seeds.csv) is skipped, an interrupted one resumes from its
 # checkpoint, and the tables and the seed ledger are rewritten after each. Start it in
 # the background at a session's start and leave the machine light:
 #   mkdir -p runs/reproduce && nohup bash experiments/cpu_campaign.sh \
@@ -30,6 +30,9 @@ for run in "${RUNS[@]}"; do
   IFS=: read -r row variant seed <<< "$run"
   workdir=runs/reproduce/$row/seed$seed
   if [ -f "$workdir/results.json" ]; then echo "$row seed $seed: done"; continue; fi
+  if grep -q "^$row,$seed," experiments/results/seeds.csv; then  # its workdir may be gone
+    echo "$row seed $seed: done (recorded in experiments/results/seeds.csv)"; continue
+  fi
   echo "== $row seed $seed ($(date -u +%FT%TZ))"
   mkdir -p "$workdir"
   "$PY" -m digitjax.main --config="configs/report_e.py:$variant" --workdir="$workdir" \
