@@ -234,12 +234,13 @@ def test_reproduce_quick_writes_well_formed_tables_and_resumes(tmp_path, no_prep
 
 
 def test_a_heavy_row_without_its_data_names_both_needs(tmp_path, no_prepared_data):
-  """Report E's AlexNet needs a GPU and tf_flowers: a GPU alone would not run it."""
+  """Report E's GoogLeNet needs a GPU and tf_flowers: a GPU alone would not run it."""
   out = tmp_path / "results"
-  reproduce.reproduce("E", seeds=3, rows="E2-adam", workroot=str(tmp_path / "runs"),
+  reproduce.reproduce("E", seeds=3, rows="E5-sgd", workroot=str(tmp_path / "runs"),
                       out_dir=str(out))
   rows = {r["row"]: r for r in _table(out / "E.csv")}
-  for row in ("E2-adam", "E3-sgd"):  # run and skipped; listed from the (empty) workroot
+  assert rows["E2-adam"]["verdict"].startswith("pending data (tf_flowers"), rows["E2-adam"]
+  for row in ("E5-sgd", "E3-sgd"):  # run and skipped; listed from the (empty) workroot
     assert rows[row]["verdict"].startswith("needs a GPU"), rows[row]
     assert "pending data (tf_flowers not prepared)" in rows[row]["verdict"], rows[row]
 
