@@ -38,6 +38,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import traverse_util
 
 from digitjax import config as base
 from digitjax import trainer as trainer_lib
@@ -84,14 +85,17 @@ def counted_flops(trainer) -> float:
   """
   x = jnp.zeros((1, *trainer.input_shape), jnp.float32)
   variables = jax.eval_shape(lambda: trainer.model.init(jax.random.key(0), x))
+  # In training mode, so that GoogLeNet's auxiliary heads are counted; by paths, not
+  # top-level names, as its convs sit inside its inception modules.
   _, inter = jax.eval_shape(lambda v: trainer.model.apply(
-      v, x, capture_intermediates=True, mutable=["intermediates", "losses"]), variables)
+      v, x, train=True, rngs={"dropout": jax.random.key(0)}, capture_intermediates=True,
+      mutable=True), variables)
+  outputs = traverse_util.flatten_dict(inter["intermediates"])
   macs = 0
-  for layer, p in variables["params"].items():
-    kernel = p.get("kernel")
-    if kernel is None:
+  for path, kernel in traverse_util.flatten_dict(variables["params"]).items():
+    if path[-1] != "kernel":
       continue
-    out = inter["intermediates"][layer]["__call__"][0].shape
+    out = outputs[(*path[:-1], "__call__")][0].shape
     macs += kernel.size * (int(np.prod(out[1:-1])) if kernel.ndim == 4 else 1)
   return 6.0 * macs
 
