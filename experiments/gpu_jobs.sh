@@ -8,14 +8,13 @@
 # Python 3.12 wheels of the pure-Python dependencies, MNIST as .npz, tf_flowers as its
 # JPEG bytes; 50 MB in all, under a device call's 64 MiB):
 #   bash experiments/gpu_jobs.sh prepare
-# There, carrying .gpu, with the prepared job list (one command per line; a line
-# "first: CMD" runs alone before the others start side by side):
-#   bash experiments/gpu_jobs.sh 505 experiments/gpu_jobs.txt 2>&1 | tee $OUT/gpu_log.txt
-# experiments/gpu_jobs.txt holds the report rows this CPU cannot afford (what each costs
-# here: experiments/results/epoch_cost_cpu.json): the speedrun alone first, then D1/D2 at
-# 700 epochs (3 seeds together each), E1 and the E6 ladder (3 seeds together), and one
-# seed of the E2-E5 networks. To have the runner skip seeds finished here, copy their
-# config.json, results.json and metrics.jsonl to .gpu/runs/reproduce/<row>/seed<k>/.
+# There, carrying .gpu, with a prepared job list (one command per line, '#' lines are
+# comments; a line "first: CMD" runs alone before the others start side by side):
+#   bash experiments/gpu_jobs.sh 505 experiments/gpu_jobs/call1.txt 2>&1 | tee $OUT/gpu_log.txt
+# experiments/gpu_jobs/call1.txt ... call5.txt hold the report rows this CPU cannot afford,
+# one device call each, the call that finishes the most rows first (sized in docs/gpu.md,
+# "The calls still to make"): the VGG16 and GoogLeNet rows (E3-E5), D1/D2 at 700 epochs
+# (3 seeds together), and the speedrun. Run the lowest-numbered call not yet done.
 # Back here: tar xzf results.tgz, copy the workdirs into runs/, then
 #   python -m experiments.reproduce --report all --tabulate
 #
@@ -53,7 +52,7 @@ while IFS= read -r line; do
   bash -c "${line#first: }" > /tmp/logs/job$i.log 2>&1; tail -25 /tmp/logs/job$i.log
 done < "$2"
 while IFS= read -r line; do
-  [ -z "$line" ] || [[ "$line" == "first: "* ]] && continue; i=$((i+1))
+  [ -z "$line" ] || [[ "$line" == "first: "* || "$line" == "#"* ]] && continue; i=$((i+1))
   bash -c "$line" > /tmp/logs/job$i.log 2>&1 &
   pids+=($!); echo "job$i (pid $!): $line"
 done < "$2"
