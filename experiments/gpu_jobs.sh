@@ -11,10 +11,11 @@
 # There, carrying .gpu, with a prepared job list (one command per line, '#' lines are
 # comments; a line "first: CMD" runs alone before the others start side by side):
 #   bash experiments/gpu_jobs.sh 505 experiments/gpu_jobs/call1.txt 2>&1 | tee $OUT/gpu_log.txt
-# experiments/gpu_jobs/call1.txt ... call5.txt hold the report rows this CPU cannot afford,
+# experiments/gpu_jobs/call1.txt ... call6.txt hold the report rows this CPU cannot afford,
 # one device call each, the call that finishes the most rows first (sized in docs/gpu.md,
 # "The calls still to make"): the VGG16 and GoogLeNet rows (E3-E5), D1/D2 at 700 epochs
-# (3 seeds together), and the speedrun. Run the lowest-numbered call not yet done.
+# (3 seeds together), the speedrun, and E2's seeds 1-2. Run the lowest-numbered call not
+# yet done.
 # Back here: tar xzf results.tgz, copy the workdirs into runs/, then
 #   python -m experiments.reproduce --report all --tabulate
 #
