@@ -31,10 +31,12 @@ def test_projects_a_rows_counted_work_at_another_devices_rate(tmp_path, capsys):
   assert "| A1 | 128 | 0.00 | 1.26 | 20 | 0.4 |" in capsys.readouterr().out
 
 
-def test_negative_rate_is_a_usage_error(capsys):
+@pytest.mark.parametrize("args,message", [(["--rate", "-1"], "give positive figures"),
+                                          (["--step-ms", "2"], "give both, or neither")])
+def test_a_bad_projection_is_a_usage_error(capsys, args, message):
   with pytest.raises(SystemExit) as e:
-    epoch_cost.main(["--rows", "A1", "--rate", "-1"])
-  assert e.value.code == 2 and "give positive figures" in capsys.readouterr().err
+    epoch_cost.main(["--rows", "A1", *args])
+  assert e.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_split_sizes_follow_the_config():

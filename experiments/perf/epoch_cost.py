@@ -102,6 +102,8 @@ def main(argv=None):
   if a.rate < 0 or a.step_ms < 0:
     p.error(f"--rate {a.rate} --step-ms {a.step_ms}: give positive figures (leave --rate "
             "out to time the rows here)")
+  if a.step_ms and not a.rate:
+    p.error("--step-ms projects with --rate; give both, or neither to time the rows here")
   out = _projected(chosen, a.rate, a.step_ms) if a.rate else _timed(chosen, a.steps)
   if a.json:
     reporting.write_json(a.json, out)
