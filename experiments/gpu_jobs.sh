@@ -7,7 +7,8 @@
 # Prepare here, in the repository root (writes .gpu/, ignored through .git/info/exclude:
 # Python 3.12 wheels of the pure-Python dependencies, MNIST as .npz, tf_flowers as its
 # JPEG bytes; 50 MB in all, under a device call's 64 MiB):
-#   bash experiments/gpu_jobs.sh prepare
+#   TFDS_DATA_DIR=<prepared TFDS datasets, e.g. ../shared/tensorflow_datasets> \
+#     bash experiments/gpu_jobs.sh prepare
 # There, carrying .gpu, with a prepared job list (one command per line, '#' lines are
 # comments; a line "first: CMD" runs alone before the others start side by side):
 #   bash experiments/gpu_jobs.sh 505 experiments/gpu_jobs/call1.txt 2>&1 | tee $OUT/gpu_log.txt
