@@ -9,10 +9,11 @@ a warm-up, --steps steps are timed and scaled to the epoch. Evaluation (one forw
 over the val split, about a third of a train step per image) is added as counted.
 
 Each line gives the epoch seconds, the epoch's TFLOP (counted from the layers) and the
-rate achieved, and the projection per seed at the row's epoch budget (an upper bound
-where the row stops early). With --rate, nothing is timed: each row's TFLOP an epoch at
-another device's rate (plus --step-ms a step), to size a call on a device not at hand. The machine's load average is printed with
-them: on a shared machine, compare rows timed in one run, not across runs.
+rate achieved, and the projection per seed at the row's epoch budget (an upper bound where
+the row stops early). With --rate, nothing is timed: each row's TFLOP an epoch at another
+device's rate (plus --step-ms a step), to size a call on a device not at hand. The
+machine's load average is printed with them: on a shared machine, compare rows timed in
+one run, not across runs.
 """
 from __future__ import annotations
 
