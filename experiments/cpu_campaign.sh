@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Report E's CPU campaign (docs/report_e.md, note 7): one seed of each AlexNet row, seeds
-# 1-2 of the ladder's steps 2-4, then one seed of each GoogLeNet row, in this order, one
-# run at a time. Each run is `digitjax.main` in the reproduce layout (runs/reproduce/<row>/seed<k>):
+# 1-2 of the ladder's steps 2-4, one seed of each GoogLeNet row, then AlexNet's seeds 1-2,
+# in this order, one run at a time. Each run is `digitjax.main` in the reproduce layout (runs/reproduce/<row>/seed<k>):
 # a finished one (results.json, or its line in seeds.csv) is skipped, an interrupted one resumes from its
 # checkpoint, and the tables and the seed ledger are rewritten after each. Start it in
 # the background at a session's start and leave the machine light:
@@ -25,6 +25,11 @@ RUNS=(  # row:variant:seed, the cheapest rows first (note 7's plan says why)
   E6.2:e6_v7_step2:1 E6.3:e6_v7_step3:1 E6.4:e6_v7_step4:1
   E6.2:e6_v7_step2:2 E6.3:e6_v7_step3:2 E6.4:e6_v7_step4:2
   E5-sgd:e5_googlenet_sgd:0 E5-adadelta:e5_googlenet_adadelta:0
+  # beyond the issue's rows: AlexNet's seeds 1-2, for E2's verdicts
+  E2-sgd:e2_alexnet_sgd:1 E2-adam:e2_alexnet_adam:1 E2-adagrad:e2_alexnet_adagrad:1
+  E2-adadelta:e2_alexnet_adadelta:1
+  E2-sgd:e2_alexnet_sgd:2 E2-adam:e2_alexnet_adam:2 E2-adagrad:e2_alexnet_adagrad:2
+  E2-adadelta:e2_alexnet_adadelta:2
 )
 for run in "${RUNS[@]}"; do
   IFS=: read -r row variant seed <<< "$run"
