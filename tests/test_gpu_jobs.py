@@ -1,10 +1,9 @@
 """experiments/gpu_jobs/call*.txt: the device calls prepared for the rows this CPU cannot
 afford. Every heavy row that has no recorded seed has its place in exactly one call."""
-import csv
 import pathlib
 import re
 
-from experiments.reproduce import catalogue
+from experiments.reproduce import catalogue, ledger
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CALLS = sorted((ROOT / "experiments" / "gpu_jobs").glob("call*.txt"))
@@ -20,7 +19,7 @@ def _rows_in(call: pathlib.Path) -> list[str]:
 
 
 def test_every_untrained_heavy_row_has_one_place_in_the_calls():
-  seeded = {r["row"] for r in csv.DictReader(open(ROOT / "experiments/results/seeds.csv"))}
+  seeded = {row for row, _ in ledger.read(str(ROOT / "experiments" / "results"))}
   untrained = {r.id for r in catalogue.rows("all") if r.heavy and r.id not in seeded}
   placed = [r for call in CALLS for r in set(_rows_in(call))]
   assert untrained and sorted(placed) == sorted(set(placed)), "a row in two calls"
