@@ -9,7 +9,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 
 from digitjax import reporting
-from experiments.sweep import run as sweep_lib
+from experiments.sweep import summary as sweep_summary
 
 
 def _history(seeds, epochs=7):
@@ -114,7 +114,7 @@ def _sweep_rows(values, other=("sgd",)):
                                           ([0.1, 0.2, 0.5], "linear")])
 def test_sweep_plot_spaces_numeric_values_by_value(values, scale):
   sweep = dict(name="lr", metric="test_accuracy", seeds=3, axes={"lr": values, "opt": ["sgd"]})
-  fig = sweep_lib.figure(sweep, _sweep_rows(values))
+  fig = sweep_summary.figure(sweep, _sweep_rows(values))
   ax = fig.axes[0]
   assert ax.get_xscale() == scale
   assert list(ax.get_lines()[0].get_xdata()) == values  # at their values, not 0, 1, 2
@@ -125,7 +125,7 @@ def test_sweep_plot_spaces_numeric_values_by_value(values, scale):
 def test_sweep_plot_keeps_categorical_values_in_order():
   values = [(32,), (64,), (512,)]
   sweep = dict(name="h", metric="test_accuracy", seeds=3, axes={"lr": values, "opt": ["sgd"]})
-  fig = sweep_lib.figure(sweep, _sweep_rows(values))
+  fig = sweep_summary.figure(sweep, _sweep_rows(values))
   ax = fig.axes[0]
   assert list(ax.get_lines()[0].get_xdata()) == [0, 1, 2] and ax.get_xscale() == "linear"
   assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "64", "512"]
@@ -157,8 +157,8 @@ def test_the_sweep_plot_rings_the_point_picked_on_val(values):
   sweep = dict(name="s", metric="test_accuracy", seeds=3, axes={"lr": values, "opt": ["sgd"]})
   rows = _sweep_rows(values)
   for k, row in enumerate(rows):
-    row.update(name=f"lr={sweep_lib._slug(row['setting']['lr'])},opt=sgd", mean=0.9 + 0.01 * k)
-  fig = sweep_lib.figure(sweep, rows, best=rows[1])
+    row.update(name=f"lr={sweep_summary.slug(row['setting']['lr'])},opt=sgd", mean=0.9 + 0.01 * k)
+  fig = sweep_summary.figure(sweep, rows, best=rows[1])
   ax = fig.axes[0]
   ring = [l for l in ax.get_lines() if l.get_label().startswith("picked on val_accuracy")]
   assert len(ring) == 1 and ring[0].get_label().endswith(rows[1]["name"])
@@ -166,6 +166,6 @@ def test_the_sweep_plot_rings_the_point_picked_on_val(values):
   assert list(ring[0].get_xdata()) == [x] and list(ring[0].get_ydata()) == [0.91]
   assert any(t.get_text() == ring[0].get_label() for t in ax.get_legend().get_texts())
   plt.close(fig)
-  assert not [l for l in sweep_lib.figure(sweep, rows).axes[0].get_lines()
+  assert not [l for l in sweep_summary.figure(sweep, rows).axes[0].get_lines()
               if l.get_label().startswith("picked")]
   plt.close("all")

@@ -9,6 +9,7 @@ from conftest import ROOT, with_overrides
 from digitjax import config as config_lib
 from digitjax import validation
 from experiments.sweep import run as sweep_lib
+from experiments.sweep import summary as sweep_summary
 
 SWEEP = '''
 import sys
@@ -273,7 +274,7 @@ def test_sweep_tables_report_val_and_test_with_intervals_and_pick_on_val(tmp_pat
   sweep = dict(name="drop", metric="test_accuracy", seeds=3, axes={"model.dropout": [0.1, 0.5]})
   rows = _rows({0.1: [(0.90, 0.99), (0.91, 0.99), (0.92, 0.99)],   # tests higher
                 0.5: [(0.95, 0.90), (0.96, 0.91), (0.97, 0.92)]})  # validates higher
-  table = sweep_lib.aggregate(sweep, rows, str(tmp_path))
+  table = sweep_summary.aggregate(sweep, rows, str(tmp_path))
   import csv
   with open(tmp_path / "summary.csv") as f:
     out = list(csv.DictReader(f))

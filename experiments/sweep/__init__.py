@@ -2,7 +2,8 @@
 
   python -m experiments.sweep experiments/sweep/specs/hidden_units.py   (./launch.sh sweep)
 
-  run.py    the command: runs each point's seeds (experiments/reproduce/runner.py), then
-            writes the summary table and plot
-  specs/    the sweep files, one question each (a Python file defining get_sweep())
+  run.py      the command: checks every point, then runs each point's seeds
+              (experiments/reproduce/runner.py)
+  summary.py  the summary: tables (mean ± std, 95% CI, n) and plot, best picked on val
+  specs/      the sweep files, one question each (a Python file defining get_sweep())
 """
