@@ -1,6 +1,7 @@
 """Entry point: `python -m digitjax.main --config=configs/cnn_bn.py [--workdir=DIR]`.
 
-Intentionally short, as in Flax's examples: flags in, one call into digitjax.train out.
+Short, as in Flax's examples: flags in, one call into digitjax.train out (the --config
+flag's own mistakes are read in digitjax.config_flag).
 Any config field can be overridden, e.g. `--config.optimizer.learning_rate=3e-4`.
 Rerunning on the same workdir resumes; `--mode=eval` tests the best checkpoint
 (`--eval_split='test[:50%]'`, `--eval_dataset=...`: another split or dataset, printed only);
@@ -105,99 +106,18 @@ def _run(config, workdir, mode, fresh, eval_split, eval_dataset, on_epoch_end) -
 
 
 def parse_flags(argv):
-  """absl's flag parsing, with config-override mistakes as one line instead of a traceback.
+  """absl's flag parsing, with config mistakes as one line instead of a traceback: a
+  --config file that is missing or fails, an override of a field that does not exist or
+  of the wrong type (digitjax.config_flag) print which argument was wrong and exit 2."""
+  from digitjax import config_flag
 
-  ml_collections raises a bare KeyError/TypeError for an override of a field that does not
-  exist or of the wrong type, and an OSError at first use for a missing config file; say
-  which argument was wrong and exit 2.
-  """
-  _exit_if_config_file_bad(argv)
   try:
-    rest = flags.FLAGS(argv)
-  except UserError as e:  # raised by a config file itself, e.g. an unknown variant
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  except flags.Error as e:
-    message = str(e)
-  except (KeyError, AttributeError, TypeError, ValueError) as e:
-    inner = e.args[0] if e.args and isinstance(e.args[0], Exception) else e
-    if isinstance(inner, KeyError):
-      message = f"the config has no field {str(inner.args[0]).strip(chr(34))}"
-    else:
-      message = str(inner)
-  else:
-    return rest
-  bad = [a for a in argv[1:] if a.startswith("--config.")]
-  hint = (" Check the --config.* overrides (" + " ".join(bad) + ") against the fields "
-          "in digitjax/config.py.") if bad else ""
-  end = "" if message.rstrip().endswith((".", "?", "!")) else "."
-  print(f"error: {message.rstrip()}{end}{hint}", file=sys.stderr)
-  sys.exit(2)
-
-
-def _exit_if_config_file_bad(argv):
-  """ml_collections defers a --config file it cannot find to the config's first use, as
-  an OSError traceback, and lets whatever the file raises (a syntax error, a missing
-  module, an exception in get_config) escape as a traceback; load it first, through
-  digitjax.config_files.from_file, and say what is wrong in one line, naming the file."""
-  from digitjax import config_files
-
-  specs = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")]
-  specs += [b for a, b in zip(argv[1:], argv[2:]) if a == "--config"]
-  for spec in specs:
-    path, *variant = spec.split(":", 1)  # as ml_collections splits it
-    if not os.path.isfile(path):
-      print(f"error: config file {path} not found (--config={spec}). The shipped configs "
-            "are in configs/, e.g. --config=configs/cnn_bn.py.", file=sys.stderr)
-      sys.exit(2)
-    try:
-      config = config_files.from_file(path, *variant)
-    except UserError as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(2)
-    _exit_if_another_models_field(config, argv)
-    _hand_to_ml_collections(path, config)
-
-
-def _hand_to_ml_collections(path: str, config) -> None:
-  """ml_collections would run the config file a second time to parse --config; give it
-  the config just loaded (a copy) instead, so a file's side effects happen once a run.
-  Its loader is private: where it has moved, the file simply runs twice, as before."""
-  import copy
-  import types
-
-  from ml_collections.config_flags import config_flags as cf
-
-  load = getattr(cf, "_LoadConfigModule", None)
-  if load is None:
-    return
-  original = getattr(load, "digitjax_original", load)
-
-  def load_once(name, wanted):
-    if os.path.abspath(wanted) == os.path.abspath(path):
-      return types.SimpleNamespace(get_config=lambda *_: copy.deepcopy(config))
-    return original(name, wanted)
-
-  load_once.digitjax_original = original
-  cf._LoadConfigModule = load_once
-
-
-def _exit_if_another_models_field(config, argv):
-  """--config.model.FIELD where FIELD is another model family's own (flowers_cnn's
-  batch_norm on the MLP): one line naming the fields this family has, where
-  ml_collections would only say that the config has no such field."""
-  from digitjax import validation
-
-  for arg in argv[1:]:
-    field = arg.split("=", 1)[0].removeprefix("--config.model.")
-    if arg.startswith("--config.model.") and field not in config.model:
-      probe = config.copy_and_resolve_references()
-      probe.model[field] = None
-      errors = [e for e in validation.unknown_fields(probe)
-                if e.startswith(f"config.model.{field} is not a field of model")]
-      if errors:
-        print(f"error: {arg}: {errors[0]}", file=sys.stderr)
-        sys.exit(2)
+    config_flag.preload(argv)
+    return flags.FLAGS(argv)
+  except UserError as e:  # the file's own mistakes, e.g. an unknown variant
+    _usage_error(str(e))
+  except (flags.Error, KeyError, AttributeError, TypeError, ValueError) as e:
+    _usage_error(config_flag.override_message(argv, e))
 
 
 # a full disk or quota, a file over the size limit, a read-only mount: the environment's

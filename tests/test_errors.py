@@ -149,11 +149,14 @@ def _cli(*args):
     (["--config.optimizer.learning_rate=-1"], "learning_rate=-1.0 is out of range"),
     (["--config.no_such_field=1"], "no_such_field"),
     (["--config.seed=abc"], "seed"),
+    (["--config.modell.x=1"], "no field 'modell'. Did you mean \"model\" instead of "
+                              "\"modell\"? Check the --config.* overrides"),
 ])
 def test_cli_bad_input_is_one_message_on_stderr(tmp_path, args, message):
   r = _cli("--config=configs/cnn_bn.py", f"--workdir={tmp_path}", *args)
-  assert r.returncode != 0
-  assert message in r.stderr
+  assert r.returncode == 2
+  assert message in r.stderr, r.stderr  # the modell case: one line, where it was two
+  assert r.stderr.startswith("error: ") and r.stderr.count("error:") == 1, r.stderr
   assert "Traceback" not in r.stderr + r.stdout
 
 
