@@ -184,3 +184,24 @@ def mock_cli(tmp_path, *args, timeout=300, **env):
   return subprocess.run([sys.executable, "-m", "digitjax.main", *args], cwd=ROOT,
                         env=mock_cli_env(tmp_path, **env), capture_output=True, text=True,
                         timeout=timeout)
+
+
+def read_history(workdir) -> list[dict]:
+  """A run's metrics.jsonl, one dict a line."""
+  import json
+
+  lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
+  return [json.loads(l) for l in lines]
+
+
+def computed_history(workdir) -> list[dict]:
+  """A run's metrics.jsonl without the wall time: what two runs that computed the same
+  (a straight run and one stopped and resumed) share."""
+  return [{k: v for k, v in h.items() if k != "time"} for h in read_history(workdir)]
+
+
+def read_results(workdir) -> dict:
+  """A run's results.json."""
+  import json
+
+  return json.loads((pathlib.Path(workdir) / "results.json").read_text())

@@ -1,15 +1,13 @@
 """Faults of issue #21 provoked for real: the faulty file written on disk and run through
 the real command line, real signals, real training. Each says what it was before."""
-import json
 import os
-import pathlib
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from conftest import ROOT, tiny_config
+from conftest import ROOT, read_history, tiny_config
 from digitjax import validation
 from digitjax import config_files
 from digitjax import main
@@ -25,10 +23,6 @@ def _write(path, text):
   path.write_text(textwrap.dedent(text))
   return path
 
-
-def _history(workdir):
-  lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
-  return [json.loads(l) for l in lines]
 
 
 TINY = """\
@@ -229,7 +223,7 @@ def test_reduce_on_plateau_never_raises_the_rate(tmp_path, mock_mnist, min_lr, l
                      "reduce_on_plateau.patience": 1, "reduce_on_plateau.min_delta": 10.0,
                      "reduce_on_plateau.min_lr": min_lr})
   main.run(c, str(tmp_path))
-  assert [h["lr"] for h in _history(tmp_path)] == pytest.approx(lrs, rel=1e-6)
+  assert [h["lr"] for h in read_history(tmp_path)] == pytest.approx(lrs, rel=1e-6)
 
 
 @pytest.mark.parametrize("seed", [2**32, 2**63, -1])
@@ -252,7 +246,7 @@ def test_epoch_time_counts_the_whole_epoch_with_checkpoints_within_it(tmp_path, 
   """5 steps (540 mock images), a save after step 4: before, the epoch's time was step 5
   and the evaluation only, not the compilation and the 4 steps before the save."""
   results = main.run(tiny_config(num_epochs=1, checkpoint_every_steps=4), str(tmp_path))
-  (record,) = _history(tmp_path)
+  (record,) = read_history(tmp_path)
   assert record["time"] == pytest.approx(results["train_seconds"], abs=0.01)
 
 

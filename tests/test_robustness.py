@@ -1,14 +1,13 @@
 """Faults provoked for real: signals to a subprocess, damaged checkpoints, NaN loss."""
-import json
 import os
-import pathlib
 import signal
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT, npz_data, tiny_config
+from conftest import (ROOT, computed_history, npz_data, read_history, read_results,
+                      tiny_config)
 from digitjax import main
 
 
@@ -44,13 +43,6 @@ def _cli(workdir, *overrides, wait=True):
   return proc
 
 
-def _history(workdir):
-  lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
-  return [{k: v for k, v in json.loads(l).items() if k != "time"} for l in lines]
-
-
-def _results(workdir):
-  return json.loads((pathlib.Path(workdir) / "results.json").read_text())
 
 
 # 1 epoch = 180 steps of 3 (540 training images); a signal lands mid-epoch almost surely.
@@ -101,8 +93,8 @@ def test_interrupted_run_resumes_exactly(tmp_path, straight, sig):
   code, out, err = _cli(run, *ARGS)
   assert code == 0, err
   assert "Resuming from" in out
-  assert _history(run) == _history(straight)
-  assert _results(run)["test_loss"] == _results(straight)["test_loss"]
+  assert computed_history(run) == computed_history(straight)
+  assert read_results(run)["test_loss"] == read_results(straight)["test_loss"]
 
 
 def test_sighup_leaves_a_run_started_under_nohup_going(tmp_path, straight):
@@ -119,7 +111,7 @@ def test_sighup_leaves_a_run_started_under_nohup_going(tmp_path, straight):
   out, err = proc.communicate(timeout=600)
   assert proc.returncode == 0 and "Received SIGHUP" not in err, err
   assert "Epoch 3/3" in out
-  assert _history(tmp_path) == _history(straight)
+  assert computed_history(tmp_path) == computed_history(straight)
 
 
 def test_a_second_run_on_a_busy_workdir_is_refused_and_changes_nothing(tmp_path):
@@ -141,8 +133,8 @@ def test_a_second_run_on_a_busy_workdir_is_refused_and_changes_nothing(tmp_path)
   out, err = proc.communicate(timeout=300)
   assert proc.returncode == 0 and "Received SIGTERM" in err, err
   assert not list(tmp_path.parent.glob(tmp_path.name + ".old-*"))  # --fresh moved nothing
-  epochs = len(_history(tmp_path))
-  assert [h["epoch"] for h in _history(tmp_path)] == list(range(1, epochs + 1))
+  epochs = len(read_history(tmp_path))
+  assert [h["epoch"] for h in read_history(tmp_path)] == list(range(1, epochs + 1))
   code, out, err = _cli(tmp_path, *ARGS[1:3], f"--config.num_epochs={epochs + 1}")
   assert code == 0 and "Resuming from" in out, err  # the lock went with its process
 
@@ -170,14 +162,14 @@ def test_a_full_disk_is_one_message_and_the_run_resumes(tmp_path):
       "rerun the same command to resume from the last of them."]
   resumed = main.run(tiny_config(num_epochs=2), str(workdir))  # space freed
   assert resumed["test_loss"] == straight["test_loss"]
-  assert _history(workdir) == _history(tmp_path / "straight")
+  assert computed_history(workdir) == computed_history(tmp_path / "straight")
   # writing the plots of a finished run fails the same way: one line, nothing lost
   (workdir / "confusion_matrix.png").unlink()
   r = _cli_with_small_files(workdir, "--config.num_epochs=2")
   assert r.returncode == 2 and r.stderr.splitlines() == [
       f"error: could not write in {workdir} (File too large). What it held before is "
       "intact: free disk space and rerun the same command to resume."], r.stderr
-  assert _results(workdir)["test_loss"] == straight["test_loss"]
+  assert read_results(workdir)["test_loss"] == straight["test_loss"]
 
 
 def test_half_written_step_directory_is_ignored(tmp_path, straight):
@@ -195,7 +187,7 @@ def test_half_written_step_directory_is_ignored(tmp_path, straight):
   code, out, err = _cli(tmp_path / "run", *ARGS[:3], "--config.num_epochs=4")
   assert code == 0, err
   assert newest.exists()  # the good checkpoint was used and kept
-  assert len(_history(tmp_path / "run")) == 4
+  assert len(read_history(tmp_path / "run")) == 4
 
 
 def test_damaged_metadata_is_reported_once(tmp_path, straight):
@@ -211,7 +203,7 @@ def test_damaged_metadata_is_reported_once(tmp_path, straight):
   assert code == 0, err
   assert f"latest checkpoint at step {newest.name} is unreadable" in err
   assert "Failed to json parse" not in err and "Traceback" not in err
-  assert len(_history(tmp_path / "run")) == 4
+  assert len(read_history(tmp_path / "run")) == 4
 
 
 # A failed orbax restore leaves tensorstore callbacks that hit a closed event loop; they
@@ -236,7 +228,7 @@ def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, damage, capf
   assert f"latest checkpoint at step {newest.name} is unreadable" in err
   assert "Traceback" not in err and "Event loop is closed" not in err
   assert resumed["test_loss"] == straight["test_loss"]
-  assert _history(workdir) == _history(tmp_path / "straight")
+  assert computed_history(workdir) == computed_history(tmp_path / "straight")
 
 
 def test_nan_loss_exits_nonzero_with_step_and_keeps_checkpoint(tmp_path):

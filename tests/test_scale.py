@@ -1,7 +1,6 @@
 """Seeds vmapped in one program, several devices, several processes: same numbers."""
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -9,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT, npz_data, tiny_config
+from conftest import ROOT, npz_data, read_history, tiny_config
 from digitjax import checkpoints, main, trainer as trainer_lib
 
 
@@ -23,10 +22,6 @@ def _npz_data(tmp_path_factory):
 TOL = dict(rtol=2e-4, atol=2e-5)
 
 
-def _history(workdir):
-  lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
-  return [json.loads(l) for l in lines]
-
 
 def _close(a, b, keys=("loss", "accuracy", "val_loss", "val_accuracy")):
   assert len(a) == len(b)
@@ -39,12 +34,12 @@ def test_vmapped_seeds_equal_separate_runs(tmp_path):
   overrides = {"model.dropout": 0.2, "num_epochs": 2}
   together = main.run(tiny_config(num_seeds=3, **overrides), str(tmp_path / "k3"))
   assert together["seeds"] == [0, 1, 2] and len(together["per_seed"]) == 3
-  history = _history(tmp_path / "k3")
+  history = read_history(tmp_path / "k3")
   accs = []
   for k in range(3):
     alone = main.run(tiny_config(seed=k, **overrides), str(tmp_path / f"s{k}"))
     np.testing.assert_allclose(together["per_seed"][k]["test_loss"], alone["test_loss"], **TOL)
-    _close([h for h in history if h["seed"] == k], _history(tmp_path / f"s{k}"))
+    _close([h for h in history if h["seed"] == k], read_history(tmp_path / f"s{k}"))
     accs.append(alone["test_accuracy"])
   assert together["test_accuracy"] == pytest.approx(np.mean(accs), abs=1e-3)
   assert together["test_accuracy_std"] == pytest.approx(np.std(accs, ddof=1), abs=1e-3)
@@ -79,7 +74,7 @@ def test_four_devices_match_one(tmp_path, one_device):
   _finish(_cli(tmp_path, four))
   results = json.loads((tmp_path / "results.json").read_text())
   assert results["devices"] == 4
-  _close(_history(tmp_path), _history(one_device))
+  _close(read_history(tmp_path), read_history(one_device))
 
 
 def test_two_processes_match_one(tmp_path, one_device):
@@ -92,7 +87,7 @@ def test_two_processes_match_one(tmp_path, one_device):
   assert "Epoch 2/2" in outs[0] and "Epoch" not in outs[1]  # only process 0 reports
   results = json.loads((tmp_path / "results.json").read_text())
   assert results["processes"] == 2 and results["devices"] == 2
-  _close(_history(tmp_path), _history(one_device))
+  _close(read_history(tmp_path), read_history(one_device))
 
 
 def test_same_seed_same_checkpoint_contents(tmp_path):

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, mock_cli_env, needs_mnist, tiny_config
+from conftest import (ROOT, computed_history, mock_cli_env, needs_mnist, read_results,
+                      tiny_config)
 from digitjax import main
 from digitjax.errors import UserError
 
@@ -53,19 +54,12 @@ def _cli(workdir, *args, mock=True):
   return proc.returncode, out, err
 
 
-def _history(workdir):
-  lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
-  return [{k: v for k, v in json.loads(l).items() if k != "time"} for l in lines]
-
 
 def _meta(workdir, step):
   """The loop state the latest checkpoint at `step` records."""
   path = pathlib.Path(workdir) / "checkpoints" / "latest" / str(step) / "meta" / "metadata"
   return json.loads(path.read_text())
 
-
-def _results(workdir):
-  return json.loads((pathlib.Path(workdir) / "results.json").read_text())
 
 
 # (5) With steps_per_dispatch at least an epoch's 18 steps, each epoch is one block and
@@ -112,8 +106,8 @@ def test_signal_with_one_block_per_epoch_stops_at_the_epoch_end_and_resumes_exac
   code, out, err = _cli(tmp_path, *ONE_BLOCK)
   assert code == 0, err
   assert "Resuming from" in out
-  assert _history(tmp_path) == _history(straight)
-  assert _results(tmp_path)["test_loss"] == _results(straight)["test_loss"]
+  assert computed_history(tmp_path) == computed_history(straight)
+  assert read_results(tmp_path)["test_loss"] == read_results(straight)["test_loss"]
 
 
 # (6) A Ctrl-C that Python delivered inside a gc callback (JAX's _xla_gc_callback runs
