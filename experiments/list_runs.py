@@ -46,6 +46,8 @@ import shutil
 import socket
 import sys
 
+from experiments.sweep.names import slug
+
 SKIP = {"checkpoints", "tb"}  # a workdir's own folders, never runs
 OLD = re.compile(r"\.old-\d{8}-\d{6}$")  # digitjax.workdir.set_aside's names
 NOT_OVERRIDES = {"name", "seed", "num_seeds", "num_epochs", "provenance"}
@@ -132,22 +134,15 @@ def best_records(history: list[dict], config: dict) -> dict:
 
 
 def sweep_point(workdir: str, flat: dict) -> dict | None:
-  """{axis: value} of a sweep point's run (experiments/sweep/run.py names a point's folder
+  """{axis: value} of a sweep point's run (experiments/sweep/names.py names a point's folder
   `axis=value,axis=value` and runs its seeds in seed<k>/ under it), read from the folder
   name and confirmed by config.json holding those values; None for any other run."""
   for folder in (os.path.basename(workdir), os.path.basename(os.path.dirname(workdir))):
     parts = re.split(r",(?=[\w.]+=)", folder)
     pairs = [p.partition("=") for p in parts]
-    if all(eq and key in flat and _slug(flat[key]) == value for key, eq, value in pairs):
+    if all(eq and key in flat and slug(flat[key]) == value for key, eq, value in pairs):
       return {key: value for key, _, value in pairs}
   return None
-
-
-def _slug(value) -> str:
-  """A value as experiments/sweep/run.py writes it in a point's name (tuples: 64x32)."""
-  if isinstance(value, (tuple, list)):
-    return "x".join(map(str, value))
-  return str(value)
 
 
 def overrides(flat: dict, skip=()) -> dict:
@@ -270,7 +265,7 @@ def compact(fields: dict) -> str:
   schema ends so (image_size=150, but early_stopping.patience=10, model.name=vgg16)."""
   ends = [k.rsplit(".", 1)[-1] for k in {**_schema(), **fields}]
   short = lambda k: k.rsplit(".", 1)[-1]
-  return " ".join(f"{short(k) if ends.count(short(k)) == 1 else k}={_slug(v)}"
+  return " ".join(f"{short(k) if ends.count(short(k)) == 1 else k}={slug(v)}"
                   for k, v in fields.items())
 
 

@@ -9,6 +9,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 
 from digitjax import reporting
+from experiments.sweep import names as sweep_names
 from experiments.sweep import summary as sweep_summary
 
 
@@ -157,7 +158,7 @@ def test_the_sweep_plot_rings_the_point_picked_on_val(values):
   sweep = dict(name="s", metric="test_accuracy", seeds=3, axes={"lr": values, "opt": ["sgd"]})
   rows = _sweep_rows(values)
   for k, row in enumerate(rows):
-    row.update(name=f"lr={sweep_summary.slug(row['setting']['lr'])},opt=sgd", mean=0.9 + 0.01 * k)
+    row.update(name=f"lr={sweep_names.slug(row['setting']['lr'])},opt=sgd", mean=0.9 + 0.01 * k)
   fig = sweep_summary.figure(sweep, rows, best=rows[1])
   ax = fig.axes[0]
   ring = [l for l in ax.get_lines() if l.get_label().startswith("picked on val_accuracy")]

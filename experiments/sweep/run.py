@@ -42,7 +42,7 @@ from digitjax import seed_stats
 from digitjax.errors import UserError
 from experiments import whole
 from experiments.reproduce import runner
-from experiments.sweep import summary
+from experiments.sweep import names, summary
 
 
 def load_sweep(path: str) -> dict:
@@ -138,8 +138,7 @@ def points(sweep: dict):
   axes = sweep["axes"]
   for values in itertools.product(*axes.values()):
     setting = dict(zip(axes, values))
-    name = ",".join(f"{k}={summary.slug(v)}" for k, v in setting.items())
-    yield name, setting
+    yield names.point_name(setting), setting
 
 
 def point_config(sweep: dict, setting: dict):

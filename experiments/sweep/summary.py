@@ -7,13 +7,7 @@ import csv
 import os
 
 from digitjax import seed_stats
-
-
-def slug(value) -> str:
-  """A value as a point's name and the tables write it: tuples as 64x32."""
-  if isinstance(value, (tuple, list)):
-    return "x".join(map(str, value))
-  return str(value)
+from experiments.sweep.names import slug
 
 
 def selection_metric(metric: str) -> str:
