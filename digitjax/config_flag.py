@@ -46,8 +46,8 @@ def override_message(argv, error: Exception) -> str:
   bad = [a for a in argv[1:] if a.startswith("--config.")]
   hint = (" Check the --config.* overrides (" + " ".join(bad) + ") against the fields "
           "in digitjax/config.py.") if bad else ""
-  end = "" if message.rstrip().endswith((".", "?", "!")) else "."
-  return f"{message.rstrip()}{end}{hint}"
+  end = "" if message.endswith((".", "?", "!")) else "."  # the join stripped each line
+  return f"{message}{end}{hint}"
 
 
 def _hand_to_ml_collections(path: str, config) -> None:
