@@ -10,12 +10,14 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, tiny_config
+from digitjax import main
+from digitjax.errors import UserError
 
 
-def _cli(*args):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", "digitjax.main", *args], cwd=ROOT, env=env,
+def _cli(*args, cwd=ROOT):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))  # this checkout's
+  return subprocess.run([sys.executable, "-m", "digitjax.main", *args], cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=300)
 
 
@@ -141,3 +143,64 @@ def test_another_models_field_is_one_line_naming_the_models_fields():
   assert r.stderr == ("error: --config.model.batch_norm=True: config.model.batch_norm is "
                       "not a field of model 'mlp'; its fields: name, hidden_units, "
                       "hidden_activation, output_activation, dropout, l2, conv_impl, init.\n")
+
+
+# Issue #21, family 4: --fresh with --mode=eval set the trained run aside, then found nothing to evaluate;
+# an empty config.name trained into runs/ itself (and --fresh moved all of runs/ aside);
+# odd --workdir forms ended in tracebacks from os.rename or orbax.
+
+def test_fresh_with_eval_is_refused_and_moves_nothing(tmp_path):
+  (tmp_path / "run").mkdir()
+  (tmp_path / "run" / "notes.txt").write_text("keep")
+  for mode in ("eval", "predict"):
+    r = _cli("--config=tests/tiny_config.py", f"--workdir={tmp_path}/run", f"--mode={mode}",
+             "--fresh", "--images=x.png")
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        f"error: --fresh goes with --mode=train only: --mode={mode} never moves a run "
+        "aside. Drop --fresh."], r.stderr
+  with pytest.raises(UserError, match="--fresh goes with --mode=train only"):
+    main.run(tiny_config(), str(tmp_path / "run"), mode="eval", fresh=True)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+  assert (tmp_path / "run" / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("name", ["", "  ", ".", "..", "a/../..", "/abs", "a//b"])
+def test_a_name_that_is_not_a_folder_under_runs_is_refused(tmp_path, name):
+  (tmp_path / "runs" / "old").mkdir(parents=True)
+  r = _cli(f"--config={ROOT}/tests/tiny_config.py", f"--config.name={name}", "--fresh",
+           cwd=tmp_path)
+  assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+  assert r.stderr.startswith(f"error: config.name={name!r} cannot name a run's folder"), r.stderr
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+  assert [p.name for p in (tmp_path / "runs").iterdir()] == ["old"]
+
+
+def _one_line(e):
+  assert "\n" not in str(e.value), str(e.value)
+  return str(e.value)
+
+
+@pytest.mark.parametrize("mode,fresh", [("train", False), ("train", True), ("eval", False)])
+def test_odd_workdirs_are_one_line_and_nothing_moves(tmp_path, mode, fresh):
+  run = tmp_path / "run"
+  (run / "kept").mkdir(parents=True)
+  (tmp_path / "loop").symlink_to(tmp_path / "loop")
+  (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+  (tmp_path / "notes.txt").write_text("keep me")
+  blocked = tmp_path / "blocked"
+  blocked.mkdir()
+  (blocked / "checkpoints").write_text("not a folder")
+  cases = {f"{run}/.": "ends in '.'", f"{run}/..": "ends in '..'",
+           str(tmp_path / "loop"): "Too many levels of symbolic links",
+           str(tmp_path / "loop" / "sub"): "Too many levels of symbolic links",
+           str(tmp_path / "gone"): "is a symbolic link to nothing",
+           str(tmp_path / "notes.txt"): "is a file, not a folder",
+           str(tmp_path / "notes.txt" / "sub"): "Not a directory",
+           str(blocked): "checkpoints is a file, not a folder"}
+  before = sorted(str(p) for p in tmp_path.rglob("*"))
+  for workdir, message in cases.items():
+    with pytest.raises(UserError) as e:
+      main.run(tiny_config(), workdir, mode=mode, fresh=fresh)
+    assert message in _one_line(e), (workdir, str(e.value))
+  assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+  assert (tmp_path / "notes.txt").read_text() == "keep me"

@@ -1,5 +1,6 @@
-"""Issue #21, families 3-6, provoked for real: real subprocesses and signals, real
-workdirs on disk. Each test says what happened before."""
+"""Issue #21, families 3, 5 and 6, provoked for real: real subprocesses and signals, real
+workdirs on disk. Each test says what happened before. (Family 4, odd workdirs and
+names, is the command line's: tests/test_command_line.py.)"""
 import json
 import os
 import pathlib
@@ -12,10 +13,7 @@ import time
 
 import pytest
 
-from conftest import (ROOT, computed_history, mock_cli_env, needs_mnist, read_results,
-                      tiny_config)
-from digitjax import main
-from digitjax.errors import UserError
+from conftest import ROOT, computed_history, mock_cli_env, needs_mnist, read_results
 
 # As in a terminal: Python's own SIGINT handling (a job started in the background, as CI
 # may be, inherits SIGINT ignored, and Python keeps it so).
@@ -265,74 +263,6 @@ def test_sigterm_and_sighup_outside_the_training_loop_stop_with_a_message_and_ex
   if "Test (" not in out:  # not already finished
     assert proc.returncode == 0 and f"Stopped by {sig.name}." in err, err
   assert "Traceback" not in err
-
-
-# (4) --fresh with --mode=eval set the trained run aside, then found nothing to evaluate;
-# an empty config.name trained into runs/ itself (and --fresh moved all of runs/ aside);
-# odd --workdir forms ended in tracebacks from os.rename or orbax.
-
-def _cli_fast(*args, cwd=ROOT):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))  # this checkout's
-  r = subprocess.run([sys.executable, "-m", "digitjax.main", *args], cwd=cwd, env=env,
-                     capture_output=True, text=True, timeout=300)
-  return r.returncode, r.stdout, r.stderr
-
-
-def test_fresh_with_eval_is_refused_and_moves_nothing(tmp_path):
-  (tmp_path / "run").mkdir()
-  (tmp_path / "run" / "notes.txt").write_text("keep")
-  for mode in ("eval", "predict"):
-    code, out, err = _cli_fast("--config=tests/tiny_config.py", f"--workdir={tmp_path}/run",
-                               f"--mode={mode}", "--fresh", "--images=x.png")
-    assert code == 2 and err.splitlines() == [
-        f"error: --fresh goes with --mode=train only: --mode={mode} never moves a run "
-        "aside. Drop --fresh."], err
-  with pytest.raises(UserError, match="--fresh goes with --mode=train only"):
-    main.run(tiny_config(), str(tmp_path / "run"), mode="eval", fresh=True)
-  assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
-  assert (tmp_path / "run" / "notes.txt").read_text() == "keep"
-
-
-@pytest.mark.parametrize("name", ["", "  ", ".", "..", "a/../..", "/abs", "a//b"])
-def test_a_name_that_is_not_a_folder_under_runs_is_refused(tmp_path, name):
-  (tmp_path / "runs" / "old").mkdir(parents=True)
-  code, out, err = _cli_fast(f"--config={ROOT}/tests/tiny_config.py", f"--config.name={name}",
-                             "--fresh", cwd=tmp_path)
-  assert code == 2 and len(err.splitlines()) == 1, err
-  assert err.startswith(f"error: config.name={name!r} cannot name a run's folder"), err
-  assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
-  assert [p.name for p in (tmp_path / "runs").iterdir()] == ["old"]
-
-
-def _one_line(e):
-  assert "\n" not in str(e.value), str(e.value)
-  return str(e.value)
-
-
-@pytest.mark.parametrize("mode,fresh", [("train", False), ("train", True), ("eval", False)])
-def test_odd_workdirs_are_one_line_and_nothing_moves(tmp_path, mode, fresh):
-  run = tmp_path / "run"
-  (run / "kept").mkdir(parents=True)
-  (tmp_path / "loop").symlink_to(tmp_path / "loop")
-  (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
-  (tmp_path / "notes.txt").write_text("keep me")
-  blocked = tmp_path / "blocked"
-  blocked.mkdir()
-  (blocked / "checkpoints").write_text("not a folder")
-  cases = {f"{run}/.": "ends in '.'", f"{run}/..": "ends in '..'",
-           str(tmp_path / "loop"): "Too many levels of symbolic links",
-           str(tmp_path / "loop" / "sub"): "Too many levels of symbolic links",
-           str(tmp_path / "gone"): "is a symbolic link to nothing",
-           str(tmp_path / "notes.txt"): "is a file, not a folder",
-           str(tmp_path / "notes.txt" / "sub"): "Not a directory",
-           str(blocked): "checkpoints is a file, not a folder"}
-  before = sorted(str(p) for p in tmp_path.rglob("*"))
-  for workdir, message in cases.items():
-    with pytest.raises(UserError) as e:
-      main.run(tiny_config(), workdir, mode=mode, fresh=fresh)
-    assert message in _one_line(e), (workdir, str(e.value))
-  assert sorted(str(p) for p in tmp_path.rglob("*")) == before
-  assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
 # (3) A test split typo was reported only after the whole run, a batch size over the
