@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import needs_mnist
-from experiments.perf import bench, reference_layers, seed_timing, speedrun_vs_torch
+from experiments.perf import bench, reference_layers, seed_timing, speedrun_vs_torch, torch_keras
 
 
 @pytest.mark.parametrize("name,hidden,dropout", [("perceptron", None, 0.0),
@@ -97,6 +97,32 @@ def test_bench_speedrun_times_digitjax_and_pytorch_side_by_side():
   assert all(20 < a <= 100 for a in r["accuracy"] + r["torch_accuracy"])  # chance: 10
   assert r["ratio"] == pytest.approx(np.median(r["torch_seconds"]) / np.median(r["seconds"]))
   assert "torch/ours" in speedrun_vs_torch.line(r)
+
+
+def _digitjax_params(name):
+  from digitjax import models
+  model = models.build(bench.model_config(name, 8), 10)
+  return models.summary(model, (28, 28, 1))[1]["trainable"]  # shapes only, no FLOPs
+
+
+@pytest.mark.parametrize("name", list(torch_keras.SPECS))
+def test_compared_pytorch_networks_are_digitjaxs(name):
+  """--compare's ratios are fair only if each framework trains the same network: the
+  PyTorch twin has digitjax's trainable parameter count (BatchNorm's moving statistics
+  apart). (Keras's twins build their weights op by op, ~7 s each here, so the suite
+  builds only the one it times below.)"""
+  pytest.importorskip("torch")
+  ours = _digitjax_params(name)
+  assert sum(p.numel() for p in torch_keras._torch_model(name).parameters()) == ours
+
+
+def test_compared_frameworks_time_a_window_of_training():
+  images, labels = bench.synthetic(64)
+  seconds, backend = torch_keras.keras_epoch_seconds("keras_mlp", images, labels, 8, 2, 1)
+  assert seconds > 0 and backend == "jax"
+  pytest.importorskip("torch")
+  seconds, threads = torch_keras.torch_epoch_seconds("keras_mlp", images, labels, 8, 2, 1)
+  assert seconds > 0 and threads >= 1
 
 
 def test_reference_layers_are_flaxs_stock_forms_inside_the_block_only():

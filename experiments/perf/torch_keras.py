@@ -77,7 +77,7 @@ def torch_epoch_seconds(name, images, labels, batch, steps, repeats, threads=Non
       opt.zero_grad(set_to_none=True)
       loss.backward()
       opt.step()
-    return float(loss)
+    return float(loss.detach())
 
   model.train()
   run(min(steps, 5), torch.randperm(n))  # warm-up
