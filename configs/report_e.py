@@ -53,8 +53,9 @@ def e1_flowers_base_v1():
 # the report links, Isac-AS/FSI-PL-RedesNeuronales-Flores: V7_Mejora_1 ... _5_DataAug2):
 # Keras Sequential, Conv2D(f, k, activation='relu') with Keras's default 'valid' padding,
 # MaxPooling2D, Adam(0.001), EarlyStopping(val_accuracy, patience 10,
-# restore_best_weights). Step 0's notebook is not in that repository: its model is step
-# 1's without the conv step 1 adds ("three conv and two dense layers").
+# restore_best_weights). Step 0 was first read as step 1's model without the conv step 1
+# adds ("three conv and two dense layers"); its notebook, found later on the same branch
+# (Version_7_Ejecucion_base.ipynb, docs/report_e.md note 10), builds exactly that.
 RESCALE_127 = dict(input_scale=2.0, input_offset=-1.0)  # Rescaling(1/127.5, offset=-1)
 V7_STEPS = {
     # 0, base: Rescaling(1/127.5, -1) -> Conv 32/64/128 3x3, each MP 2 -> Flatten ->
@@ -100,7 +101,7 @@ def _v7_step(step):
 
 
 def e6_v7_step0():
-  """E6 step 0, v7 base (E1's 70.34%; its notebook is not published, read from step 1)."""
+  """E6 step 0, v7 base: published 70.34% (E1's; its notebook: 70.57%)."""
   return _v7_step(0)
 
 

@@ -112,9 +112,9 @@ def flowers(size, filters, kernels, hidden, classes=5):
 
 
 def v7(step, size=150, classes=5):
-  """E6: the v7 ladder as the authors' notebooks V7_Mejora_1 ... _5 write it (step 0,
-  whose notebook is not published: step 1 without its 5x5 conv). Steps 4 and 5 share
-  the model; step 5's extra 1/255 is its ImageDataGenerator's, outside the model."""
+  """E6: the v7 ladder as the authors' notebooks Version_7_Ejecucion_base (step 0) and
+  V7_Mejora_1 ... _5 write it. Steps 4 and 5 share the model; step 5's extra 1/255 is
+  its ImageDataGenerator's, outside the model."""
   def conv(f, k, pool=2, strides=None, bn=False, drop=0.0):
     block = [kl.Conv2D(f, k, activation="relu")] + ([kl.BatchNormalization()] if bn else [])
     block.append(kl.MaxPooling2D(pool, strides=strides))
