@@ -1,6 +1,7 @@
 """experiments.keras.notebooks: the authors' Keras logs, transcribed, beside our curves."""
 import csv
 import json
+import re
 
 import pytest
 
@@ -116,3 +117,31 @@ def test_the_gaps_count_val_from_epoch_10_and_every_seed():
   assert notebooks._gaps(by_epoch) == (
       "Ours minus the notebook: train accuracy +3.33 points over 3 epochs; val accuracy "
       "from epoch 10 +15.00 points over 2 epochs.")
+
+
+@pytest.mark.parametrize("text,message", [
+    ("no fit here", "V7_Mejora_2_GAP.ipynb holds no Keras training log"),
+    (ONE_OUTPUT + ONE_OUTPUT, "holds more than one training run, or a gap (its epochs: 1, 2, 1"),
+    (ONE_OUTPUT.replace("val_accuracy", "val_acc"), "epoch 1's log has no val_accuracy")])
+def test_a_notebook_that_is_not_one_run_is_refused_and_nothing_written(tmp_path, text,
+                                                                       message):
+  source = tmp_path / "nb"
+  source.mkdir()
+  for _, name, output in notebooks.SOURCES.values():
+    ours = THREE_OUTPUTS.replace("dense_39", output) if output else ONE_OUTPUT
+    (source / name).write_text(json.dumps(_notebook(text if name.startswith("V7_Mejora_2")
+                                                    else ours)))
+  with pytest.raises(ValueError, match=re.escape("V7_Mejora_2_GAP.ipynb")) as e:
+    notebooks.extract(str(source), str(tmp_path / "curves"))
+  assert message in str(e.value)
+  assert not (tmp_path / "curves").exists()
+
+
+def test_a_damaged_metrics_file_is_one_line(tmp_path, capsys):
+  (tmp_path / "E6.0" / "seed0").mkdir(parents=True)
+  (tmp_path / "E6.0" / "seed0" / "metrics.jsonl").write_text('{"epoch": 1, "accur')
+  with pytest.raises(SystemExit) as e:
+    notebooks.main(["E6.0", f"--workroot={tmp_path}"])
+  err = capsys.readouterr().err
+  assert e.value.code == 2 and err.count("\n") == 1
+  assert err.startswith(f"error: {tmp_path}/E6.0/seed0/metrics.jsonl cannot be read"), err

@@ -78,15 +78,19 @@ def parse_log(text: str, output: str = "") -> list[dict]:
       continue
     last = lines[-1]
     values = dict(_VALUE.findall(last[last.index(" - loss: ") + 3:]))
-    prefix = f"{output}_" if output else ""
     try:
-      record = dict(epoch=int(mark.group(1)), **{
-          f: float(values[f.replace("val_", "val_" + prefix) if f.startswith("val_")
-                          else prefix + f]) for f in FIELDS[1:]})
+      record = {f: float(values[_key(f, output)]) for f in FIELDS[1:]}
     except KeyError as e:
       raise ValueError(f"epoch {mark.group(1)}'s log has no {e.args[0]}") from None
-    records.append(record)
+    records.append(dict(epoch=int(mark.group(1)), **record))
   return records
+
+
+def _key(field: str, output: str) -> str:
+  """Keras's name for a field: val_accuracy, or val_dense_39_accuracy for an output."""
+  if not output:
+    return field
+  return f"val_{output}_{field[4:]}" if field.startswith("val_") else f"{output}_{field}"
 
 
 def extract(source: str, folder: str = FOLDER) -> list[str]:
@@ -96,17 +100,32 @@ def extract(source: str, folder: str = FOLDER) -> list[str]:
   if missing:
     raise ValueError(f"{source} lacks {len(missing)} notebook(s): {', '.join(missing)} "
                      "(the module's docstring says how to fetch them)")
+  curves = {row: _read_notebook(os.path.join(source, name), output)
+            for row, (_, name, output) in SOURCES.items()}
   os.makedirs(folder, exist_ok=True)
-  for row, (_, name, output) in SOURCES.items():
-    with open(os.path.join(source, name), encoding="utf-8") as f:
-      records = parse_log(_output_text(json.load(f)), output)
-    if not records:
-      raise ValueError(f"{name} holds no Keras training log")
+  for row, records in curves.items():
     with open(os.path.join(folder, f"{row}.csv"), "w", newline="") as f:
       writer = csv.DictWriter(f, FIELDS, lineterminator="\n")
       writer.writeheader()
       writer.writerows(records)
   return list(SOURCES)
+
+
+def _read_notebook(path: str, output: str) -> list[dict]:
+  """One training run's records; a notebook without one, or with two, is refused."""
+  name = os.path.basename(path)
+  try:
+    with open(path, encoding="utf-8") as f:
+      records = parse_log(_output_text(json.load(f)), output)
+  except ValueError as e:
+    raise ValueError(f"{name}: {e}") from None
+  epochs = [r["epoch"] for r in records]
+  if not records:
+    raise ValueError(f"{name} holds no Keras training log")
+  if epochs != list(range(1, len(records) + 1)):
+    raise ValueError(f"{name} holds more than one training run, or a gap (its epochs: "
+                     f"{', '.join(map(str, epochs[:8]))}, ...); transcribe one by hand")
+  return records
 
 
 def read_curve(row: str, folder: str = FOLDER) -> list[dict]:
@@ -124,9 +143,13 @@ def read_curve(row: str, folder: str = FOLDER) -> list[dict]:
 def our_curves(row: str, workroot: str) -> dict[str, list[dict]]:
   """{seed<k>: the epochs metrics.jsonl records with a val figure} for the row's runs."""
   curves = {}
-  for path in sorted(glob.glob(os.path.join(workroot, row, "seed*", "metrics.jsonl"))):
-    with open(path) as f:
-      records = [json.loads(line) for line in f if line.strip()]
+  paths = glob.glob(os.path.join(workroot, row, "seed*", "metrics.jsonl"))
+  for path in sorted(paths, key=lambda p: (len(p), p)):  # seed2 before seed10
+    try:
+      with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError) as e:
+      raise ValueError(f"{path} cannot be read ({e})") from None
     kept = [r for r in records if r.get("val_accuracy") is not None]
     if kept:
       curves[os.path.basename(os.path.dirname(path))] = kept
