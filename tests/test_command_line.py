@@ -145,9 +145,9 @@ def test_another_models_field_is_one_line_naming_the_models_fields():
                       "hidden_activation, output_activation, dropout, l2, conv_impl, init.\n")
 
 
-# Issue #21, family 4: --fresh with --mode=eval set the trained run aside, then found nothing to evaluate;
-# an empty config.name trained into runs/ itself (and --fresh moved all of runs/ aside);
-# odd --workdir forms ended in tracebacks from os.rename or orbax.
+# Issue #21, family 4: --fresh with --mode=eval set the trained run aside, then found
+# nothing to evaluate; an empty config.name trained into runs/ itself (and --fresh moved
+# all of runs/ aside); odd --workdir forms ended in tracebacks from os.rename or orbax.
 
 def test_fresh_with_eval_is_refused_and_moves_nothing(tmp_path):
   (tmp_path / "run").mkdir()
