@@ -15,7 +15,8 @@ runs/reproduce/<row>/seed<k>.
 The notebooks are on the public repository the report links, one branch per version
 (SOURCES). To transcribe them again, put them in one folder under their own names:
 
-  git clone https://github.com/Isac-AS/FSI-PL-RedesNeuronales-Flores authors && cd authors
+  git clone https://github.com/Isac-AS/FSI-PL-RedesNeuronales-Flores authors
+  mkdir notebooks && cd authors
   for b in $(git branch -r | grep Version_); do git ls-tree --name-only "$b" | grep ipynb |
     while read -r f; do git show "$b:$f" > "../notebooks/$f"; done; done
 """
