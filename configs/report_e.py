@@ -153,7 +153,8 @@ def _net(row, model, notebook=None):
 # Version_6_GoogleNet; docs/report_e.md note 5 and note 8), batch 32 and the optimizer's
 # Keras default rate unless said:
 # - E2 AlexNet, E3 VGG16: behind Rescaling(1/127.5, offset=-1); AlexNet's SGD at lr
-#   0.001; VGG16 for up to 200 epochs, patience 15.
+#   0.001; VGG16 for up to 200 epochs, patience 15. E3's SGD notebook is a copy of its
+#   Adadelta one (it compiles Adadelta()), so E3-sgd's rate stays Keras's default, 0.01.
 # - E4 keras.applications VGG16 at 224: raw [0, 255] pixels (no Rescaling), SGD at lr
 #   0.001, up to 200 epochs, patience 15.
 # - E5 GoogLeNet at 224: raw [0, 255] pixels, SGD at lr 0.001, the three outputs compiled

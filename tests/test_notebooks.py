@@ -60,7 +60,7 @@ def test_extract_writes_one_curve_a_row_and_reads_it_back(tmp_path):
 
 def test_extract_names_the_missing_notebooks_and_writes_nothing(tmp_path):
   (tmp_path / "GoogleNet SGD.ipynb").write_text(json.dumps(_notebook(THREE_OUTPUTS)))
-  with pytest.raises(ValueError, match="lacks 19 notebook.*GoogleNet Adadelta.ipynb"):
+  with pytest.raises(ValueError, match="lacks 18 notebook.*GoogleNet Adadelta.ipynb"):
     notebooks.extract(str(tmp_path), str(tmp_path / "curves"))
   assert not (tmp_path / "curves").exists()
 
@@ -92,7 +92,7 @@ def test_the_table_sets_our_seeds_beside_the_notebook(tmp_path):
     (["E9"], "no notebook for row 'E9'; rows with one: E2-adam, "),
     (["E6.0", "--epochs=1,x"], "--epochs=1,x: give epochs from 1 up"),
     ([], "name a row (e.g. E5-sgd) or --extract FOLDER"),
-    (["--extract", "/nonexistent"], "/nonexistent lacks 20 notebook(s)")])
+    (["--extract", "/nonexistent"], "/nonexistent lacks 19 notebook(s)")])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
   with pytest.raises(SystemExit) as e:
     notebooks.main(argv)

@@ -38,8 +38,10 @@ _OPT = dict(adam="Adam", adadelta="Adadelta", adagrad="Adagrad", sgd="SGD")
 SOURCES = {  # row -> (branch, notebook, the main output's Keras name: "" when one output)
     **{f"E2-{o}": ("Version_3_AlexNet", f"AlexNet_{n}_Kaggle.ipynb", "")
        for o, n in _OPT.items()},
+    # E3-sgd has none: modelo-vgg16-sgd-kaggle.ipynb is a byte-for-byte copy of the
+    # Adadelta notebook (it compiles Adadelta()).
     **{f"E3-{o}": ("Version_4_VGG16", f"modelo-vgg16-{o}-kaggle.ipynb", "")
-       for o in ("adadelta", "adagrad", "sgd")},
+       for o in ("adadelta", "adagrad")},
     "E3-adam": ("Version_4_VGG16", "new_vgg16-adam-kaggle.ipynb", ""),
     **{f"E4-{o}": ("Version_5_VGG16_importado", f"VGG16 Importado {n}.ipynb", "")
        for o, n in _OPT.items() if o != "adam"},
