@@ -69,8 +69,9 @@ V7_STEPS = {
     #   32/64/96/96 3x3, Drop .5/.5/.5/.2 after each pooling -> GAP -> D 5
     2: dict(filters=(32, 64, 96, 96), kernel_sizes=(3, 3, 3, 3),
             block_dropout=(.5, .5, .5, .2), head="gap", hidden_units=(), **RESCALE_127),
-    # 3, "rescale on 255; the last conv 128 filters 5x5; Adam at Keras's defaults" (the
-    #   same Adam as before: lr 1e-3, betas .9/.999, eps 1e-7, as digitjax.optim has it)
+    # 3, "rescale on 255; the last conv 128 filters 5x5; Adam at Keras's defaults": the
+    #   notebook writes Adam(0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08), so steps 3
+    #   and 4 take epsilon 1e-8 (Keras's default is 1e-7; _v7_step)
     3: dict(filters=(32, 64, 96, 128), kernel_sizes=(3, 3, 3, 5),
             block_dropout=(.5, .5, .5, .2), head="gap", hidden_units=()),
     # 4, "BN after every conv, the first pool 3x3, every pool stride 2, GAP": Conv
@@ -90,6 +91,8 @@ def _v7_step(step):
   c.model.padding = "valid"
   for key, value in V7_STEPS[step].items():
     c.model[key] = value
+  if step in (3, 4):  # V7_Mejora_3 and _4: Adam(..., epsilon=1e-08); since 2026-12-08
+    c.optimizer.epsilon = 1e-8
   if step == 5:  # ImageDataGenerator(rotation_range=15, zoom_range=0.1,
     # horizontal_flip=True, vertical_flip=True), EarlyStopping patience 30
     c.augment.rotation_range = 15.0

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from experiments.reproduce import catalogue, runner, tables
+from experiments.reproduce import catalogue, ledger, runner, tables
 from experiments.reproduce import run as reproduce
 
 def test_verdicts_follow_reports_md():
@@ -218,6 +218,29 @@ def test_tabulating_without_runs_keeps_the_committed_figures(tmp_path):
   assert rows["D2-30"]["ours mean %"] == "" and rows["D2-30"]["verdict"] != stale["verdict"]
   assert "Kept from the table this one replaced" in (out / "D.md").read_text()
   assert "on the machine that wrote it: D1-30." in (out / "D.md").read_text()
+
+
+def test_a_row_whose_config_changed_under_its_name_is_not_kept(tmp_path):
+  """E6.3's Adam epsilon (2026-12-08): the same variant name, another config. Its old
+  figures are not carried over, and its status says why it has none."""
+  out = tmp_path / "results"
+  out.mkdir()
+  committed = (pathlib.Path(catalogue.ROOT) / "experiments" / "results" / "D.csv")
+  previous = {r["row"]: r for r in _table(committed)}
+  with open(out / "D.csv", "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=tables.COLUMNS)
+    w.writeheader()
+    w.writerows([previous["D1-30"]])
+  (out / ledger.NAME).write_text(",".join(ledger.FIELDS) + "\n" + "".join(
+      f"D1-30,{k},80.0000,80.0000,30,1.0,cpu,1,seed{k},0123456789abcdef,abc,2026-12-01\n"
+      for k in range(3)))
+  reproduce.reproduce("D", tabulate=True, workroot=str(tmp_path / "runs"), out_dir=str(out))
+  row = {r["row"]: r for r in _table(out / "D.csv")}["D1-30"]
+  assert row["ours mean %"] == ""
+  assert row["verdict"] == ("not run since its config changed (3 seed(s) of an earlier one "
+                            "in seeds.csv)")
+  assert "Kept from" not in (out / "D.md").read_text()
+  assert (out / ledger.NAME).read_text().count("0123456789abcdef") == 3  # kept, not counted
 
 
 def test_kept_rows_get_the_interval_and_verdict_of_todays_rule(tmp_path):

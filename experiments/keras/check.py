@@ -126,10 +126,10 @@ def _optimizer(keras, config):
       "sgd": lambda: keras.optimizers.SGD(lr, momentum=o.momentum),
       "momentum": lambda: keras.optimizers.SGD(lr, momentum=o.momentum or 0.9),
       "nesterov": lambda: keras.optimizers.SGD(lr, momentum=o.momentum or 0.9, nesterov=True),
-      "rmsprop": lambda: keras.optimizers.RMSprop(lr),
-      "adam": lambda: keras.optimizers.Adam(lr),
-      "adadelta": lambda: keras.optimizers.Adadelta(lr),
-      "adagrad": lambda: keras.optimizers.Adagrad(lr),
+      "rmsprop": lambda: keras.optimizers.RMSprop(lr, epsilon=o.epsilon),
+      "adam": lambda: keras.optimizers.Adam(lr, o.beta_1, o.beta_2, epsilon=o.epsilon),
+      "adadelta": lambda: keras.optimizers.Adadelta(lr, epsilon=o.epsilon),
+      "adagrad": lambda: keras.optimizers.Adagrad(lr, epsilon=o.epsilon),
   }
   return makers[o.name]()
 

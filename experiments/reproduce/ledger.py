@@ -59,6 +59,12 @@ def merge(row_id: str, config, found: list[dict],
   return [merged[s] for s in sorted(merged)]
 
 
+def superseded(row_id: str, config, ledger: dict[tuple[str, int], dict]) -> int:
+  """How many of the row's ledger lines ran a config other than the row's today."""
+  return sum(1 for (row, seed), e in ledger.items()
+             if row == row_id and fingerprint.digest(config, seed) != e["identity"])
+
+
 def write(out_dir: str, ledger: dict[tuple[str, int], dict], rows: dict[str, list[dict]]):
   """The ledger with rows' entries (row id -> entries) added or replaced, sorted."""
   for row_id, entries in rows.items():

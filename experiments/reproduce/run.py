@@ -229,6 +229,10 @@ def _with_ledger(entries: list[dict], out_dir: str) -> None:
   for e in entries:
     config = catalogue.load_config(e["config"])
     e["runs"] = ledger.merge(e["id"], config, e["runs"], recorded)
+    e["superseded"] = ledger.superseded(e["id"], config, recorded)
+    if e["superseded"] and not e["runs"]:
+      e["status"] = (f"not run since its config changed ({e['superseded']} seed(s) of an "
+                     f"earlier one in {ledger.NAME})")
   ledger.write(out_dir, recorded, found)
 
 

@@ -134,11 +134,13 @@ def previous_rows(out_dir: str, report: str) -> dict[str, dict]:
 def table_rows(entries: list[dict], is_quick: bool,
                previous: dict[str, dict] | None = None) -> tuple[list[dict], list[str]]:
   """The table's rows, and the ids of those whose figures were kept from `previous`:
-  rows with no finished run here whose previous row had the same config and figure."""
+  rows with no finished run here whose previous row had the same config and figure (a
+  config edited under the same name leaves seeds.csv lines of another identity: those
+  rows are not kept)."""
   out, kept = [], []
   for e in entries:
     old = (previous or {}).get(e["id"])
-    if (not e["runs"] and old and old["config"] == e["config"]
+    if (not e["runs"] and not e.get("superseded") and old and old["config"] == e["config"]
         and old["published %"] == ("" if e["published"] is None else f"{e['published']:.2f}")):
       out.append(_kept_row(e, old, is_quick))
       kept.append(e["id"])
