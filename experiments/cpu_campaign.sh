@@ -46,7 +46,7 @@ for run in "${RUNS[@]}"; do
   case $? in
     0) echo "$row seed $seed: done"; continue ;;
     1) ;;
-    *) echo "$row seed $seed: its workdir holds another config (above); campaign stopped"
+    *) echo "$row seed $seed: cannot tell whether it is done (above); campaign stopped"
        exit 2 ;;
   esac
   echo "== $row seed $seed ($(date -u +%FT%TZ))"

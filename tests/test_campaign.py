@@ -107,7 +107,7 @@ def test_a_workdir_of_another_config_stops_the_campaign_before_it(tmp_path):
   proc, trained, _ = campaign(tmp_path, stale=f"{row}/{seed}")
   assert proc.returncode == 2
   assert trained == [(plan[0][0], plan[0][2]), (plan[1][0], plan[1][2])]
-  assert f"{row} seed {seed}: its workdir holds another config (above); campaign stopped" \
+  assert f"{row} seed {seed}: cannot tell whether it is done (above); campaign stopped" \
       in proc.stdout
 
 
