@@ -17,7 +17,6 @@ import argparse
 import os
 import sys
 
-from digitjax import fingerprint
 from digitjax.errors import UserError
 from experiments.reproduce import catalogue, ledger, runner
 
@@ -33,8 +32,7 @@ def is_done(row_id: str, seed: int, workroot: str, results: str) -> bool:
   if os.path.isdir(workdir) and runner.finished(
       workdir, config, advice="Move it aside (runs/superseded/) to train this seed again."):
     return True
-  entry = ledger.read(results).get((row_id, seed))
-  return entry is not None and entry["identity"] == fingerprint.digest(config, seed)
+  return seed in ledger.current(row_id, config, ledger.read(results))
 
 
 def main(argv=None):

@@ -49,20 +49,24 @@ def line(row_id: str, entry: dict) -> dict:
   return line
 
 
+def current(row_id: str, config, ledger: dict[tuple[str, int], dict]) -> dict[int, dict]:
+  """{seed: line} of the row's ledger lines still of config (the row's config today)."""
+  return {seed: e for (row, seed), e in ledger.items()
+          if row == row_id and fingerprint.digest(config, seed) == e["identity"]}
+
+
 def merge(row_id: str, config, found: list[dict],
           ledger: dict[tuple[str, int], dict]) -> list[dict]:
-  """The row's entries: its ledger lines still of config (the row's config today),
-  under the entries just found in runs/; in seed order."""
-  merged = {seed: e for (row, seed), e in ledger.items()
-            if row == row_id and fingerprint.digest(config, seed) == e["identity"]}
+  """The row's entries: its ledger lines still of config, under the entries just found
+  in runs/; in seed order."""
+  merged = current(row_id, config, ledger)
   merged.update((e["seed"], e) for e in found)
   return [merged[s] for s in sorted(merged)]
 
 
 def superseded(row_id: str, config, ledger: dict[tuple[str, int], dict]) -> int:
   """How many of the row's ledger lines ran a config other than the row's today."""
-  return sum(1 for (row, seed), e in ledger.items()
-             if row == row_id and fingerprint.digest(config, seed) != e["identity"])
+  return sum(row == row_id for row, _ in ledger) - len(current(row_id, config, ledger))
 
 
 def write(out_dir: str, ledger: dict[tuple[str, int], dict], rows: dict[str, list[dict]]):
